@@ -1,0 +1,219 @@
+"""FAQ matcher accuracy and speed, against a plain rapidfuzz baseline.
+
+    python bench/faq_eval.py [--dev ../shared/dev_questions.jsonl] [--heldout tests/faq_heldout.jsonl] [--sweep]
+
+Top-1: the matcher's verdict is right: the labelled entry (kind "answer" or "suggest"), or kind "none" for an
+off-topic question (label null). Top-3: the labelled entry is among the three offered (kind not "none"); an
+off-topic question counts as in top-1. The baseline is `process.extractOne(question, paraphrases,
+scorer=fuzz.WRatio)` on raw text, mapped to the paraphrase's entry, answering "none" below BASELINE_CUTOFF.
+Timing is the median per question over several passes, at the real FAQ size and at 1,000 synthetic entries.
+The last line of output is one JSON object with the figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import statistics
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from rapidfuzz import fuzz, process
+from rich.progress import Progress
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+if str(PROJECT_ROOT) not in sys.path:  # runnable as a script from anywhere
+    sys.path.insert(0, str(PROJECT_ROOT))
+
+from core import faq  # noqa: E402
+from core.faq import FaqEntry, FaqMatcher, load_faq, load_off_topic, load_slang  # noqa: E402
+
+# WRatio barely separates on- from off-topic: the baseline's dev top-1 is the same for any cutoff from 65 to 85
+# (and lower outside), so 75, the middle, is its cutoff.
+BASELINE_CUTOFF = 75.0
+SYNTHETIC_ENTRIES = 1000
+TIMING_PASSES = 5
+
+
+@dataclass(frozen=True)
+class Question:
+    text: str
+    intent: str | None
+
+
+@dataclass(frozen=True)
+class Accuracy:
+    top1: float
+    top3: float
+    answered: float  # share of on-topic questions answered directly (kind "answer")
+    misses: list[str]
+
+
+def read_questions(path: Path) -> list[Question]:
+    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return [Question(str(row["question"]), row["intent"]) for row in rows]
+
+
+def evaluate(matcher: FaqMatcher, questions: Sequence[Question]) -> Accuracy:
+    top1 = top3 = answered = on_topic = 0
+    misses: list[str] = []
+    for q in questions:
+        result = matcher.match(q.text)
+        if q.intent is None:
+            right = result.kind == "none"
+            top1 += right
+            top3 += right
+        else:
+            on_topic += 1
+            right = result.faq_id == q.intent
+            top1 += right
+            top3 += result.kind != "none" and q.intent in [c.faq_id for c in result.top(3)]
+            answered += right and result.kind == "answer"
+        if not right:
+            best = ", ".join(f"{c.faq_id} {c.score:.0f}" for c in result.top(3))
+            misses.append(f"{q.text!r}: expected {q.intent}, got {result.kind} [{best}]")
+    n = max(len(questions), 1)
+    return Accuracy(top1 / n, top3 / n, answered / max(on_topic, 1), misses)
+
+
+def evaluate_baseline(entries: Sequence[FaqEntry], questions: Sequence[Question]) -> tuple[float, float]:
+    choices: list[str] = []
+    owners: list[str] = []
+    for entry in entries:
+        for items in entry.paraphrases.values():
+            choices.extend(items)
+            owners.extend([entry.id] * len(items))
+    top1 = top3 = 0
+    for q in questions:
+        best = process.extractOne(q.text, choices, scorer=fuzz.WRatio)
+        verdict = owners[best[2]] if best is not None and best[1] >= BASELINE_CUTOFF else None
+        # Top-3 for the baseline: the entries of its three best paraphrases (distinct), same null rule.
+        ranked = process.extract(q.text, choices, scorer=fuzz.WRatio, limit=30)
+        top_ids = list(dict.fromkeys(owners[i] for _, _, i in ranked))[:3]
+        top1 += verdict == q.intent
+        top3 += (q.intent is None and verdict is None) or (verdict is not None and q.intent in top_ids)
+    n = max(len(questions), 1)
+    return top1 / n, top3 / n
+
+
+def synthetic_entries(real: Sequence[FaqEntry], count: int, seed: int = 7) -> list[FaqEntry]:
+    """`count` entries whose paraphrases recombine the real vocabulary with invented words: same sizes, more words."""
+    rng = random.Random(seed)
+    vocabulary = sorted({w for e in real for items in e.paraphrases.values() for p in items for w in p.split()})
+    syllables = ["ka", "ri", "mu", "sa", "to", "pe", "la", "ng", "an", "bu", "di", "ko", "re", "ta", "ni"]
+    entries: list[FaqEntry] = []
+    for n in range(count):
+        invented = ["".join(rng.choices(syllables, k=rng.randint(2, 4))) for _ in range(3)]
+        paraphrases = [
+            " ".join(rng.sample(vocabulary, rng.randint(3, 7)) + rng.sample(invented, rng.randint(1, 2)))
+            for _ in range(15)
+        ]
+        entries.append(
+            FaqEntry(f"synthetic_{n}", {"id": f"S{n}"}, {"id": paraphrases[:12], "en": paraphrases[12:]}, {})
+        )
+    return entries
+
+
+def time_per_question(matcher: FaqMatcher, questions: Sequence[str], progress: Progress, label: str) -> float:
+    """Median over passes of the mean time per question, in milliseconds."""
+    passes: list[float] = []
+    task = progress.add_task(label, total=TIMING_PASSES)
+    for _ in range(TIMING_PASSES):
+        start = time.perf_counter()
+        for q in questions:
+            matcher.match(q)
+        passes.append((time.perf_counter() - start) / len(questions) * 1000)
+        progress.advance(task)
+    return statistics.median(passes)
+
+
+def sweep(matcher: FaqMatcher, name: str, questions: Sequence[Question]) -> None:
+    """Top-1 for a range of suggest cutoffs (how SUGGEST_SCORE was chosen), and where the scores fall."""
+    results = [(q, matcher.match(q.text)) for q in questions]
+    on_topic = sorted(
+        r.score for q, r in results if q.intent is not None and r.top(1) and r.top(1)[0].faq_id == q.intent
+    )
+    off_topic = sorted(r.score for q, r in results if q.intent is None)
+    print(f"{name}: lowest right on-topic scores {on_topic[:5]}, off-topic scores {off_topic}")
+    for cutoff in range(14, 44, 2):
+        right = 0
+        for q, r in results:
+            vetoed = r.kind == "none" and r.score >= faq.SUGGEST_SCORE  # the off-topic class won
+            best = r.top(1)
+            verdict = best[0].faq_id if best and best[0].score >= cutoff and not vetoed else None
+            right += verdict == q.intent
+        print(f"  suggest cutoff {cutoff}: top-1 {right / len(results):.3f}")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--dev", type=Path, default=PROJECT_ROOT.parent / "shared" / "dev_questions.jsonl")
+    parser.add_argument("--heldout", type=Path, default=PROJECT_ROOT / "tests" / "faq_heldout.jsonl")
+    parser.add_argument("--sweep", action="store_true", help="print the threshold sweep on the dev set")
+    parser.add_argument("--misses", action="store_true", help="list the questions the matcher gets wrong")
+    args = parser.parse_args(argv)
+
+    entries = load_faq()
+    slang = load_slang()
+    off_topic = load_off_topic()
+    matcher = FaqMatcher(entries, slang, off_topic)
+    dev = read_questions(args.dev)
+    heldout = read_questions(args.heldout) if args.heldout.exists() else []
+
+    ours = evaluate(matcher, dev)
+    held = evaluate(matcher, heldout) if heldout else None
+    base_top1, base_top3 = evaluate_baseline(entries, dev)
+    base_held_top1, _ = evaluate_baseline(entries, heldout) if heldout else (0.0, 0.0)
+    if args.sweep:
+        sweep(matcher, "dev", dev)
+        sweep(matcher, "held-out", heldout)
+
+    questions = [q.text for q in dev + heldout]
+    with Progress(transient=True) as progress:
+        ms_real = time_per_question(matcher, questions, progress, f"timing at {len(entries)} entries")
+        big = FaqMatcher(list(entries) + synthetic_entries(entries, SYNTHETIC_ENTRIES), slang, off_topic)
+        ms_big = time_per_question(big, questions, progress, f"timing at {len(entries) + SYNTHETIC_ENTRIES} entries")
+
+    print(f"dev set: {len(dev)} questions ({sum(q.intent is None for q in dev)} off-topic)")
+    print(f"  matcher   top-1 {ours.top1:.1%}  top-3 {ours.top3:.1%}  answered directly {ours.answered:.1%}")
+    print(
+        f"  baseline  top-1 {base_top1:.1%}  top-3 {base_top3:.1%}  (WRatio extractOne, none below {BASELINE_CUTOFF:g})"
+    )
+    print(f"  gain      top-1 {100 * (ours.top1 - base_top1):+.1f} points")
+    if held is not None:
+        print(
+            f"held-out set: {len(heldout)} questions: top-1 {held.top1:.1%}  top-3 {held.top3:.1%}"
+            f"  (baseline top-1 {base_held_top1:.1%})"
+        )
+    print(f"thresholds: suggest {faq.SUGGEST_SCORE:g}, answer {faq.ANSWER_SCORE:g} with margin {faq.ANSWER_MARGIN:g}")
+    big_size = len(entries) + SYNTHETIC_ENTRIES
+    print(f"time per question: {ms_real:.3f} ms at {len(entries)} entries, {ms_big:.3f} ms at {big_size}")
+    if args.misses:
+        for line in ours.misses + (held.misses if held else []):
+            print("  miss:", line)
+    figures = {
+        "dev_questions": len(dev),
+        "top1": round(ours.top1, 4),
+        "top3": round(ours.top3, 4),
+        "answered_directly": round(ours.answered, 4),
+        "baseline_top1": round(base_top1, 4),
+        "baseline_top3": round(base_top3, 4),
+        "baseline_cutoff": BASELINE_CUTOFF,
+        "heldout_questions": len(heldout),
+        "heldout_top1": round(held.top1, 4) if held else None,
+        "heldout_top3": round(held.top3, 4) if held else None,
+        "baseline_heldout_top1": round(base_held_top1, 4) if held else None,
+        "ms_per_question": round(ms_real, 4),
+        "ms_per_question_1000_entries": round(ms_big, 4),
+        "entries": len(entries),
+    }
+    print(json.dumps(figures))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

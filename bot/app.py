@@ -1,0 +1,78 @@
+"""Wiring: builds the services every front end (Telegram, console, tests) shares, from the settings."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from bot.flows.admin import AdminFlow
+from bot.flows.conversation import Conversation
+from bot.flows.faq_catalog import FaqCatalogProvider
+from bot.flows.handoff import CaseHandoff
+from bot.flows.staff import StaffDesk
+from bot.flows.turn import FaqCatalog, FlowServices, Handoff, NoAgents
+from bot.settings import Settings
+from bot.texts import default_renderer, load_yaml
+from core.accounts import AccountService
+from core.cases import CaseService
+from core.db import make_engine
+from core.faq import FaqMatcher, load_faq, load_off_topic, load_slang
+from core.faq_store import FaqStore
+from core.feedback import FaqAnswerLog
+from core.hours import default_support_desk
+from core.interactions import InteractionLog
+from core.rules import default_rules
+from core.status import DatabaseStatusSource, StatusService
+
+
+def load_catalog() -> FaqCatalog:
+    entries = load_faq()
+    return FaqCatalog({e.id: e for e in entries}, FaqMatcher(entries, load_slang(), load_off_topic()))
+
+
+@dataclass
+class App:
+    settings: Settings
+    engine: AsyncEngine
+    services: FlowServices
+    conversation: Conversation
+    status_source: DatabaseStatusSource
+    staff: StaffDesk | None  # None without a staff group
+    admin: AdminFlow
+    catalogs: FaqCatalogProvider
+
+    async def close(self) -> None:
+        self.status_source.close()
+        await self.engine.dispose()
+
+
+def build_app(settings: Settings, engine: AsyncEngine | None = None) -> App:
+    engine = engine or make_engine(settings.database_url)
+    source = DatabaseStatusSource(engine)
+    status = StatusService(source)
+    renderer = default_renderer()
+    directory = load_yaml("platforms.yaml")
+    desk = default_support_desk()
+    cases = CaseService(engine, settings.staff_chat_id, desk) if settings.staff_chat_id else None
+    handoff: Handoff = CaseHandoff(cases, status, renderer, directory, desk) if cases else NoAgents()
+    services = FlowServices(
+        accounts=AccountService(engine),
+        status=status,
+        faq=load_catalog(),
+        answers=FaqAnswerLog(engine),
+        renderer=renderer,
+        directory=directory,
+        rules=default_rules(),
+        handoff=handoff,
+        cases=cases,
+        interactions=InteractionLog(engine),
+        default_locale=settings.default_locale,
+    )
+    staff = StaffDesk(cases, handoff, renderer, desk) if cases and isinstance(handoff, CaseHandoff) else None
+    # The FAQ in use lives in the database (admins edit it); every turn checks for a newer revision.
+    store = FaqStore(engine)
+    catalogs = FaqCatalogProvider.from_knowledge(store)
+    admin = AdminFlow(store, catalogs, settings.admin_ids, locale=settings.default_locale)
+    conversation = Conversation(services, catalogs)
+    return App(settings, engine, services, conversation, source, staff, admin, catalogs)

@@ -1,0 +1,415 @@
+"""The `prakerja-bot` command: operator tools (demo, status, import, faq, migrate) and the bot's entry points.
+
+Every failure prints a one-line reason and exits non-zero; no traceback reaches the operator.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import shutil
+import sys
+from collections.abc import Callable, Coroutine, Sequence
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+from sqlalchemy.exc import SQLAlchemyError
+
+from bot.cli_stats import add_stats_parser
+from bot.settings import Settings
+from core.calendar import default_calendar, today_in_jakarta
+from core.db import make_engine, migrate, sqlite_path
+from core.demo import recreate_database, seed_demo
+from core.diagnosis import ParticipantStatus
+from core.identity import mask_phone
+from core.rules import default_rules
+from core.status import DatabaseStatusSource, StatusService
+
+# Piped output keeps wide tables readable instead of wrapping at rich's 80-column default.
+_WIDTH = shutil.get_terminal_size((160, 24)).columns
+out = Console(highlight=False, width=_WIDTH)
+err = Console(stderr=True, highlight=False, width=_WIDTH)
+
+
+class CliError(Exception):
+    """A problem the operator can fix; the message is the one line they see."""
+
+
+def _iso(value: date | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+def status_to_dict(status: ParticipantStatus) -> dict[str, Any]:
+    """The operator's JSON view of a participant's diagnosis (DESIGN.md §4)."""
+    return {
+        "participant_id": status.facts.participant_id,
+        "scheme": status.facts.scheme,
+        "membership": status.facts.membership,
+        "enrollments": [
+            {
+                "enrollment_id": d.enrollment_id,
+                "platform": d.enrollment.platform_code if d.enrollment else None,
+                "training": d.enrollment.training_title if d.enrollment else None,
+                "institution": d.enrollment.institution_name if d.enrollment else None,
+                "stage": d.stage.value,
+                "holder": d.holder.value,
+                "next_action": d.next_action.value,
+                "expected_by": _iso(d.expected_by),
+                "overdue": d.overdue,
+                "done": [step.value for step in d.done],
+                "rating_place": d.rating_place,
+                "failure_reason": d.failure_reason,
+            }
+            for d in status.diagnoses
+        ],
+        "incentives": [
+            {
+                "seq": i.seq,
+                "amount": i.amount,
+                "scheduled_on": _iso(i.scheduled_on),
+                "status": i.status,
+                "transferred_on": _iso(i.transferred_on),
+                "channel": i.channel,
+                "failure_reason": i.failure_reason,
+                "remedy": i.remedy.value,
+                "expected_by": _iso(i.expected_by),
+                "overdue": i.overdue,
+            }
+            for i in status.incentives
+        ],
+        "payout_warnings": list(status.payout_warnings),
+        "needs_agent": status.needs_agent,
+    }
+
+
+async def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
+    engine = make_engine(settings.database_url)
+    try:
+        with err.status("Creating the demo database…"):
+            await recreate_database(engine)
+            today = today_in_jakarta()
+            created = await seed_demo(engine, default_rules(), default_calendar(), settings.pii_key, today)
+        source = DatabaseStatusSource(engine)
+        service = StatusService(source)
+        rows: list[dict[str, Any]] = []
+        for participant_id, persona in created:
+            status = await service.status(participant_id, today)
+            assert status is not None
+            rows.append(
+                {
+                    "participant_id": participant_id,
+                    "name": persona.name,
+                    "phone": persona.phone,
+                    "birth_date": persona.birth_date.isoformat(),
+                    "stage": status.headline.stage.value,
+                }
+            )
+        source.close()
+    finally:
+        await engine.dispose()
+    if args.json:
+        print(json.dumps(rows, ensure_ascii=False))
+        return 0
+    table = Table(title=f"Demo personas ({len(rows)}) — database {settings.database_url}")
+    for column in ("id", "name", "phone", "birth date", "stage"):
+        table.add_column(column)
+    for row in rows:
+        # Demo phones are fictitious; shown in full so that a tester can type them into `chat --phone`.
+        table.add_row(str(row["participant_id"]), row["name"], row["phone"], row["birth_date"], row["stage"])
+    out.print(table)
+    out.print("Try one: [bold]prakerja-bot chat --phone " + rows[3]["phone"] + "[/bold]")
+    return 0
+
+
+async def cmd_status(settings: Settings, args: argparse.Namespace) -> int:
+    engine = make_engine(settings.database_url)
+    source = DatabaseStatusSource(engine)
+    try:
+        status = await StatusService(source).status(args.participant_id)
+    finally:
+        source.close()
+        await engine.dispose()
+    if status is None:
+        raise CliError(f"no participant with id {args.participant_id}")
+    data = status_to_dict(status)
+    if args.json:
+        print(json.dumps(data, ensure_ascii=False))
+        return 0
+    facts = status.facts
+    out.print(
+        f"Participant {facts.participant_id}: {facts.legal_name}, phone {mask_phone(facts.phone)}, "
+        f"NIK ****{facts.nik_last4}, scheme {facts.scheme}, membership {facts.membership}"
+    )
+    table = Table("enrollment", "platform", "training", "stage", "holder", "next action", "expected by", "overdue")
+    for e in data["enrollments"]:
+        table.add_row(
+            str(e["enrollment_id"] or "—"),
+            e["platform"] or "—",
+            e["training"] or "—",
+            e["stage"],
+            e["holder"],
+            e["next_action"],
+            e["expected_by"] or "—",
+            "YES" if e["overdue"] else "no",
+        )
+    out.print(table)
+    if data["incentives"]:
+        incentives = Table("#", "amount", "scheduled", "status", "reason", "remedy", "overdue")
+        for i in data["incentives"]:
+            incentives.add_row(
+                str(i["seq"]),
+                f"Rp{i['amount']:,}".replace(",", "."),
+                i["scheduled_on"],
+                i["status"],
+                i["failure_reason"] or "—",
+                i["remedy"],
+                "YES" if i["overdue"] else "no",
+            )
+        out.print(incentives)
+    if data["payout_warnings"]:
+        out.print("Payout account warnings: " + ", ".join(data["payout_warnings"]))
+    return 0
+
+
+async def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
+    engine = make_engine(settings.database_url)
+    try:
+        await migrate(engine, args.revision)
+    finally:
+        await engine.dispose()
+    out.print(f"Database migrated to {args.revision}.")
+    return 0
+
+
+async def cmd_import(settings: Settings, args: argparse.Namespace) -> int:
+    from core.imports import ImportFileError, ImportKind, run_import
+
+    path = Path(args.file)
+    if not await asyncio.to_thread(path.is_file):
+        raise CliError(f"no such file: {path}")
+    try:
+        kind = ImportKind(args.kind)
+    except ValueError:
+        raise CliError(
+            f"unknown import kind {args.kind!r}; use one of: {', '.join(k.value for k in ImportKind)}"
+        ) from None
+    engine = make_engine(settings.database_url)
+    try:
+        with Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=err,
+            transient=True,
+        ) as progress:
+            task = progress.add_task(f"import {kind.value}", total=None)
+            report = await run_import(engine, kind, path, progress=lambda n: progress.update(task, completed=n))
+    except ImportFileError as exc:
+        raise CliError(str(exc)) from None
+    finally:
+        await engine.dispose()
+    for row in report.rejected[:200]:
+        out.print(f"line {row.line}: {row.reason}")
+    if len(report.rejected) > 200:
+        out.print(f"… and {len(report.rejected) - 200} more rejected rows")
+    out.print(
+        f"{report.kind} {report.file_name}: {report.status} — read {report.rows_read}, applied {report.applied}, "
+        f"unchanged {report.unchanged}, rejected {len(report.rejected)}"
+    )
+    return 0 if report.status == "applied" else 1
+
+
+async def cmd_faq_match(settings: Settings, args: argparse.Namespace) -> int:
+    from core.faq import FaqMatcher
+
+    matcher = FaqMatcher.from_knowledge()
+    for line in sys.stdin:
+        question = line.rstrip("\r\n")
+        if not question.strip():
+            continue
+        result = matcher.match(question)
+        # A close call ("did you mean") still names its best entry; only "no match" is null.
+        print(
+            json.dumps(
+                {"question": question, "faq_id": result.faq_id, "score": round(result.score, 1)},
+                ensure_ascii=False,
+            ),
+            flush=True,
+        )
+    return 0
+
+
+async def _ensure_demo_database(settings: Settings) -> None:
+    """The console chat works out of the box: a missing or empty embedded database gets the demo personas."""
+    from sqlalchemy import func, select
+
+    from core.models import Participant
+
+    engine = make_engine(settings.database_url)
+    try:
+        path = sqlite_path(str(engine.url))
+        if path is not None and await asyncio.to_thread(path.exists):
+            await migrate(engine)
+            async with engine.connect() as conn:
+                if await conn.scalar(select(func.count()).select_from(Participant)):
+                    return
+        elif path is None:
+            await migrate(engine)
+            return
+        err.print("No demo database yet: creating it (prakerja-bot demo lists the personas).")
+        await recreate_database(engine)
+        await seed_demo(engine, default_rules(), default_calendar(), settings.pii_key, today_in_jakarta())
+    finally:
+        await engine.dispose()
+
+
+async def cmd_chat(settings: Settings, args: argparse.Namespace) -> int:
+    from bot.app import build_app
+    from bot.console import ConsoleChat, stdin_reader
+    from core.identity import InvalidIdentifier, normalize_phone
+
+    phone = None
+    if args.phone:
+        try:
+            phone = normalize_phone(args.phone)
+        except InvalidIdentifier:
+            raise CliError(f"--phone {args.phone!r} is not an Indonesian mobile number (e.g. +6281200000004)") from None
+    await _ensure_demo_database(settings)
+    app = build_app(settings)
+    interactive = sys.stdin.isatty()
+    if interactive:
+        err.print("Console chat — type a message; /contact shares --phone, #N presses button N, /quit ends.")
+    try:
+        await ConsoleChat(app, phone, sys.stdout).run(stdin_reader(interactive))
+    finally:
+        await app.close()
+    return 0
+
+
+async def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
+    import logging
+
+    from bot.app import build_app
+    from bot.telegram import run_polling
+
+    if settings.bot_token is None:
+        raise CliError("BOT_TOKEN is not set; use `prakerja-bot chat` to try the bot without Telegram")
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    await _ensure_demo_database(settings)
+    app = build_app(settings)
+    try:
+        await run_polling(app)
+    finally:
+        await app.close()
+    return 0
+
+
+async def cmd_webhook(settings: Settings, args: argparse.Namespace) -> int:
+    import logging
+
+    from bot.app import build_app
+    from bot.telegram import make_bot
+    from bot.webhook import serve
+
+    if settings.bot_token is None:
+        raise CliError("BOT_TOKEN is not set")
+    if args.delete_webhook:
+        bot = make_bot(settings)
+        try:
+            await bot.delete_webhook(drop_pending_updates=False)
+        finally:
+            await bot.session.close()
+        out.print("Webhook deleted.")
+        return 0
+    if settings.webhook_secret is None:
+        raise CliError("WEBHOOK_SECRET is not set: Telegram must prove each request is its own")
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # Workers never migrate or seed: `prakerja-bot migrate` runs once per deployment, before them.
+    app = build_app(settings)
+    try:
+        await serve(app, args.host, args.port, args.set_webhook)
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
+    finally:
+        await app.close()
+    return 0
+
+
+Command = Callable[[Settings, argparse.Namespace], Coroutine[Any, Any, int]]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="prakerja-bot", description="Prakerja Helpdesk bot and operator tools")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    demo = sub.add_parser("demo", help="(re)create the database with demo personas and print them")
+    demo.add_argument("--json", action="store_true", help="print the personas as JSON")
+    demo.set_defaults(handler=cmd_demo)
+
+    status = sub.add_parser("status", help="the diagnosis of one participant")
+    status.add_argument("participant_id", type=int, metavar="ID")
+    status.add_argument("--json", action="store_true")
+    status.set_defaults(handler=cmd_status)
+
+    imp = sub.add_parser("import", help="import a file: platform-report, pmo-results or transfers (CSV or JSONL)")
+    imp.add_argument("kind", metavar="KIND")
+    imp.add_argument("file", metavar="FILE")
+    imp.set_defaults(handler=cmd_import)
+
+    mig = sub.add_parser("migrate", help="apply the database migrations")
+    mig.add_argument("revision", nargs="?", default="head")
+    mig.set_defaults(handler=cmd_migrate)
+
+    chat = sub.add_parser("chat", help="chat with the bot in the terminal (piped input works: one message a line)")
+    chat.add_argument("--phone", help="the phone number /contact shares, e.g. +6281200000004")
+    chat.set_defaults(handler=cmd_chat)
+
+    run = sub.add_parser("run", help="run the bot on Telegram with long polling (BOT_TOKEN, BOT_API_URL)")
+    run.set_defaults(handler=cmd_run)
+
+    hook = sub.add_parser("webhook", help="serve /webhook, /healthz and /metrics (WEBHOOK_SECRET required)")
+    hook.add_argument("--host", default="127.0.0.1")
+    hook.add_argument("--port", type=int, default=8080)
+    hook.add_argument("--set-webhook", action="store_true", help="register WEBHOOK_URL with Telegram on start")
+    hook.add_argument("--delete-webhook", action="store_true", help="remove the webhook at Telegram and exit")
+    hook.set_defaults(handler=cmd_webhook)
+
+    add_stats_parser(sub)
+
+    faq = sub.add_parser("faq", help="FAQ tools")
+    faq_sub = faq.add_subparsers(dest="faq_command", required=True, metavar="FAQ_COMMAND")
+    match = faq_sub.add_parser("match", help="match questions from stdin, one JSON line each")
+    match.set_defaults(handler=cmd_faq_match)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = Settings()
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        err.print(f"error: setting {'.'.join(str(p) for p in first['loc']).upper()}: {first['msg']}")
+        return 2
+    handler: Command = args.handler
+    try:
+        return asyncio.run(handler(settings, args))
+    except CliError as exc:
+        err.print(f"error: {exc}")
+    except SQLAlchemyError as exc:
+        err.print(f"error: database: {str(exc.orig if hasattr(exc, 'orig') else exc).splitlines()[0]}")
+    except OSError as exc:
+        err.print(f"error: {exc.strerror or exc}: {exc.filename or ''}".rstrip(": "))
+    except KeyboardInterrupt:
+        err.print("interrupted")
+        return 130
+    except Exception as exc:  # the last guard: one line, never a traceback
+        err.print(f"error: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
+    return 1

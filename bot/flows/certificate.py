@@ -1,0 +1,122 @@
+"""Certificate troubleshooting: a summary of every training, then the steps in the order the diagnosis says.
+
+```mermaid
+stateDiagram-v2
+    idle --> choose_enrollment: several trainings
+    idle --> troubleshoot: one training
+    choose_enrollment --> troubleshoot: pick one
+    troubleshoot --> troubleshoot: "done, still missing" (next step)
+    troubleshoot --> idle: "solved" / last step (complaint form, agent)
+```
+"""
+
+from __future__ import annotations
+
+from bot.flows.agent import hand_over
+from bot.flows.callbacks import Action
+from bot.flows.state import Phase
+from bot.flows.turn import Turn
+from bot.flows.types import Button
+from bot.flows.views import diagnosis_view
+from core.diagnosis import Diagnosis, ParticipantStatus, Stage, Step, troubleshooting_steps
+
+
+async def start(turn: Turn, participant_id: int) -> None:
+    status = await turn.records(participant_id)
+    if status is None:
+        return
+    views = [diagnosis_view(turn.services.directory, d, turn.locale) for d in status.diagnoses]
+    if status.diagnoses[0].stage is Stage.NOT_PURCHASED:
+        turn.say("certificate_not_purchased", d=views[0], name=status.facts.legal_name)
+        return
+    turn.say("certificate_summary", diagnoses=views, name=status.facts.legal_name)
+    if len(status.diagnoses) == 1:
+        await _begin(turn, participant_id, status.diagnoses[0])
+        return
+    turn.state.phase = Phase.CHOOSE_ENROLLMENT
+    rows = [
+        (
+            turn.raw_button(
+                f"{d.enrollment.training_title[:38]} · {turn.services.platform(d.enrollment.platform_code)['name']}",
+                Action.ENROLLMENT,
+                str(d.enrollment_id),
+            ),
+        )
+        for d in status.diagnoses
+        if d.enrollment is not None
+    ]
+    turn.say("certificate_choose", *rows)
+
+
+async def choose(turn: Turn, participant_id: int, enrollment_id: str) -> None:
+    status = await turn.services.status.status(participant_id)
+    chosen = _find(status, enrollment_id)
+    if chosen is None:
+        turn.notice = turn.text("button_expired")
+        return
+    await _begin(turn, participant_id, chosen)
+
+
+async def step(turn: Turn, participant_id: int, answer: str) -> None:
+    """ "next": the step did not help, show the following one; "solved": close the flow happily."""
+    state = turn.state
+    if answer == "solved":
+        state.phase = Phase.IDLE
+        turn.say("troubleshoot_solved")
+        return
+    status = await turn.services.status.status(participant_id)
+    chosen = _find(status, str(state.enrollment))
+    if chosen is None or state.phase is not Phase.TROUBLESHOOT:
+        turn.notice = turn.text("button_expired")
+        return
+    state.step_index = min(state.step_index + 1, len(state.steps) - 1)
+    await _show_step(turn, participant_id, chosen)
+
+
+def _find(status: ParticipantStatus | None, enrollment_id: str) -> Diagnosis | None:
+    if status is None or not enrollment_id.isdigit():
+        return None
+    return next((d for d in status.diagnoses if d.enrollment_id == int(enrollment_id)), None)
+
+
+async def _begin(turn: Turn, participant_id: int, d: Diagnosis) -> None:
+    state = turn.state
+    state.phase = Phase.TROUBLESHOOT
+    state.enrollment = d.enrollment_id or 0
+    state.steps = [s.value for s in troubleshooting_steps(d)]
+    state.step_index = 0
+    await _show_step(turn, participant_id, d)
+
+
+async def _show_step(turn: Turn, participant_id: int, d: Diagnosis) -> None:
+    state = turn.state
+    current = Step(state.steps[state.step_index])
+    view = diagnosis_view(turn.services.directory, d, turn.locale)
+    last = current is Step.ESCALATE
+    staffed = turn.services.cases is not None and turn.services.cases.staffed
+    escalate_now = staffed and (last or d.overdue)
+    rows: list[tuple[Button, ...]] = []
+    if not last and not escalate_now:
+        rows.append(
+            (
+                turn.button("btn_step_next", Action.STEP, "next"),
+                turn.button("btn_step_solved", Action.STEP, "solved"),
+            )
+        )
+    if (last or d.overdue) and not staffed:
+        # Overdue cases get a person at once; otherwise a person is the last step.
+        rows.append((turn.button("btn_agent", Action.AGENT),))
+    if last:
+        state.phase = Phase.IDLE
+    turn.say(
+        f"step_{current.value}",
+        *rows,
+        d=view,
+        number=state.step_index + 1,
+        total=len(state.steps),
+        complaint=turn.services.directory["complaint_form"],
+        staffed=staffed,
+    )
+    if escalate_now:
+        # The steps did not solve it, or the records say it is overdue: a person takes the case now.
+        await hand_over(turn, participant_id, "overdue" if d.overdue else "unresolved")

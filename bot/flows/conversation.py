@@ -1,0 +1,264 @@
+"""The conversation: routes each event to a flow and returns the replies and the new state.
+
+Commands work from any state. Button presses are checked against the current nonce before any flow sees them.
+Nobody reads records without having proved who they are (see `identify`).
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from dataclasses import replace
+from typing import Any
+
+from bot.flows import certificate, faq, identify, incentive
+from bot.flows.agent import hand_over
+from bot.flows.callbacks import Action, unpack
+from bot.flows.faq_catalog import FaqCatalogProvider
+from bot.flows.state import Phase, State
+from bot.flows.turn import FlowServices, Turn
+from bot.flows.types import EventKind, Incoming, Outcome, Reply
+from core.identity import redact
+
+MAX_TEXT = 4096  # Telegram's own limit: longer input is cut, never refused
+TRANSCRIPT_LINES = 12
+AGENT_COMMANDS = frozenset({"claim", "note", "canned", "close", "queue"})
+_TAGS = re.compile(r"<[^>]+>")
+
+
+class Conversation:
+    def __init__(self, services: FlowServices, catalogs: FaqCatalogProvider | None = None) -> None:
+        self.services = services
+        self.catalogs = catalogs
+
+    def may_look_up(self, event: Incoming, stored: dict[str, Any] | None) -> bool:
+        """Whether this event may read records (the front end shows "typing…" meanwhile)."""
+        if event.kind in (EventKind.BUTTON, EventKind.CONTACT):
+            return True
+        if event.kind is EventKind.COMMAND:
+            return event.text.lower() in ("status", "start")
+        return stored is not None and stored.get("phase") == Phase.AWAIT_SECOND_FACTOR
+
+    async def handle(self, event: Incoming, stored: dict[str, Any] | None) -> Outcome:
+        state = State.from_dict(stored, self.services.default_locale)
+        if len(event.text) > MAX_TEXT or len(event.argument) > MAX_TEXT:
+            event = replace(event, text=event.text[:MAX_TEXT], argument=event.argument[:MAX_TEXT])
+        # One FAQ catalog per turn: an admin's edit is seen at once, and never half-way through a turn.
+        services = replace(self.services, faq=await self.catalogs.catalog()) if self.catalogs else self.services
+        turn = Turn(services, event, state)
+        if self.services.cases is not None and await self._with_a_person(turn):
+            await self._log(turn, "relay" if turn.relay_case else event.kind.value)
+            return Outcome(turn.replies, state.to_dict(), turn.notice, turn.relay_case)
+        match event.kind:
+            case EventKind.COMMAND:
+                await self._command(turn)
+            case EventKind.CONTACT:
+                await self._contact(turn)
+            case EventKind.BUTTON:
+                await self._button(turn)
+            case EventKind.TEXT:
+                await self._text(turn)
+            case _:
+                turn.say("not_understood_media")
+        self._remember(turn)
+        await self._log(turn, event.kind.value)
+        return Outcome(turn.replies, state.to_dict(), turn.notice)
+
+    async def _participant(self, turn: Turn, refresh: bool = False) -> int | None:
+        if turn.participant_id is None or refresh:
+            turn.participant_id = await self.services.accounts.linked_participant(turn.event.user_id)
+        return turn.participant_id
+
+    async def _log(self, turn: Turn, kind: str) -> None:
+        if self.services.interactions is not None:
+            await self.services.interactions.record(turn.event.user_id, turn.participant_id, kind, turn.stage)
+
+    def _remember(self, turn: Turn) -> None:
+        """Keep the last lines of the chat (redacted) for the card an agent reads if this is handed over."""
+        lines = turn.state.transcript
+        event = turn.event
+        if event.kind is EventKind.TEXT and turn.answered_second_factor:
+            lines.append("👤 [verifikasi]")  # a birth date or NIK digits: never shown to anyone
+        elif event.kind is EventKind.TEXT:
+            lines.append("👤 " + redact(event.text)[:200])
+        elif event.kind is EventKind.COMMAND:
+            lines.append(f"👤 /{event.text[:32]}")
+        elif event.kind is EventKind.CONTACT:
+            lines.append("👤 [contact]")
+        if turn.replies:
+            first = html.unescape(_TAGS.sub("", turn.replies[0].text)).strip().split("\n")[0]
+            lines.append("🤖 " + redact(first)[:200])
+        del lines[:-TRANSCRIPT_LINES]
+
+    async def _with_a_person(self, turn: Turn) -> bool:
+        """While a case is open the bot stays out of the way: messages go to the agent, /cancel closes the case."""
+        cases = self.services.cases
+        assert cases is not None
+        event = turn.event
+        pressed = unpack(event.text) if event.kind is EventKind.BUTTON else None
+        if pressed is not None and pressed.action is Action.SATISFACTION:
+            case_id, _, score = pressed.argument.partition("_")
+            rated = case_id.isdigit() and score.isdigit() and await cases.rate(int(case_id), event.user_id, int(score))
+            if rated:
+                turn.say("satisfaction_thanks")
+            else:
+                turn.notice = turn.text("button_expired")
+            return True
+        case = await cases.active_case(event.user_id)
+        if case is None and event.kind in (EventKind.TEXT, EventKind.OTHER):
+            case = await cases.reopen_recent(event.user_id)
+            if case is not None:
+                turn.say("case_reopened")
+        if case is None:
+            return False
+        if event.kind is EventKind.COMMAND and event.text.lower() in ("cancel", "start"):
+            if event.text.lower() == "cancel":
+                await cases.close(case.id, event.user_id, source_kind="participant")
+                await cases.post_to_topic(case, turn.text("case_closed_by_participant_staff"))
+                turn.state.reset()
+                turn.say("case_closed_by_participant")
+                return True
+            turn.say("case_in_progress")
+            return True
+        if event.kind is EventKind.BUTTON:
+            turn.notice = turn.text("case_in_progress")
+            return True
+        if event.kind is EventKind.CONTACT:
+            turn.say("case_in_progress")
+            return True
+        turn.relay_case = case
+        return True
+
+    # --- entry points -------------------------------------------------------------------------------------
+    async def _command(self, turn: Turn) -> None:
+        name = turn.event.text.lower()
+        participant_id = await self._participant(turn)
+        if name == "start":
+            turn.state.reset()
+            name_of = None
+            if participant_id is not None:
+                status = await self.services.status.status(participant_id)
+                name_of = status.facts.legal_name if status else None
+            turn.replies.append(Reply(turn.text("welcome", name=name_of), remove_keyboard=True))
+            self._menu(turn)
+        elif name == "help":
+            turn.say("help")
+            self._menu(turn)
+        elif name == "cancel":
+            turn.state.reset()
+            turn.replies.append(Reply(turn.text("cancelled"), remove_keyboard=True))
+        elif name == "status":
+            await self._with_identity(turn, "status", participant_id)
+        elif name == "lang":
+            argument = turn.event.argument.strip().lower()
+            if argument in ("id", "en"):
+                turn.state.locale = argument
+                await self.services.accounts.set_locale(turn.event.user_id, argument)
+                turn.say("lang_set")
+            else:
+                turn.say(
+                    "lang_choose",
+                    (
+                        turn.button("btn_lang_id", Action.LANG, "id"),
+                        turn.button("btn_lang_en", Action.LANG, "en"),
+                    ),
+                )
+        elif name == "logout":
+            turn.state.reset()
+            done = await self.services.accounts.logout(turn.event.user_id)
+            turn.replies.append(Reply(turn.text("logout_done" if done else "logout_not_linked"), remove_keyboard=True))
+        elif name in AGENT_COMMANDS:
+            turn.say("agent_only_command")
+        else:
+            turn.say("unknown_command")
+
+    async def _contact(self, turn: Turn) -> None:
+        if turn.state.phase is not Phase.AWAIT_CONTACT:
+            turn.state.pending = turn.state.pending or "status"
+        await identify.on_contact(turn)
+
+    async def _text(self, turn: Turn) -> None:
+        state = turn.state
+        if state.phase is Phase.AWAIT_SECOND_FACTOR:
+            turn.answered_second_factor = True
+            if await identify.on_second_factor(turn):
+                participant_id = await self._participant(turn, refresh=True)
+                pending, state.pending = state.pending, ""
+                turn.say("identify_linked")
+                await self._linked(turn, participant_id, pending or "status")
+            return
+        if state.phase is Phase.AWAIT_CONTACT and identify.looks_like_phone(turn.event.text):
+            # A typed number proves nothing: only the contact button shows the number is the sender's own.
+            await identify.ask_contact(turn, state.pending)
+            turn.replies.insert(0, Reply(turn.text("identify_typed_number")))
+            return
+        if not turn.event.text.strip():
+            turn.say("not_understood_media")
+            return
+        participant_id = await self._participant(turn)
+        start = await faq.answer_question(turn, participant_id)
+        if start is not None:
+            await self._start_flow(turn, start, participant_id)
+
+    async def _button(self, turn: Turn) -> None:
+        pressed = unpack(turn.event.text)
+        if pressed is None or not turn.state.nonce or pressed.nonce != turn.state.nonce:
+            turn.notice = turn.text("button_expired")
+            return
+        participant_id = await self._participant(turn)
+        match pressed.action:
+            case Action.START if pressed.argument in ("certificate", "incentive", "agent", "status"):
+                await self._start_flow(turn, pressed.argument, participant_id)
+            case Action.FAQ:
+                start = await faq.picked(turn, pressed.argument, participant_id)
+                if start is not None:
+                    await self._start_flow(turn, start, participant_id)
+            case Action.HELPFUL if pressed.argument in ("y", "n"):
+                await faq.feedback(turn, pressed.argument == "y")
+            case Action.ENROLLMENT if participant_id is not None:
+                await certificate.choose(turn, participant_id, pressed.argument)
+            case Action.STEP if participant_id is not None and pressed.argument in ("next", "solved"):
+                await certificate.step(turn, participant_id, pressed.argument)
+            case Action.AGENT:
+                await hand_over(turn, participant_id, "participant_asked")
+            case Action.LANG if pressed.argument in ("id", "en"):
+                turn.state.locale = pressed.argument
+                await self.services.accounts.set_locale(turn.event.user_id, pressed.argument)
+                turn.say("lang_set")
+            case _:
+                turn.notice = turn.text("button_expired")
+
+    # --- shared steps -------------------------------------------------------------------------------------
+    def _menu(self, turn: Turn) -> None:
+        turn.say(
+            "menu",
+            (
+                turn.button("btn_menu_certificate", Action.START, "certificate"),
+                turn.button("btn_menu_incentive", Action.START, "incentive"),
+            ),
+            (
+                turn.button("btn_menu_status", Action.START, "status"),
+                turn.button("btn_agent", Action.AGENT),
+            ),
+        )
+
+    async def _start_flow(self, turn: Turn, flow: str, participant_id: int | None) -> None:
+        if flow == "agent":
+            await hand_over(turn, participant_id, "participant_asked")
+            return
+        await self._with_identity(turn, flow, participant_id)
+
+    async def _with_identity(self, turn: Turn, flow: str, participant_id: int | None) -> None:
+        if participant_id is None:
+            turn.say("identify_needed")
+            await identify.ask_contact(turn, flow)
+            return
+        await self._linked(turn, participant_id, flow)
+
+    async def _linked(self, turn: Turn, participant_id: int | None, flow: str) -> None:
+        if participant_id is None:
+            return
+        if flow == "incentive":
+            await incentive.start(turn, participant_id)
+        else:  # "certificate" and "status" both lead with the summary of every training
+            await certificate.start(turn, participant_id)

@@ -1,0 +1,82 @@
+"""Diagnoses as template context: the facts a message may quote, with the platform's directory entry attached."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from core.diagnosis import Diagnosis, InstallmentStatusView, ParticipantStatus
+
+
+def platform_entry(directory: dict[str, Any], code: str) -> dict[str, Any]:
+    """A platform's directory entry (contact centre, hours, how to rate); a bare stand-in for an unknown code."""
+    for platform in directory["platforms"]:
+        if platform["code"] == code:
+            found: dict[str, Any] = platform
+            return found
+    return {"code": code, "name": code, "contact_url": "", "contact_email": "", "hours": "", "rating_steps": {}}
+
+
+def diagnosis_view(directory: dict[str, Any], d: Diagnosis, locale: str) -> dict[str, Any]:
+    e = d.enrollment
+    platform = platform_entry(directory, e.platform_code) if e else None
+    rating_steps = ""
+    if d.rating_place == "dashboard":
+        rating_steps = directory["dashboard_rating_steps"][locale]
+    elif platform is not None:
+        rating_steps = platform.get("rating_steps", {}).get(locale, "")
+    return {
+        "enrollment_id": d.enrollment_id,
+        "stage": d.stage.value,
+        "holder": d.holder.value,
+        "next_action": d.next_action.value,
+        "expected_by": d.expected_by,
+        "overdue": d.overdue,
+        "done": [step.value for step in d.done],
+        "training": e.training_title if e else "",
+        "institution": e.institution_name if e else "",
+        "platform": platform or {},
+        "purchased_on": e.purchased_on if e else None,
+        "completed_on": e.completed_on if e else None,
+        "rated_on": e.rated_on if e else None,
+        "reported_on": e.reported_on if e else None,
+        "issued_on": e.issued_on if e else None,
+        "certificate_number": e.certificate_number if e else None,
+        "printed_name": e.printed_name if e else None,
+        "other_name": d.name_check.other_name if d.name_check else None,
+        "rating_place": d.rating_place,
+        "rating_steps": rating_steps,
+        "failure_reason": d.failure_reason,
+    }
+
+
+def installment_view(i: InstallmentStatusView) -> dict[str, Any]:
+    return {
+        "seq": i.seq,
+        "amount": i.amount,
+        "scheduled_on": i.scheduled_on,
+        "status": i.status,
+        "transferred_on": i.transferred_on,
+        "channel": i.channel,
+        "failure_reason": i.failure_reason,
+        "remedy": i.remedy.value,
+        "expected_by": i.expected_by,
+        "overdue": i.overdue,
+    }
+
+
+def participant_view(directory: dict[str, Any], status: ParticipantStatus) -> dict[str, Any]:
+    """The `participant` context of FAQ answers and summaries."""
+    facts = status.facts
+    headline = status.headline
+    platform = platform_entry(directory, headline.enrollment.platform_code) if headline.enrollment else None
+    upcoming = [i.scheduled_on for i in status.incentives if i.status == "scheduled"]
+    return {
+        "name": facts.legal_name,
+        "scheme": facts.scheme,
+        "membership": facts.membership,
+        "platform_name": platform["name"] if platform else "",
+        "platform_contact_url": platform["contact_url"] if platform else "",
+        "next_incentive_date": min(upcoming) if upcoming else None,
+        "payout_channel": facts.payout.channel if facts.payout else "",
+        "payout_warnings": list(status.payout_warnings),
+    }

@@ -1,0 +1,89 @@
+"""Sending a flow's replies through Telegram: keyboards, the 4,096-character limit, and the typing indicator."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Sequence
+
+from aiogram import Bot
+from aiogram.enums import ChatAction
+from aiogram.types import (
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    KeyboardButton,
+    ReplyKeyboardMarkup,
+    ReplyKeyboardRemove,
+)
+
+from bot.flows.types import Reply
+
+MAX_MESSAGE = 4096
+Markup = InlineKeyboardMarkup | ReplyKeyboardMarkup | ReplyKeyboardRemove | None
+
+
+def markup_for(reply: Reply) -> Markup:
+    if reply.buttons:
+        return InlineKeyboardMarkup(
+            inline_keyboard=[
+                [InlineKeyboardButton(text=b.label, callback_data=b.data) for b in row] for row in reply.buttons
+            ]
+        )
+    if reply.request_contact:
+        return ReplyKeyboardMarkup(
+            keyboard=[[KeyboardButton(text=reply.request_contact, request_contact=True)]],
+            resize_keyboard=True,
+            one_time_keyboard=True,
+        )
+    if reply.remove_keyboard:
+        return ReplyKeyboardRemove()
+    return None
+
+
+def split_text(text: str, limit: int = MAX_MESSAGE) -> list[str]:
+    """Cut at line breaks (our templates keep HTML tags within a line), hard-cut only a single overlong line."""
+    if len(text) <= limit:
+        return [text]
+    chunks: list[str] = []
+    current = ""
+    for line in text.split("\n"):
+        while len(line) > limit:
+            if current:
+                chunks.append(current)
+                current = ""
+            chunks.append(line[:limit])
+            line = line[limit:]
+        candidate = f"{current}\n{line}" if current else line
+        if len(candidate) > limit:
+            chunks.append(current)
+            current = line
+        else:
+            current = candidate
+    if current:
+        chunks.append(current)
+    return chunks
+
+
+async def deliver(bot: Bot | None, chat_id: int, replies: Sequence[Reply]) -> None:
+    if bot is None:
+        return
+    for reply in replies:
+        parts = split_text(reply.text)
+        for n, part in enumerate(parts):
+            # The keyboard goes with the last part, where the participant is reading.
+            markup = markup_for(reply) if n == len(parts) - 1 else None
+            await bot.send_message(chat_id, part, reply_markup=markup)
+
+
+@contextlib.asynccontextmanager
+async def typing_while(bot: Bot | None, chat_id: int, enabled: bool) -> AsyncIterator[None]:
+    """Show "typing…" while records are looked up; never let the indicator fail the update."""
+    task = None
+    if enabled and bot is not None:
+        task = asyncio.create_task(bot.send_chat_action(chat_id, ChatAction.TYPING))
+    try:
+        yield
+    finally:
+        if task is not None:
+            with contextlib.suppress(Exception):
+                await task

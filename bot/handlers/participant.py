@@ -1,0 +1,125 @@
+"""Participants in private chats: parse the update → the conversation → send what it returns. Nothing else."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import re
+from typing import Any
+
+from aiogram import F, Router
+from aiogram.exceptions import TelegramBadRequest
+from aiogram.fsm.context import FSMContext
+from aiogram.types import CallbackQuery, Message
+from redis.exceptions import RedisError
+
+from bot.flows.conversation import Conversation
+from bot.flows.types import EventKind, Incoming
+from bot.handlers.delivery import deliver, typing_while
+from bot.handlers.relay import describe
+from core.identity import redact
+
+log = logging.getLogger(__name__)
+router = Router(name=__name__)
+router.message.filter(F.chat.type == "private")
+router.callback_query.filter(F.message.chat.type == "private")
+router.edited_message.filter(F.chat.type == "private")
+
+_COMMAND = re.compile(r"^/([A-Za-z0-9_]{1,32})(?:@\w+)?(?:\s+(.*))?$", re.DOTALL)
+
+
+async def _handle(message: Message, state: FSMContext, conversation: Conversation, event: Incoming) -> None:
+    stored = await state.get_data()
+    async with typing_while(message.bot, message.chat.id, conversation.may_look_up(event, stored)):
+        outcome = await conversation.handle(event, stored)
+    await _save_state(state, outcome.state)
+    if outcome.relay_case is not None and conversation.services.cases is not None:
+        kind, text, file_ids = describe(message)
+        await conversation.services.cases.relay_from_participant(
+            outcome.relay_case, kind, text, file_ids, message.chat.id, message.message_id, message.media_group_id
+        )
+    await deliver(message.bot, message.chat.id, outcome.replies)
+
+
+async def _save_state(state: FSMContext, data: dict[str, Any]) -> None:
+    """The turn's records are committed by now: a state that cannot be saved (Redis away) is logged, not raised,
+    so that Telegram does not redeliver an update whose replies are already out."""
+    try:
+        await state.set_data(data)
+    except RedisError as exc:
+        log.warning("conversation state not saved: %s", redact(repr(exc)))
+
+
+def _from(message: Message) -> tuple[int, str]:
+    assert message.from_user is not None
+    return message.from_user.id, message.from_user.full_name
+
+
+@router.message(F.contact)
+async def on_contact(message: Message, state: FSMContext, conversation: Conversation) -> None:
+    assert message.contact is not None
+    user_id, name = _from(message)
+    event = Incoming(
+        EventKind.CONTACT,
+        user_id,
+        contact_phone=message.contact.phone_number,
+        contact_user_id=message.contact.user_id,
+        display_name=name,
+    )
+    await _handle(message, state, conversation, event)
+
+
+@router.message(F.text.regexp(_COMMAND).as_("command"))
+async def on_command(message: Message, state: FSMContext, conversation: Conversation, command: re.Match[str]) -> None:
+    user_id, name = _from(message)
+    event = Incoming(EventKind.COMMAND, user_id, command.group(1), command.group(2) or "", display_name=name)
+    await _handle(message, state, conversation, event)
+
+
+@router.message(F.text)
+async def on_text(message: Message, state: FSMContext, conversation: Conversation) -> None:
+    user_id, name = _from(message)
+    await _handle(
+        message, state, conversation, Incoming(EventKind.TEXT, user_id, message.text or "", display_name=name)
+    )
+
+
+@router.message()
+async def on_other(message: Message, state: FSMContext, conversation: Conversation) -> None:
+    if message.from_user is None:
+        return
+    user_id, name = _from(message)
+    await _handle(message, state, conversation, Incoming(EventKind.OTHER, user_id, display_name=name))
+
+
+@router.edited_message(F.text | F.caption)
+async def on_edited(message: Message, conversation: Conversation) -> None:
+    """An edit matters only while a person reads along: tell the agent what the message says now."""
+    cases = conversation.services.cases
+    if cases is None or message.from_user is None:
+        return
+    case = await cases.active_case(message.from_user.id)
+    if case is not None:
+        header = conversation.services.renderer.render("staff_edited", "id")
+        await cases.relay_from_participant(
+            case, "text", message.text or message.caption, [], message.chat.id, message.message_id, header=header + "\n"
+        )
+
+
+@router.callback_query()
+async def on_button(callback: CallbackQuery, state: FSMContext, conversation: Conversation) -> None:
+    event = Incoming(
+        EventKind.BUTTON, callback.from_user.id, callback.data or "", display_name=callback.from_user.full_name
+    )
+    stored = await state.get_data()
+    message = callback.message if isinstance(callback.message, Message) else None
+    chat_id = message.chat.id if message else callback.from_user.id
+    async with typing_while(callback.bot, chat_id, conversation.may_look_up(event, stored)):
+        outcome = await conversation.handle(event, stored)
+    await _save_state(state, outcome.state)
+    await callback.answer(outcome.notice, show_alert=outcome.notice is not None)
+    if outcome.notice is None and message is not None and message.reply_markup is not None:
+        # The choice is made: take the buttons off the pressed message so it cannot be pressed twice.
+        with contextlib.suppress(TelegramBadRequest):  # already edited, or too old to edit
+            await message.edit_reply_markup(reply_markup=None)
+    await deliver(callback.bot, chat_id, outcome.replies)

@@ -1,0 +1,162 @@
+"""Proving who a Telegram user is: their own phone number, then a second factor; failures lock the account out.
+
+The front end guarantees the contact belongs to the sender (Telegram's contact user id); this module decides the rest.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+
+from core.db import make_sessionmaker
+from core.identity import InvalidIdentifier, digits_only, normalize_phone, parse_birth_date
+from core.models import Event, IdentityAttempts, Participant, TelegramLink
+
+MAX_FAILURES = 5
+LOCKOUT = timedelta(minutes=30)
+
+
+class SecondFactorResult(StrEnum):
+    LINKED = "linked"
+    WRONG = "wrong"
+    LOCKED = "locked"
+    UNREADABLE = "unreadable"  # neither a date nor 4 digits: not counted as a failure
+
+
+@dataclass(frozen=True)
+class SecondFactorOutcome:
+    result: SecondFactorResult
+    tries_left: int = MAX_FAILURES
+    locked_until: datetime | None = None
+
+
+class AccountService:
+    """Use cases around the Telegram ↔ participant link. Each method is one transaction."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.sessions = make_sessionmaker(engine)
+
+    async def participant_for_phone(self, raw_phone: str) -> int | None:
+        try:
+            phone = normalize_phone(raw_phone)
+        except InvalidIdentifier:
+            return None
+        async with self.sessions() as session:
+            found: int | None = await session.scalar(select(Participant.id).where(Participant.phone == phone))
+            return found
+
+    async def linked_participant(self, telegram_user_id: int) -> int | None:
+        async with self.sessions() as session:
+            link = await session.get(TelegramLink, telegram_user_id)
+            if link is None:
+                return None
+            if link.blocked_at is not None:
+                # They write to us again, so they unblocked the bot: notifications may resume.
+                link.blocked_at = None
+                await session.commit()
+            return link.participant_id
+
+    async def locked_until(self, telegram_user_id: int, now: datetime | None = None) -> datetime | None:
+        now = now or datetime.now(UTC)
+        async with self.sessions() as session:
+            attempts = await session.get(IdentityAttempts, telegram_user_id)
+            return _active_lock(attempts, now)
+
+    async def verify_second_factor(
+        self, telegram_user_id: int, participant_id: int, answer: str, now: datetime | None = None, locale: str = "id"
+    ) -> SecondFactorOutcome:
+        """Birth date (any usual format) or the last 4 NIK digits; links the account on success."""
+        now = now or datetime.now(UTC)
+        async with self.sessions.begin() as session:
+            attempts = await session.get(IdentityAttempts, telegram_user_id, with_for_update=True)
+            if (locked := _active_lock(attempts, now)) is not None:
+                return SecondFactorOutcome(SecondFactorResult.LOCKED, 0, locked)
+            participant = await session.get(Participant, participant_id)
+            if participant is None:
+                return SecondFactorOutcome(SecondFactorResult.WRONG, 0)
+            born = parse_birth_date(answer, today=now.date())
+            digits = digits_only(answer)
+            if born is None and not (len(digits) == 4 and digits == answer.strip()):
+                return SecondFactorOutcome(SecondFactorResult.UNREADABLE, _tries_left(attempts))
+            if born == participant.birth_date or (born is None and digits == participant.nik_last4):
+                await self._link(session, telegram_user_id, participant_id, locale)
+                if attempts is not None:
+                    await session.delete(attempts)
+                return SecondFactorOutcome(SecondFactorResult.LINKED)
+            if attempts is None:
+                attempts = IdentityAttempts(telegram_user_id=telegram_user_id, failures=0)
+                session.add(attempts)
+            elif attempts.locked_until is not None:
+                attempts.failures, attempts.locked_until = 0, None  # a served lock-out starts a fresh count
+            attempts.failures += 1
+            if attempts.failures >= MAX_FAILURES:
+                attempts.locked_until = now + LOCKOUT
+                return SecondFactorOutcome(SecondFactorResult.LOCKED, 0, attempts.locked_until)
+            return SecondFactorOutcome(SecondFactorResult.WRONG, MAX_FAILURES - attempts.failures)
+
+    async def _link(self, session: AsyncSession, telegram_user_id: int, participant_id: int, locale: str) -> None:
+        await session.execute(delete(TelegramLink).where(TelegramLink.telegram_user_id == telegram_user_id))
+        session.add(TelegramLink(telegram_user_id=telegram_user_id, participant_id=participant_id, locale=locale))
+        session.add(
+            Event(
+                participant_id=participant_id,
+                entity="telegram_links",
+                entity_id=str(telegram_user_id),
+                kind="linked",
+                data={},
+                source_kind="participant",
+                source_ref=str(telegram_user_id),
+            )
+        )
+
+    async def set_locale(self, telegram_user_id: int, locale: str) -> None:
+        """Notifications go out in the language the participant chose."""
+        async with self.sessions.begin() as session:
+            await session.execute(
+                update(TelegramLink).where(TelegramLink.telegram_user_id == telegram_user_id).values(locale=locale)
+            )
+
+    async def mark_blocked(self, telegram_user_id: int, now: datetime | None = None) -> None:
+        """The participant blocked the bot: no more notifications until they write again."""
+        async with self.sessions.begin() as session:
+            await session.execute(
+                update(TelegramLink)
+                .where(TelegramLink.telegram_user_id == telegram_user_id)
+                .values(blocked_at=now or datetime.now(UTC))
+            )
+
+    async def logout(self, telegram_user_id: int) -> bool:
+        async with self.sessions.begin() as session:
+            link = await session.get(TelegramLink, telegram_user_id)
+            if link is None:
+                return False
+            session.add(
+                Event(
+                    participant_id=link.participant_id,
+                    entity="telegram_links",
+                    entity_id=str(telegram_user_id),
+                    kind="unlinked",
+                    data={},
+                    source_kind="participant",
+                    source_ref=str(telegram_user_id),
+                )
+            )
+            await session.delete(link)
+            return True
+
+
+def _active_lock(attempts: IdentityAttempts | None, now: datetime) -> datetime | None:
+    if attempts is None or attempts.locked_until is None:
+        return None
+    until = attempts.locked_until
+    if until.tzinfo is None:  # SQLite returns naive datetimes; we only ever store UTC
+        until = until.replace(tzinfo=UTC)
+    return until if until > now else None
+
+
+def _tries_left(attempts: IdentityAttempts | None) -> int:
+    return MAX_FAILURES - (attempts.failures if attempts and attempts.locked_until is None else 0)

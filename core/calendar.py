@@ -1,0 +1,103 @@
+"""The Indonesian working-day calendar: weekends, national holidays, cuti bersama, and admin-listed closing days.
+
+Every date the bot promises a participant ("your certificate is expected by …") is counted here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import date, datetime, timedelta
+from functools import lru_cache
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import holidays
+import yaml
+
+from core.paths import knowledge_dir
+
+JAKARTA = ZoneInfo("Asia/Jakarta")
+_SATURDAY = 5
+
+
+def today_in_jakarta(now: datetime | None = None) -> date:
+    return (now or datetime.now(JAKARTA)).astimezone(JAKARTA).date()
+
+
+class WorkingCalendar:
+    """Working days in Asia/Jakarta. Holidays come from `holidays` (public + government = cuti bersama)."""
+
+    def __init__(self, extra_closing_days: Iterable[date] = ()) -> None:
+        self._extra = frozenset(extra_closing_days)
+        self._names: dict[date, str] = {}
+        self._closed_by_year: dict[int, frozenset[date]] = {}
+
+    def _closed(self, year: int) -> frozenset[date]:
+        closed = self._closed_by_year.get(year)
+        if closed is None:
+            # The default categories leave cuti bersama out; the government category holds it.
+            national = holidays.country_holidays("ID", years=year, categories=("public", "government"))
+            self._names.update(national)
+            closed = frozenset(set(national) | {d for d in self._extra if d.year == year})
+            self._closed_by_year[year] = closed
+        return closed
+
+    def holiday_name(self, day: date) -> str | None:
+        if day in self._extra:
+            return "closing day"
+        self._closed(day.year)
+        return self._names.get(day)
+
+    def is_working_day(self, day: date) -> bool:
+        return day.weekday() < _SATURDAY and day not in self._closed(day.year)
+
+    def add_working_days(self, start: date, n: int) -> date:
+        """The n-th working day after `start` (n=0 gives `start` itself); n < 0 counts backwards."""
+        step = 1 if n >= 0 else -1
+        remaining = abs(n)
+        day = start
+        while remaining:
+            day += timedelta(days=step)
+            if self.is_working_day(day):
+                remaining -= 1
+        return day
+
+    def next_working_day(self, day: date) -> date:
+        """`day` itself when it is a working day, else the first one after it."""
+        while not self.is_working_day(day):
+            day += timedelta(days=1)
+        return day
+
+    def working_days_between(self, start: date, end: date) -> int:
+        """Working days in (start, end]; negative when end is before start."""
+        if end < start:
+            return -self.working_days_between(end, start)
+        count = 0
+        day = start
+        while day < end:
+            day += timedelta(days=1)
+            if self.is_working_day(day):
+                count += 1
+        return count
+
+    def is_overdue(self, start: date, allowed_working_days: int, today: date) -> bool:
+        """True once `today` is past the last of the allowed working days after `start`."""
+        return today > self.add_working_days(start, allowed_working_days)
+
+
+def load_closing_days(path: Path | None = None) -> list[date]:
+    """Extra closing days from `knowledge/closing_days.yaml` (a list of {date, reason})."""
+    path = path or knowledge_dir() / "closing_days.yaml"
+    if not path.exists():
+        return []
+    data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    days: list[date] = []
+    for item in data.get("closing_days") or []:
+        value = item["date"]
+        days.append(value if isinstance(value, date) else date.fromisoformat(str(value)))
+    return days
+
+
+@lru_cache(maxsize=1)
+def default_calendar() -> WorkingCalendar:
+    return WorkingCalendar(load_closing_days())

@@ -1,0 +1,575 @@
+"""Demo data: one persona per stage of the diagnosis and per incentive outcome, dated relative to today.
+
+`prakerja-bot demo` (re)creates the embedded database with these, so every path of the bot can be tried at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from pathlib import Path
+
+import yaml
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from core.calendar import WorkingCalendar
+from core.db import downgrade, make_sessionmaker, migrate, sqlite_path
+from core.diagnosis import Stage
+from core.identity import keyed_hash
+from core.models import (
+    Certificate,
+    Enrollment,
+    Event,
+    IncentiveInstallment,
+    InstallmentStatus,
+    Institution,
+    Membership,
+    Participant,
+    PayoutAccount,
+    Platform,
+    Training,
+)
+from core.paths import knowledge_dir
+from core.rules import Rules
+
+INSTITUTIONS = ("dandan.id", "Skill Academy", "Vokasi Nusantara", "Digitalent Center")
+TRAININGS = (
+    ("TR-001", "Teknik Menjahit untuk Pemula", 0),
+    ("TR-002", "Digital Marketing untuk UMKM", 1),
+    ("TR-003", "Barista Profesional", 2),
+    ("TR-004", "Dasar Akuntansi dan Pembukuan", 3),
+    ("TR-005", "Tata Rias Pengantin", 0),
+)
+
+
+@dataclass(frozen=True)
+class DemoEnrollment:
+    platform: str
+    training: str
+    purchased: int  # working days before today
+    completed: int | None = None
+    rated: int | None = None
+    reported: int | None = None
+    issued: int | None = None
+    name_at_institution: str | None = None
+    printed_name: str | None = None
+
+
+@dataclass(frozen=True)
+class DemoInstallment:
+    seq: int
+    scheduled: int  # calendar days from today (negative: in the past)
+    status: str = InstallmentStatus.SCHEDULED
+    failure_reason: str | None = None
+
+
+@dataclass(frozen=True)
+class DemoPersona:
+    key: int
+    name: str
+    female: bool
+    birth_date: date
+    scheme: str
+    accepted_days_ago: int
+    stage: Stage
+    channel: str = "BNI"
+    account_active: bool = True
+    ewallet_verified: bool = True
+    ewallet_phone_changed: bool = False
+    membership: str = Membership.ACTIVE
+    enrollments: tuple[DemoEnrollment, ...] = ()
+    installments: tuple[DemoInstallment, ...] = field(default=())
+
+    @property
+    def phone(self) -> str:
+        return f"+62812000000{self.key:02d}"
+
+    @property
+    def nik(self) -> str:
+        day = self.birth_date.day + (40 if self.female else 0)
+        return f"327301{day:02d}{self.birth_date:%m%y}{self.key:04d}"
+
+    @property
+    def card_number(self) -> str:
+        return f"88{self.key:014d}"  # 88 is no province code: a card number, never mistaken for a NIK
+
+
+PERSONAS: tuple[DemoPersona, ...] = (
+    DemoPersona(1, "Ayu Lestari", True, date(1998, 4, 12), "2023", 5, Stage.NOT_PURCHASED),
+    DemoPersona(
+        2,
+        "Bambang Wijaya",
+        False,
+        date(1990, 1, 3),
+        "2023",
+        40,
+        Stage.NOT_PURCHASED,
+        membership=Membership.REVOKED,
+    ),
+    DemoPersona(
+        3,
+        "Citra Dewi",
+        True,
+        date(2000, 9, 21),
+        "2023",
+        20,
+        Stage.IN_TRAINING,
+        enrollments=(DemoEnrollment("tokopedia", "TR-001", purchased=8),),
+    ),
+    DemoPersona(
+        4,
+        "Dedi Kurniawan",
+        False,
+        date(1995, 8, 17),
+        "2023",
+        25,
+        Stage.NEEDS_RATING,
+        enrollments=(
+            DemoEnrollment("pintaria", "TR-002", purchased=12, completed=2, name_at_institution="Dedi Kurniawan"),
+        ),
+    ),
+    DemoPersona(
+        5,
+        "Fitri Handayani",
+        True,
+        date(1997, 2, 28),
+        "2023",
+        30,
+        Stage.AWAITING_PLATFORM_REPORT,
+        enrollments=(
+            DemoEnrollment(
+                "pijarmahir",
+                "TR-003",
+                purchased=15,
+                completed=2,
+                rated=1,
+                name_at_institution="FITRI HANDAYANI",
+            ),
+        ),
+    ),
+    DemoPersona(
+        6,
+        "Gilang Ramadhan",
+        False,
+        date(1993, 11, 5),
+        "2023",
+        40,
+        Stage.AWAITING_PLATFORM_REPORT,
+        enrollments=(
+            DemoEnrollment(
+                "maubelajarapa",
+                "TR-004",
+                purchased=20,
+                completed=8,
+                rated=7,
+                name_at_institution="Gilang Ramadhan",
+            ),
+        ),
+    ),
+    DemoPersona(
+        7,
+        "Hana Safitri",
+        True,
+        date(1999, 6, 9),
+        "2023",
+        30,
+        Stage.AWAITING_PMO,
+        enrollments=(
+            DemoEnrollment(
+                "sekolahmu",
+                "TR-005",
+                purchased=14,
+                completed=3,
+                rated=2,
+                reported=1,
+                name_at_institution="Hana Safitri",
+            ),
+        ),
+    ),
+    DemoPersona(
+        8,
+        "Indra Gunawan",
+        False,
+        date(1991, 3, 14),
+        "2023",
+        45,
+        Stage.AWAITING_PMO,
+        enrollments=(
+            DemoEnrollment(
+                "kemnaker",
+                "TR-002",
+                purchased=25,
+                completed=8,
+                rated=7,
+                reported=5,
+                name_at_institution="Indra Gunawan",
+            ),
+        ),
+    ),
+    DemoPersona(
+        9,
+        "Joko Susilo",
+        False,
+        date(1988, 12, 1),
+        "2023",
+        90,
+        Stage.CERTIFICATE_ISSUED,
+        enrollments=(
+            DemoEnrollment(
+                "tokopedia",
+                "TR-001",
+                purchased=60,
+                completed=50,
+                rated=50,
+                reported=49,
+                issued=48,
+                name_at_institution="Joko Susilo",
+                printed_name="Joko Susilo",
+            ),
+            DemoEnrollment(
+                "bukalapak",
+                "TR-003",
+                purchased=10,
+                completed=4,
+                rated=4,
+                reported=3,
+                issued=2,
+                name_at_institution="JOKO SUSILO",
+                printed_name="JOKO SUSILO",
+            ),
+        ),
+        installments=(DemoInstallment(1, -60, InstallmentStatus.TRANSFERRED),),
+    ),
+    DemoPersona(
+        10,
+        "Kartika Sari",
+        True,
+        date(1996, 7, 30),
+        "2023",
+        40,
+        Stage.NAME_MISMATCH,
+        enrollments=(
+            DemoEnrollment(
+                "tokopedia",
+                "TR-002",
+                purchased=20,
+                completed=6,
+                rated=6,
+                reported=5,
+                issued=4,
+                name_at_institution="Tika Permata",
+                printed_name="Tika Permata",
+            ),
+        ),
+    ),
+    DemoPersona(
+        11,
+        "Lukman Hakim",
+        False,
+        date(1994, 5, 19),
+        "2023",
+        40,
+        Stage.INCENTIVE_SCHEDULED,
+        enrollments=(
+            DemoEnrollment(
+                "pintaria",
+                "TR-004",
+                purchased=20,
+                completed=5,
+                rated=5,
+                reported=4,
+                issued=3,
+                name_at_institution="Lukman Hakim, S.Kom",
+                printed_name="Lukman Hakim S.Kom",
+            ),
+        ),
+        installments=(DemoInstallment(1, 3),),
+    ),
+    DemoPersona(
+        12,
+        "Maya Anggraini",
+        True,
+        date(1992, 10, 10),
+        "2020",
+        2300,
+        Stage.INCENTIVE_TRANSFERRED,
+        channel="OVO",
+        enrollments=(
+            DemoEnrollment(
+                "tokopedia",
+                "TR-005",
+                purchased=1480,
+                completed=1470,
+                rated=1470,
+                reported=1469,
+                issued=1468,
+                name_at_institution="Maya Anggraini",
+                printed_name="Maya Anggraini",
+            ),
+        ),
+        installments=tuple(DemoInstallment(s, -2180 + 30 * s, InstallmentStatus.TRANSFERRED) for s in range(1, 5)),
+    ),
+    DemoPersona(
+        13,
+        "Nur Aini",
+        True,
+        date(1998, 1, 25),
+        "2023",
+        40,
+        Stage.INCENTIVE_FAILED,
+        account_active=False,
+        enrollments=(
+            DemoEnrollment(
+                "bukalapak",
+                "TR-001",
+                purchased=20,
+                completed=9,
+                rated=9,
+                reported=8,
+                issued=7,
+                name_at_institution="Nur Aini",
+                printed_name="Nuraini",
+            ),
+        ),
+        installments=(DemoInstallment(1, -4, InstallmentStatus.FAILED, "account_inactive"),),
+    ),
+    DemoPersona(
+        14,
+        "Oki Setiawan",
+        False,
+        date(1997, 8, 8),
+        "2023",
+        40,
+        Stage.INCENTIVE_FAILED,
+        channel="OVO",
+        ewallet_phone_changed=True,
+        enrollments=(
+            DemoEnrollment(
+                "pijarmahir",
+                "TR-002",
+                purchased=20,
+                completed=9,
+                rated=9,
+                reported=8,
+                issued=7,
+                name_at_institution="Oki Setiawan",
+                printed_name="Oki Setiawan",
+            ),
+        ),
+        installments=(DemoInstallment(1, -4, InstallmentStatus.FAILED, "phone_changed"),),
+    ),
+    DemoPersona(
+        15,
+        "Putri Maharani",
+        True,
+        date(2001, 3, 3),
+        "2023",
+        40,
+        Stage.INCENTIVE_FAILED,
+        channel="DANA",
+        ewallet_verified=False,
+        enrollments=(
+            DemoEnrollment(
+                "sekolahmu",
+                "TR-003",
+                purchased=20,
+                completed=9,
+                rated=9,
+                reported=8,
+                issued=7,
+                name_at_institution="Putri Maharani",
+                printed_name="Putri Maharani",
+            ),
+        ),
+        installments=(DemoInstallment(1, -4, InstallmentStatus.FAILED, "ewallet_unverified"),),
+    ),
+    DemoPersona(
+        16,
+        "Rudi Hartono",
+        False,
+        date(1989, 9, 9),
+        "2023",
+        50,
+        Stage.AWAITING_PMO,
+        enrollments=(
+            DemoEnrollment(
+                "tokopedia",
+                "TR-004",
+                purchased=30,
+                completed=3,
+                rated=2,
+                reported=1,
+                name_at_institution="Rudi Hartono",
+            ),
+            DemoEnrollment("kemnaker", "TR-005", purchased=5, completed=1, name_at_institution="Rudi Hartono"),
+        ),
+    ),
+    DemoPersona(
+        17,
+        "Eko Prasetyo",
+        False,
+        date(1990, 2, 14),
+        "2020",
+        2300,
+        Stage.NEEDS_RATING,
+        enrollments=(DemoEnrollment("bukalapak", "TR-002", purchased=1500, completed=1490),),
+    ),
+    DemoPersona(
+        18,
+        "Taufik Hidayat",
+        False,
+        date(1986, 6, 21),
+        "2020",
+        2300,
+        Stage.INCENTIVE_FAILED,
+        channel="GOPAY",
+        enrollments=(
+            DemoEnrollment(
+                "pintaria",
+                "TR-001",
+                purchased=1480,
+                completed=1470,
+                rated=1470,
+                reported=1469,
+                issued=1468,
+                name_at_institution="Taufik Hidayat",
+                printed_name="Taufik Hidayat",
+            ),
+        ),
+        installments=(
+            DemoInstallment(1, -2150, InstallmentStatus.TRANSFERRED),
+            DemoInstallment(2, -2120, InstallmentStatus.TRANSFERRED),
+            DemoInstallment(3, -2090, InstallmentStatus.FAILED, "balance_cap"),
+            DemoInstallment(4, -2060, InstallmentStatus.TRANSFERRED),
+        ),
+    ),
+)
+
+
+def load_platform_directory(path: Path | None = None) -> list[dict[str, str]]:
+    path = path or knowledge_dir() / "platforms.yaml"
+    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    return [{"code": p["code"], "name": p["name"]} for p in data["platforms"]]
+
+
+async def recreate_database(engine: AsyncEngine) -> None:
+    """Start from an empty schema: drop the SQLite file, or migrate a server database down to base."""
+    path = sqlite_path(str(engine.url))
+    if path is not None:
+        await engine.dispose()
+        for suffix in ("", "-wal", "-shm", "-journal"):
+            await asyncio.to_thread(Path(f"{path}{suffix}").unlink, missing_ok=True)
+    else:
+        await downgrade(engine, "base")
+    await migrate(engine)
+
+
+async def seed_demo(
+    engine: AsyncEngine, rules: Rules, calendar: WorkingCalendar, pii_key: bytes, today: date
+) -> list[tuple[int, DemoPersona]]:
+    """Write the personas; returns (participant id, persona) pairs in persona order."""
+
+    def worked(days: int | None) -> date | None:
+        return None if days is None else calendar.add_working_days(calendar.next_working_day(today), -days)
+
+    sessionmaker = make_sessionmaker(engine)
+    created: list[tuple[int, DemoPersona]] = []
+    async with sessionmaker.begin() as session:
+        session.add_all(Platform(**p) for p in load_platform_directory())
+        institutions = [Institution(name=name) for name in INSTITUTIONS]
+        session.add_all(institutions)
+        await session.flush()
+        trainings = {
+            code: Training(code=code, title=title, institution_id=institutions[i].id) for code, title, i in TRAININGS
+        }
+        session.add_all(trainings.values())
+        await session.flush()
+        for persona in PERSONAS:
+            scheme = rules.schemes[persona.scheme]
+            participant = Participant(
+                card_number_hash=keyed_hash(persona.card_number, pii_key),
+                card_number_last4=persona.card_number[-4:],
+                nik_hash=keyed_hash(persona.nik, pii_key),
+                nik_last4=persona.nik[-4:],
+                legal_name=persona.name,
+                birth_date=persona.birth_date,
+                phone=persona.phone,
+                email=f"{persona.name.split()[0].lower()}@contoh.id",
+                wave=70 if persona.scheme == "2023" else 10,
+                scheme=persona.scheme,
+                accepted_on=today - timedelta(days=persona.accepted_days_ago),
+                membership=persona.membership,
+            )
+            session.add(participant)
+            await session.flush()
+            ewallet = persona.channel not in ("BNI", "BCA")
+            session.add(
+                PayoutAccount(
+                    participant_id=participant.id,
+                    channel=persona.channel,
+                    account_last4=persona.phone[-4:] if ewallet else f"{persona.key:04d}",
+                    holder_name=persona.name,
+                    phone=(persona.phone[:-2] + "99" if persona.ewallet_phone_changed else persona.phone)
+                    if ewallet
+                    else None,
+                    active=persona.account_active,
+                    verified=persona.ewallet_verified,
+                )
+            )
+            enrollment_ids: list[int] = []
+            for n, spec in enumerate(persona.enrollments, start=1):
+                purchased = worked(spec.purchased)
+                assert purchased is not None
+                enrollment = Enrollment(
+                    voucher_code=f"PKJ{persona.key:03d}{n:02d}",
+                    participant_id=participant.id,
+                    training_id=trainings[spec.training].id,
+                    platform_code=spec.platform,
+                    purchased_on=purchased,
+                    completed_on=worked(spec.completed),
+                    name_at_institution=spec.name_at_institution,
+                    rated_on=worked(spec.rated),
+                    reported_on=worked(spec.reported),
+                )
+                session.add(enrollment)
+                await session.flush()
+                enrollment_ids.append(enrollment.id)
+                issued = worked(spec.issued)
+                if issued is not None:
+                    session.add(
+                        Certificate(
+                            enrollment_id=enrollment.id,
+                            number=f"SERT/{issued:%Y}/{persona.key:04d}{n:02d}",
+                            printed_name=spec.printed_name or persona.name,
+                            issued_on=issued,
+                        )
+                    )
+            for inst in persona.installments:
+                scheduled = today + timedelta(days=inst.scheduled)
+                session.add(
+                    IncentiveInstallment(
+                        participant_id=participant.id,
+                        enrollment_id=enrollment_ids[0],
+                        seq=inst.seq,
+                        amount=scheme.incentive_amount,
+                        scheduled_on=scheduled,
+                        status=inst.status,
+                        transferred_on=None if inst.status == InstallmentStatus.SCHEDULED else scheduled,
+                        channel=persona.channel,
+                        failure_reason=inst.failure_reason,
+                    )
+                )
+            session.add(
+                Event(
+                    participant_id=participant.id,
+                    entity="participants",
+                    entity_id=str(participant.id),
+                    kind="created",
+                    data={"persona": persona.key},
+                    source_kind="demo",
+                    source_ref="demo",
+                )
+            )
+            created.append((participant.id, persona))
+    return created

@@ -1,0 +1,466 @@
+"""The diagnosis engine: for each enrollment, where the certificate is stuck, who holds it, and the one next step.
+
+Pure functions over facts (no database, no Telegram): the status service loads the facts, the front end renders the
+result. Every threshold comes from `knowledge/rules.yaml`; every date is counted in Indonesian working days.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from enum import StrEnum
+
+from core.calendar import WorkingCalendar
+from core.models import InstallmentStatus, Membership, PayoutChannel
+from core.names import NameCheck, compare_names
+from core.rules import Rules
+
+
+class Stage(StrEnum):
+    NOT_PURCHASED = "not_purchased"
+    IN_TRAINING = "in_training"
+    NEEDS_RATING = "needs_rating"
+    AWAITING_PLATFORM_REPORT = "awaiting_platform_report"
+    AWAITING_PMO = "awaiting_pmo"
+    CERTIFICATE_ISSUED = "certificate_issued"
+    NAME_MISMATCH = "name_mismatch"
+    INCENTIVE_SCHEDULED = "incentive_scheduled"
+    INCENTIVE_TRANSFERRED = "incentive_transferred"
+    INCENTIVE_FAILED = "incentive_failed"
+
+
+class Holder(StrEnum):
+    PARTICIPANT = "participant"
+    INSTITUTION = "institution"
+    PLATFORM = "platform"
+    PMO = "pmo"
+    PAYOUT_CHANNEL = "payout_channel"
+    NOBODY = "nobody"
+
+
+class NextAction(StrEnum):
+    BUY_TRAINING = "buy_training"
+    MEMBERSHIP_REVOKED = "membership_revoked"
+    FINISH_TRAINING = "finish_training"
+    GIVE_RATING = "give_rating"
+    WAIT_PLATFORM_REPORT = "wait_platform_report"
+    CONTACT_PLATFORM = "contact_platform"
+    WAIT_PMO = "wait_pmo"
+    CONTACT_AGENT = "contact_agent"
+    ASK_INSTITUTION_FIX_NAME = "ask_institution_fix_name"
+    CHECK_CERTIFICATE = "check_certificate"
+    WAIT_INCENTIVE_SCHEDULE = "wait_incentive_schedule"
+    WAIT_INCENTIVE = "wait_incentive"
+    # Remedies for failed transfers (values of `transfer_failures` in rules.yaml).
+    REACTIVATE_ACCOUNT = "reactivate_account"
+    CONTACT_CHANNEL = "contact_channel"
+    CHANGE_PAYOUT_ACCOUNT = "change_payout_account"
+    VERIFY_EWALLET = "verify_ewallet"
+    RESTORE_PHONE = "restore_phone"
+    FREE_BALANCE = "free_balance"
+    NONE = "none"
+
+
+class Done(StrEnum):
+    """What the records show the participant (and the others in the chain) already did."""
+
+    PURCHASED = "purchased"
+    COMPLETED = "completed"
+    RATED = "rated"
+    REPORTED = "reported"
+    CERTIFICATE = "certificate"
+
+
+# Next actions that mean nothing more is expected to happen for that training.
+_SETTLED = frozenset({NextAction.NONE, NextAction.CHECK_CERTIFICATE})
+
+
+@dataclass(frozen=True)
+class PayoutFacts:
+    channel: str
+    active: bool
+    verified: bool
+    phone: str | None
+    holder_name: str
+
+
+@dataclass(frozen=True)
+class EnrollmentFacts:
+    enrollment_id: int
+    platform_code: str
+    platform_name: str
+    training_title: str
+    institution_name: str
+    purchased_on: date
+    completed_on: date | None = None
+    name_at_institution: str | None = None
+    rated_on: date | None = None
+    reported_on: date | None = None
+    certificate_number: str | None = None
+    printed_name: str | None = None
+    issued_on: date | None = None
+
+
+@dataclass(frozen=True)
+class InstallmentFacts:
+    seq: int
+    amount: int
+    scheduled_on: date
+    status: str
+    enrollment_id: int | None = None
+    transferred_on: date | None = None
+    channel: str | None = None
+    failure_reason: str | None = None
+
+
+@dataclass(frozen=True)
+class ParticipantFacts:
+    participant_id: int
+    legal_name: str
+    phone: str
+    nik_last4: str
+    scheme: str
+    accepted_on: date
+    membership: str = Membership.ACTIVE
+    payout: PayoutFacts | None = None
+    enrollments: tuple[EnrollmentFacts, ...] = ()
+    installments: tuple[InstallmentFacts, ...] = ()
+
+
+@dataclass(frozen=True)
+class Diagnosis:
+    """Where one enrollment stands. `enrollment` is None for a participant who has bought nothing yet."""
+
+    stage: Stage
+    holder: Holder
+    next_action: NextAction
+    expected_by: date | None
+    overdue: bool
+    done: tuple[Done, ...]
+    enrollment: EnrollmentFacts | None = None
+    rating_place: str | None = None  # "platform" or "dashboard", for the rating steps
+    name_check: NameCheck | None = None
+    failure_reason: str | None = None
+
+    @property
+    def enrollment_id(self) -> int | None:
+        return self.enrollment.enrollment_id if self.enrollment else None
+
+
+@dataclass(frozen=True)
+class InstallmentStatusView:
+    seq: int
+    amount: int
+    scheduled_on: date
+    status: str
+    transferred_on: date | None
+    channel: str | None
+    failure_reason: str | None
+    remedy: NextAction
+    expected_by: date | None
+    overdue: bool
+
+
+@dataclass(frozen=True)
+class ParticipantStatus:
+    facts: ParticipantFacts
+    diagnoses: tuple[Diagnosis, ...]
+    incentives: tuple[InstallmentStatusView, ...]
+    payout_warnings: tuple[str, ...] = field(default=())
+
+    @property
+    def headline(self) -> Diagnosis:
+        """The diagnosis to lead with: an overdue one, else the oldest still in progress, else the latest."""
+        for diagnosis in self.diagnoses:
+            if diagnosis.overdue:
+                return diagnosis
+        for diagnosis in self.diagnoses:
+            if diagnosis.next_action not in _SETTLED:
+                return diagnosis
+        return self.diagnoses[-1]
+
+    @property
+    def needs_agent(self) -> bool:
+        return any(d.overdue for d in self.diagnoses) or any(i.overdue for i in self.incentives)
+
+
+class DiagnosisEngine:
+    """Applies the programme rules and the working-day calendar to a participant's facts."""
+
+    def __init__(self, rules: Rules, calendar: WorkingCalendar) -> None:
+        self.rules = rules
+        self.calendar = calendar
+
+    def participant_status(self, facts: ParticipantFacts, today: date) -> ParticipantStatus:
+        incentives = tuple(self.installment(i, today) for i in facts.installments)
+        if facts.enrollments:
+            diagnoses = tuple(self.enrollment(facts, e, incentives, today) for e in facts.enrollments)
+        else:
+            diagnoses = (self.not_purchased(facts, today),)
+        return ParticipantStatus(facts, diagnoses, incentives, self.payout_warnings(facts))
+
+    def not_purchased(self, facts: ParticipantFacts, today: date) -> Diagnosis:
+        scheme = self.rules.schemes[facts.scheme]
+        deadline = facts.accepted_on + timedelta(days=scheme.purchase_deadline_days)
+        revoked = facts.membership == Membership.REVOKED or today > deadline
+        return Diagnosis(
+            stage=Stage.NOT_PURCHASED,
+            holder=Holder.PARTICIPANT,
+            next_action=NextAction.MEMBERSHIP_REVOKED if revoked else NextAction.BUY_TRAINING,
+            expected_by=deadline,
+            overdue=revoked,
+            done=(),
+        )
+
+    def enrollment(
+        self,
+        facts: ParticipantFacts,
+        e: EnrollmentFacts,
+        incentives: tuple[InstallmentStatusView, ...],
+        today: date,
+    ) -> Diagnosis:
+        timing = self.rules.timing
+        done = _done_steps(e)
+
+        def diagnosis(
+            stage: Stage,
+            holder: Holder,
+            action: NextAction,
+            *,
+            expected_by: date | None = None,
+            overdue: bool = False,
+            rating_place: str | None = None,
+            name_check: NameCheck | None = None,
+        ) -> Diagnosis:
+            return Diagnosis(
+                stage,
+                holder,
+                action,
+                expected_by,
+                overdue,
+                done,
+                e,
+                rating_place,
+                name_check,
+                failure_reason=None,
+            )
+
+        if e.completed_on is None:
+            return diagnosis(Stage.IN_TRAINING, Holder.INSTITUTION, NextAction.FINISH_TRAINING)
+
+        # The name on the certificate comes from the institution: a wrong one is fixed there first.
+        other_name = e.printed_name if e.issued_on else e.name_at_institution
+        name_check = compare_names(facts.legal_name, other_name, self.rules.name_match) if other_name else None
+        if name_check is not None and not name_check.matches:
+            return diagnosis(
+                Stage.NAME_MISMATCH,
+                Holder.INSTITUTION,
+                NextAction.ASK_INSTITUTION_FIX_NAME,
+                name_check=name_check,
+            )
+
+        if e.issued_on is not None:
+            return self._after_certificate(facts, e, incentives, done, name_check, today)
+
+        rating_place = self.rules.rating_place_for(e.completed_on)
+        if e.rated_on is None:
+            return diagnosis(
+                Stage.NEEDS_RATING,
+                Holder.PARTICIPANT,
+                NextAction.GIVE_RATING,
+                rating_place=rating_place,
+                name_check=name_check,
+            )
+
+        if e.reported_on is None:
+            # The platform reports once the training is both complete and rated: count from the later of the two.
+            ready = max(e.rated_on, e.completed_on)
+            overdue = self.calendar.is_overdue(ready, timing.platform_report_overdue_working_days, today)
+            return diagnosis(
+                Stage.AWAITING_PLATFORM_REPORT,
+                Holder.PLATFORM,
+                NextAction.CONTACT_PLATFORM if overdue else NextAction.WAIT_PLATFORM_REPORT,
+                expected_by=self.calendar.add_working_days(ready, timing.platform_report_expected_working_days),
+                overdue=overdue,
+                rating_place=rating_place,
+                name_check=name_check,
+            )
+
+        overdue = self.calendar.is_overdue(e.reported_on, timing.pmo_overdue_working_days, today)
+        return diagnosis(
+            Stage.AWAITING_PMO,
+            Holder.PMO,
+            NextAction.CONTACT_AGENT if overdue else NextAction.WAIT_PMO,
+            expected_by=self.calendar.add_working_days(e.reported_on, timing.pmo_processing_working_days),
+            overdue=overdue,
+            rating_place=rating_place,
+            name_check=name_check,
+        )
+
+    def _after_certificate(
+        self,
+        facts: ParticipantFacts,
+        e: EnrollmentFacts,
+        incentives: tuple[InstallmentStatusView, ...],
+        done: tuple[Done, ...],
+        name_check: NameCheck | None,
+        today: date,
+    ) -> Diagnosis:
+        own = [i for i, f in zip(incentives, facts.installments, strict=True) if f.enrollment_id == e.enrollment_id]
+
+        def diagnosis(
+            stage: Stage,
+            holder: Holder,
+            action: NextAction,
+            *,
+            expected_by: date | None = None,
+            overdue: bool = False,
+            failure_reason: str | None = None,
+        ) -> Diagnosis:
+            return Diagnosis(stage, holder, action, expected_by, overdue, done, e, None, name_check, failure_reason)
+
+        failed = [i for i in own if i.status == InstallmentStatus.FAILED]
+        if failed:
+            latest = max(failed, key=lambda i: i.seq)
+            return diagnosis(
+                Stage.INCENTIVE_FAILED,
+                Holder.PARTICIPANT,
+                latest.remedy,
+                failure_reason=latest.failure_reason,
+            )
+        scheduled = [i for i in own if i.status == InstallmentStatus.SCHEDULED]
+        if scheduled:
+            upcoming = min(scheduled, key=lambda i: i.seq)
+            return diagnosis(
+                Stage.INCENTIVE_SCHEDULED,
+                Holder.PAYOUT_CHANNEL if today >= upcoming.scheduled_on else Holder.PMO,
+                NextAction.CONTACT_AGENT if upcoming.overdue else NextAction.WAIT_INCENTIVE,
+                expected_by=upcoming.expected_by,
+                overdue=upcoming.overdue,
+            )
+        if own:
+            return diagnosis(Stage.INCENTIVE_TRANSFERRED, Holder.NOBODY, NextAction.NONE)
+        assert e.issued_on is not None
+        eligible = self._incentive_eligible(facts, e)
+        timing = self.rules.timing
+        expected = (
+            self.calendar.add_working_days(e.issued_on, timing.schedule_after_certificate_working_days)
+            if eligible
+            else None
+        )
+        # A schedule that should have appeared but has not is the PMO's to explain: an agent takes it.
+        overdue = eligible and self.calendar.is_overdue(
+            e.issued_on,
+            timing.schedule_after_certificate_working_days + timing.pmo_overdue_working_days,
+            today,
+        )
+        return diagnosis(
+            Stage.CERTIFICATE_ISSUED,
+            Holder.PMO if eligible else Holder.NOBODY,
+            NextAction.CONTACT_AGENT
+            if overdue
+            else (NextAction.WAIT_INCENTIVE_SCHEDULE if eligible else NextAction.CHECK_CERTIFICATE),
+            expected_by=expected,
+            overdue=overdue,
+        )
+
+    def _incentive_eligible(self, facts: ParticipantFacts, e: EnrollmentFacts) -> bool:
+        """Whether this certificate should bring an incentive schedule (the first training only, by scheme)."""
+        if facts.installments:
+            return False  # the incentive is already scheduled against another training
+        first = min(facts.enrollments, key=lambda x: (x.purchased_on, x.enrollment_id))
+        return (
+            first.enrollment_id == e.enrollment_id or not self.rules.schemes[facts.scheme].incentive_first_training_only
+        )
+
+    def installment(self, i: InstallmentFacts, today: date) -> InstallmentStatusView:
+        timing = self.rules.timing
+        remedy = NextAction.NONE
+        expected: date | None = None
+        overdue = False
+        if i.status == InstallmentStatus.FAILED:
+            remedy = NextAction(self.rules.remedy_for(i.failure_reason))
+        elif i.status == InstallmentStatus.SCHEDULED:
+            expected = self.calendar.add_working_days(i.scheduled_on, timing.payment_after_schedule_working_days)
+            overdue = today > expected
+            remedy = NextAction.CONTACT_AGENT if overdue else NextAction.WAIT_INCENTIVE
+        return InstallmentStatusView(
+            seq=i.seq,
+            amount=i.amount,
+            scheduled_on=i.scheduled_on,
+            status=i.status,
+            transferred_on=i.transferred_on,
+            channel=i.channel,
+            failure_reason=i.failure_reason,
+            remedy=remedy,
+            expected_by=expected,
+            overdue=overdue,
+        )
+
+    def payout_warnings(self, facts: ParticipantFacts) -> tuple[str, ...]:
+        """Problems with the payout account that will make the next transfer fail, before it does."""
+        payout = facts.payout
+        if payout is None:
+            return ("no_payout_account",)
+        warnings = []
+        if not payout.active:
+            warnings.append("account_inactive")
+        if PayoutChannel(payout.channel).is_ewallet:
+            if not payout.verified:
+                warnings.append("ewallet_unverified")
+            if payout.phone and payout.phone != facts.phone:
+                warnings.append("phone_changed")
+        name = compare_names(facts.legal_name, payout.holder_name, self.rules.name_match)
+        if not name.matches:
+            warnings.append("name_mismatch")
+        return tuple(warnings)
+
+
+def _done_steps(e: EnrollmentFacts) -> tuple[Done, ...]:
+    steps = [Done.PURCHASED]
+    if e.completed_on:
+        steps.append(Done.COMPLETED)
+    if e.rated_on:
+        steps.append(Done.RATED)
+    if e.reported_on:
+        steps.append(Done.REPORTED)
+    if e.issued_on:
+        steps.append(Done.CERTIFICATE)
+    return tuple(steps)
+
+
+class Step(StrEnum):
+    """A troubleshooting step the participant can take, in the order the diagnosis says matters."""
+
+    FINISH_TRAINING = "finish_training"
+    FIX_NAME = "fix_name"
+    GIVE_RATING = "give_rating"
+    WAIT = "wait"
+    CHECK_NAME = "check_name"
+    CONTACT_PLATFORM = "contact_platform"
+    CERTIFICATE_READY = "certificate_ready"
+    ESCALATE = "escalate"  # the complaint form and an agent: always last
+
+
+def troubleshooting_steps(d: Diagnosis) -> tuple[Step, ...]:
+    """The steps for a missing certificate, most useful first; steps the records rule out are left out."""
+    name_unknown = d.name_check is None
+    steps: list[Step]
+    match d.stage:
+        case Stage.NOT_PURCHASED:
+            steps = []
+        case Stage.IN_TRAINING:
+            steps = [Step.FINISH_TRAINING, Step.CONTACT_PLATFORM]
+        case Stage.NAME_MISMATCH:
+            steps = [Step.FIX_NAME, Step.CONTACT_PLATFORM]
+        case Stage.NEEDS_RATING:
+            steps = [Step.GIVE_RATING, Step.WAIT, Step.CONTACT_PLATFORM]
+        case Stage.AWAITING_PLATFORM_REPORT:
+            steps = [Step.CONTACT_PLATFORM] if d.overdue else [Step.WAIT, Step.CONTACT_PLATFORM]
+        case Stage.AWAITING_PMO:
+            steps = [] if d.overdue else [Step.WAIT]
+        case _:
+            steps = [Step.CERTIFICATE_READY]
+    if name_unknown and d.stage in (Stage.AWAITING_PLATFORM_REPORT, Stage.AWAITING_PMO, Stage.NEEDS_RATING):
+        steps.insert(1 if steps else 0, Step.CHECK_NAME)
+    return (*steps, Step.ESCALATE)

@@ -1,0 +1,474 @@
+"""Which FAQ entry a participant's free-text question is about.
+
+Participants write "sertif blm nongol2 gmn kak": slang, typos, stretched letters, no punctuation. Both the
+question and every paraphrase in `knowledge/faq.yaml` go through the same normalisation (slang list, affix
+stripping against the paraphrase vocabulary, typo correction), then each entry is scored by a blend of
+IDF-weighted keyword evidence and rapidfuzz similarity to its closest paraphrase. Off-topic questions are caught
+by a low score or by a closer match to the "off_topic" examples in the FAQ file.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+import re
+import unicodedata
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from rapidfuzz import fuzz, process
+from rapidfuzz.distance import OSA
+
+from core.paths import knowledge_dir
+
+MatchKind = Literal["answer", "suggest", "none"]
+
+# Decision thresholds on the 0–100 score, chosen with `bench/faq_eval.py --sweep` on the dev set and the held-out
+# set (tests/faq_heldout.jsonl): top-1 is best on both for a suggest cutoff of 20–26, so 24; off-topic questions
+# there score at most ~16 unless they share a word with an FAQ. At 40 with a 6-point lead about 90% of on-topic
+# questions are answered directly and ~1% of them wrongly; the rest get "did you mean".
+SUGGEST_SCORE = 24.0  # below: no FAQ answers this (off-topic); an agent is offered instead
+ANSWER_SCORE = 40.0  # at or above, with the margin below: confident enough to answer directly
+ANSWER_MARGIN = 6.0  # points the best entry must lead the second by to answer without asking
+# A question must also say enough to be answered without asking: its known words must weigh at least this many
+# "words only one entry uses". A lone common word ("insentif", "sertifikat") gets choices, not a guess.
+MIN_ANSWER_EVIDENCE = 0.8
+
+# Blend of the three signals (each 0–1) into the score; see _Index.score.
+WEIGHT_PARAPHRASE = 0.60  # IDF-weighted overlap with the single closest paraphrase
+WEIGHT_ENTRY = 0.20  # IDF-weighted vote of each question word for the entries that use it
+WEIGHT_FUZZ = 0.20  # rapidfuzz token similarity to the closest paraphrase (order, partial words)
+# How much the paraphrase's words missing from the question count against it, relative to the question's own
+# words missing from the paraphrase (questions are often shorter than paraphrases).
+PARAPHRASE_EXTRA_PENALTY = 0.35
+# A word the FAQ never uses weighs this fraction of the rarest known word: it dilutes the evidence, which is what
+# makes "resep nasi goreng" or "cuaca jakarta" score low.
+UNKNOWN_WORD_WEIGHT = 1.0
+
+# A Telegram message may be 4,096 characters; a question is in its first few sentences, and a cap keeps the cost
+# of one match bounded whatever is pasted.
+MAX_QUESTION_CHARS = 400
+MAX_QUESTION_WORDS = 40
+RERANK_ENTRIES = 8  # entries scored in full, picked by the cheap keyword vote
+SHORTLIST_POSTINGS = 48  # per word, the entries it votes for most, when shortlisting
+CANDIDATES_KEPT = 5
+
+OFF_TOPIC_ID = "_off_topic"
+MIN_ROOT_LENGTH = 4
+
+# Every prefix and suffix combination is tried; the shortest root the FAQ knows wins (see _Normalizer).
+_PREFIXES: tuple[str, ...] = (
+    "memper", "diper", "meng", "meny", "peng", "peny", "mem", "men", "pem", "pen", "per", "ber", "ter",
+    "di", "ke", "me", "pe", "be",
+)  # fmt: skip
+# Nasal prefixes swallow the root's first consonant: meng+kirim = mengirim, meny+sambung = menyambung.
+_RECODE = {"meng": "k", "peng": "k", "meny": "s", "peny": "s", "mem": "p", "pem": "p", "men": "t", "pen": "t"}
+_PARTICLES = ("lah", "kah", "pun")
+_POSSESSIVES = ("nya", "ku", "mu")
+_DERIVATIONAL = ("kan", "an", "i", "ed", "ing")
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2060-\u206f\ufeff]")
+_APOSTROPHE = re.compile(r"['’`]")
+_HYPHEN_REDUP = re.compile(r"\b(\w+)-\1\b")  # abu-abu, hari-hari
+_HYPHEN = re.compile(r"(?<=\w)-(?=\w)")  # e-wallet, post-test
+_NUMBER_REDUP = re.compile(r"\b([^\W\d_]{2,})2\b")  # nongol2, hari2
+_NON_WORD = re.compile(r"[\W_]+")
+_LONG_RUN = re.compile(r"(\w)\1{2,}")  # bangeeet, sertiiif
+_DOUBLE = re.compile(r"(\w)\1")
+
+
+@dataclass(frozen=True)
+class FaqEntry:
+    """One FAQ: its id (an intent in INTENTS.md), button titles, paraphrases and answer templates by language."""
+
+    id: str
+    title: dict[str, str]
+    paraphrases: dict[str, list[str]]
+    answer: dict[str, str]
+
+
+@dataclass(frozen=True)
+class Slang:
+    """The participant vocabulary from `knowledge/slang.yaml`."""
+
+    phrases: dict[str, str]
+    replacements: dict[str, str]
+    fillers: frozenset[str]
+    keep: frozenset[str]
+
+
+@dataclass(frozen=True)
+class Candidate:
+    faq_id: str
+    score: float  # 0–100
+
+
+@dataclass(frozen=True)
+class MatchResult:
+    """The matcher's verdict: answer the best entry, suggest the top few, or none (off-topic)."""
+
+    kind: MatchKind
+    candidates: list[Candidate]  # best first; present even for "none" so admins can see the near misses
+    normalized: str  # the question as the matcher understood it, for admin testing
+
+    @property
+    def faq_id(self) -> str | None:
+        """The best entry, unless the question is off-topic."""
+        return self.candidates[0].faq_id if self.kind != "none" and self.candidates else None
+
+    @property
+    def score(self) -> float:
+        return self.candidates[0].score if self.candidates else 0.0
+
+    def top(self, n: int = 3) -> list[Candidate]:
+        return self.candidates[:n]
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: expected a mapping at the top level")
+    return data
+
+
+def _str_dict(value: object, what: str) -> dict[str, str]:
+    if not isinstance(value, Mapping):
+        raise ValueError(f"{what}: expected a mapping of language to text")
+    return {str(k): str(v) for k, v in value.items()}
+
+
+def parse_faq_entries(data: Mapping[str, Any]) -> list[FaqEntry]:
+    """Entries from the parsed FAQ document (the `faqs:` list); shared by the file loader and admin imports."""
+    entries: list[FaqEntry] = []
+    seen: set[str] = set()
+    for raw in data.get("faqs") or []:
+        if not isinstance(raw, Mapping) or not raw.get("id"):
+            raise ValueError(f"FAQ entry without an id: {raw!r:.80}")
+        faq_id = str(raw["id"])
+        if faq_id in seen:
+            raise ValueError(f"duplicate FAQ id {faq_id!r}")
+        seen.add(faq_id)
+        paraphrases = raw.get("paraphrases") or {}
+        if not isinstance(paraphrases, Mapping):
+            raise ValueError(f"{faq_id}.paraphrases: expected a mapping of language to a list")
+        entries.append(
+            FaqEntry(
+                id=faq_id,
+                title=_str_dict(raw.get("title"), f"{faq_id}.title"),
+                paraphrases={str(lang): [str(p) for p in items or []] for lang, items in paraphrases.items()},
+                answer=_str_dict(raw.get("answer"), f"{faq_id}.answer"),
+            )
+        )
+    return entries
+
+
+def load_faq(path: Path | None = None) -> list[FaqEntry]:
+    return parse_faq_entries(_read_yaml(path or knowledge_dir() / "faq.yaml"))
+
+
+def load_off_topic(path: Path | None = None) -> list[str]:
+    """Example questions the FAQ must not answer (the `off_topic:` list of the FAQ file)."""
+    return [str(q) for q in _read_yaml(path or knowledge_dir() / "faq.yaml").get("off_topic") or []]
+
+
+def load_slang(path: Path | None = None) -> Slang:
+    data = _read_yaml(path or knowledge_dir() / "slang.yaml")
+
+    def words(key: str) -> frozenset[str]:
+        return frozenset(str(w).lower() for w in data.get(key) or [])
+
+    return Slang(
+        phrases={str(k).lower(): str(v).lower() for k, v in (data.get("phrases") or {}).items()},
+        replacements={str(k).lower(): str(v).lower() for k, v in (data.get("replacements") or {}).items()},
+        fillers=words("fillers"),
+        keep=words("keep"),
+    )
+
+
+def clean_text(text: str) -> str:
+    """Lowercase letters, digits and single spaces; emoji, punctuation and control characters gone."""
+    if len(text) > MAX_QUESTION_CHARS:
+        head = text[:MAX_QUESTION_CHARS]
+        text = head.rsplit(" ", 1)[0] if " " in head else head  # don't leave half a word
+    text = unicodedata.normalize("NFKC", text).casefold()
+    text = _CONTROL.sub(" ", text)
+    text = _APOSTROPHE.sub("", text)
+    text = _HYPHEN_REDUP.sub(r"\1", text)
+    text = _HYPHEN.sub("", text)
+    text = _NUMBER_REDUP.sub(r"\1", text)
+    text = _NON_WORD.sub(" ", text)
+    # Stretched letters shrink to two; _Normalizer tries one if two is not a word ("bangeet" → "banget").
+    text = _LONG_RUN.sub(r"\1\1", text)
+    return " ".join(text.split()[:MAX_QUESTION_WORDS])
+
+
+def _affix_candidates(word: str) -> set[str]:
+    """Possible roots of an Indonesian (or English) word: affixes stripped, nasal prefixes undone."""
+    bases = {word}
+    for group in (_PARTICLES, _POSSESSIVES, _DERIVATIONAL):
+        bases |= {b[: -len(s)] for b in bases for s in group if b.endswith(s) and len(b) - len(s) >= 3}
+    found = set(bases)
+    for base in bases:
+        for prefix in _PREFIXES:
+            if base.startswith(prefix) and len(base) - len(prefix) >= 3:
+                rest = base[len(prefix) :]
+                found.add(rest)
+                if prefix in _RECODE and rest[0] in "aiueo":
+                    found.add(_RECODE[prefix] + rest)
+    found.discard(word)
+    return {c for c in found if len(c) >= MIN_ROOT_LENGTH}
+
+
+class _Normalizer:
+    """Turns text into canonical terms; its vocabulary is the words of the paraphrases."""
+
+    def __init__(self, slang: Slang, paraphrase_words: Iterable[str]) -> None:
+        self.slang = slang
+        self._phrase_re = (
+            re.compile(r"\b(" + "|".join(re.escape(p) for p in sorted(slang.phrases, key=len, reverse=True)) + r")\b")
+            if slang.phrases
+            else None
+        )
+        vocab = set(paraphrase_words)
+        # A root counts if the FAQ uses it, or if two different FAQ words share it (sambungkan, sambungan).
+        producers: Counter[str] = Counter()
+        for word in vocab - slang.keep:
+            producers.update(_affix_candidates(word))
+        roots = vocab | {c for c, n in producers.items() if n >= 2}
+        self.canonical: dict[str, str] = {}
+        for word in roots:
+            self.canonical[word] = self._root(word, roots)
+        by_length: dict[int, list[str]] = defaultdict(list)
+        for word in vocab:
+            if word.isalpha():
+                by_length[len(word)].append(word)
+        self._by_length = dict(by_length)
+
+    def _root(self, word: str, roots: set[str]) -> str:
+        if word in self.slang.keep or word.isdigit():
+            return word
+        options = [c for c in _affix_candidates(word) if c in roots]
+        return min(options, key=lambda c: (len(c), c)) if options else word
+
+    def expand(self, word: str, depth: int = 0) -> list[str]:
+        """Slang replacement (followed through chains), fillers dropped."""
+        if word in self.slang.fillers:
+            return []
+        replacement = self.slang.replacements.get(word)
+        if replacement is None or replacement == word or depth > 3:
+            return [word]
+        return [w for part in replacement.split() for w in self.expand(part, depth + 1)]
+
+    def words(self, text: str) -> list[str]:
+        """Cleaned words with phrases joined and slang expanded; paraphrases stop here."""
+        cleaned = clean_text(text)
+        if self._phrase_re is not None:
+            cleaned = self._phrase_re.sub(lambda m: self.slang.phrases[m.group(1)], cleaned)
+        return [w for token in cleaned.split() for w in self.expand(self._unstretched(token))]
+
+    def _unstretched(self, token: str) -> str:
+        # "kakk", "yaa", "sertiif": doubled letters hide a filler or slang word; real words ("maaf") are listed.
+        if token in self.slang.fillers or token in self.slang.replacements:
+            return token
+        single = _DOUBLE.sub(r"\1", token)
+        return single if single in self.slang.fillers or single in self.slang.replacements else token
+
+    def term(self, word: str) -> tuple[str, bool]:
+        """The canonical term for a word and whether the FAQ knows it."""
+        known = self.canonical.get(word)
+        if known is not None:
+            return known, True
+        single = _DOUBLE.sub(r"\1", word)
+        if single != word:
+            for w in self.expand(single) or [single]:
+                if w in self.canonical:
+                    return self.canonical[w], True
+        options = [c for c in _affix_candidates(word) if c in self.canonical]
+        if options:
+            return self.canonical[min(options, key=lambda c: (len(c), c))], True
+        fixed = self._typo(word)
+        if fixed is not None:
+            return self.canonical[fixed], True
+        return word, False
+
+    def _typo(self, word: str) -> str | None:
+        # Short words are too easily another word ("resep"/"reset"), so only longer ones get corrected.
+        if not word.isalpha() or len(word) < 6:
+            return None
+        max_edits = 2 if len(word) >= 9 else 1
+        best: tuple[int, str] | None = None
+        for length in range(len(word) - max_edits, len(word) + max_edits + 1):
+            bucket = self._by_length.get(length)
+            if not bucket:
+                continue
+            found = process.extractOne(word, bucket, scorer=OSA.distance, score_cutoff=max_edits)
+            if found is not None and (best is None or found[1] < best[0]):
+                best = (int(found[1]), found[0])
+        return best[1] if best else None
+
+    def terms(self, text: str) -> tuple[list[str], list[str]]:
+        """(known terms, unknown words) of a question, in order, without repeats."""
+        known: dict[str, None] = {}
+        unknown: dict[str, None] = {}
+        for word in self.words(text):
+            term, is_known = self.term(word)
+            if is_known:
+                known[term] = None
+            elif not word.isdigit():
+                unknown[term] = None
+        return list(known), list(unknown)
+
+
+@dataclass(frozen=True)
+class _Paraphrase:
+    terms: frozenset[str]
+    weight: float  # sum of its terms' weights
+    text: str  # canonical terms joined, for rapidfuzz
+
+
+@dataclass(frozen=True)
+class _Scores:
+    candidates: list[Candidate]  # best first, the off-topic class included
+    normalized: str
+    evidence: float  # the known words' weight, in words-only-one-entry-uses
+
+
+class _Index:
+    """Everything precomputed from one set of entries; replaced whole on rebuild."""
+
+    def __init__(self, entries: Sequence[FaqEntry], slang: Slang, off_topic: Sequence[str]) -> None:
+        self.ids = [e.id for e in entries] + ([OFF_TOPIC_ID] if off_topic else [])
+        texts = [[p for items in e.paraphrases.values() for p in items] for e in entries]
+        if off_topic:
+            texts.append(list(off_topic))
+        slang_only = _Normalizer(slang, ())
+        words_per_entry = [[slang_only.words(p) for p in group] for group in texts]
+        self.normalizer = _Normalizer(slang, (w for group in words_per_entry for ws in group for w in ws))
+        canonical = self.normalizer.canonical
+        term_sets = [[frozenset(canonical[w] for w in ws) for ws in group] for group in words_per_entry]
+
+        n_entries = max(len(self.ids), 1)
+        doc_freq: Counter[str] = Counter(t for group in term_sets for t in frozenset().union(*group))
+        self.weights = {t: math.log(1 + n_entries / df) for t, df in doc_freq.items()}
+        self.rarest_weight = math.log(1 + n_entries)  # a word only one entry uses
+        self.unknown_weight = UNKNOWN_WORD_WEIGHT * self.rarest_weight
+
+        # Each term votes for entries in proportion to how often (per paraphrase) each uses it.
+        share: dict[str, list[tuple[int, float]]] = defaultdict(list)
+        for index, group in enumerate(term_sets):
+            if not group:
+                continue
+            counts = Counter(t for terms in group for t in terms)
+            for term, count in counts.items():
+                share[term].append((index, count / len(group)))
+        self.votes: dict[str, dict[int, float]] = {}
+        self.strongest_votes: dict[str, list[tuple[int, float]]] = {}
+        for term, pairs in share.items():
+            total = sum(f for _, f in pairs)
+            normalised = sorted(((i, f / total) for i, f in pairs), key=lambda pair: pair[1], reverse=True)
+            self.votes[term] = dict(normalised)
+            self.strongest_votes[term] = normalised[:SHORTLIST_POSTINGS]
+
+        self.paraphrases = [
+            [
+                _Paraphrase(terms, sum(self.weights[t] for t in terms), " ".join(sorted(terms)))
+                for terms in group
+                if terms
+            ]
+            for group in term_sets
+        ]
+        self.paraphrase_texts = [[para.text for para in group] for group in self.paraphrases]
+
+    def score(self, question: str) -> _Scores:
+        known, unknown = self.normalizer.terms(question)
+        normalized = " ".join(known + unknown)
+        weights = {t: self.weights.get(t, 0.0) for t in known}
+        total = sum(weights.values()) + self.unknown_weight * len(unknown)
+        if not known or total <= 0:
+            return _Scores([], normalized, 0.0)
+        evidence = sum(weights.values()) / self.rarest_weight
+
+        # Shortlist from each term's strongest entries only (a common word's long tail cannot win), then the
+        # full vote for the shortlisted entries.
+        rough: dict[int, float] = defaultdict(float)
+        for term, weight in weights.items():
+            for index, share in self.strongest_votes.get(term, ()):
+                rough[index] += weight * share
+        shortlist = heapq.nlargest(RERANK_ENTRIES, rough, key=rough.__getitem__)
+        vote = {i: sum(w * self.votes.get(t, {}).get(i, 0.0) for t, w in weights.items()) for i in shortlist}
+
+        question_terms = frozenset(known)
+        question_text = " ".join(sorted(known))
+        coverage = sum(weights.values()) / total  # unknown words dilute the fuzzy signal as they do the others
+        scored: list[Candidate] = []
+        for index in shortlist:
+            best_overlap = 0.0
+            for para in self.paraphrases[index]:
+                if question_terms.isdisjoint(para.terms):
+                    continue
+                shared = sum(weights[t] for t in question_terms & para.terms)
+                extra = para.weight - shared
+                best_overlap = max(best_overlap, shared / (total + PARAPHRASE_EXTRA_PENALTY * extra))
+            # Both sides are sorted canonical terms, so plain ratio is token_sort_ratio without re-sorting.
+            closest = process.extractOne(question_text, self.paraphrase_texts[index], scorer=fuzz.ratio)
+            best_fuzz = closest[1] / 100 if closest is not None else 0.0
+            value = (
+                WEIGHT_PARAPHRASE * best_overlap
+                + WEIGHT_ENTRY * vote[index] / total
+                + WEIGHT_FUZZ * best_fuzz * coverage
+            )
+            scored.append(Candidate(self.ids[index], round(100 * value, 1)))
+        scored.sort(key=lambda c: c.score, reverse=True)
+        return _Scores(scored, normalized, evidence)
+
+
+class FaqMatcher:
+    """Matches free-text questions to FAQ entries. Safe on any input; rebuilt in place when admins edit FAQs."""
+
+    def __init__(self, entries: Sequence[FaqEntry], slang: Slang, off_topic: Sequence[str] = ()) -> None:
+        self._slang = slang
+        self._off_topic = list(off_topic)
+        self._index = _Index(entries, slang, self._off_topic)
+
+    @classmethod
+    def from_knowledge(cls, directory: Path | None = None) -> FaqMatcher:
+        """The matcher over the FAQ and slang files in `knowledge/` (or another directory)."""
+        directory = directory or knowledge_dir()
+        faq_path = directory / "faq.yaml"
+        return cls(load_faq(faq_path), load_slang(directory / "slang.yaml"), load_off_topic(faq_path))
+
+    def rebuild(self, entries: Sequence[FaqEntry], off_topic: Sequence[str] | None = None) -> None:
+        """Swap in a new set of entries (the off-topic examples stay unless given)."""
+        if off_topic is not None:
+            self._off_topic = list(off_topic)
+        # Built aside and swapped in one assignment, so a concurrent match sees the old or the new index.
+        self._index = _Index(entries, self._slang, self._off_topic)
+
+    @property
+    def faq_ids(self) -> list[str]:
+        return [i for i in self._index.ids if i != OFF_TOPIC_ID]
+
+    def match(self, question: str) -> MatchResult:
+        scores = self._index.score(question if isinstance(question, str) else "")
+        off_topic_first = bool(scores.candidates) and scores.candidates[0].faq_id == OFF_TOPIC_ID
+        candidates = [c for c in scores.candidates if c.faq_id != OFF_TOPIC_ID][:CANDIDATES_KEPT]
+        kind = _decide(candidates, off_topic_first, scores.evidence)
+        return MatchResult(kind, candidates, scores.normalized)
+
+    def top(self, question: str, n: int = 5) -> list[Candidate]:
+        """The best n entries with their scores, whatever the verdict (for the admin's "test a question")."""
+        return self.match(question).top(n)
+
+
+def _decide(candidates: Sequence[Candidate], off_topic_first: bool, evidence: float) -> MatchKind:
+    if off_topic_first or not candidates or candidates[0].score < SUGGEST_SCORE:
+        return "none"
+    best = candidates[0].score
+    runner_up = candidates[1].score if len(candidates) > 1 else 0.0
+    if best >= ANSWER_SCORE and best - runner_up >= ANSWER_MARGIN and evidence >= MIN_ANSWER_EVIDENCE:
+        return "answer"
+    return "suggest"

@@ -1,0 +1,49 @@
+"""What the FAQ answered and whether it helped: the record admins read to decide which FAQ to write next."""
+
+from __future__ import annotations
+
+from sqlalchemy import update
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from core.db import make_sessionmaker
+from core.identity import redact
+from core.models import FaqAnswer
+
+MAX_QUESTION = 1000
+
+
+class FaqAnswerLog:
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.sessions = make_sessionmaker(engine)
+
+    async def record(
+        self,
+        question: str,
+        kind: str,
+        faq_id: str | None,
+        score: float,
+        telegram_user_id: int | None,
+        participant_id: int | None,
+    ) -> int:
+        """Store one answer; the question is redacted (no NIK or phone number is kept) and capped in length."""
+        row = FaqAnswer(
+            question=redact(question)[:MAX_QUESTION],
+            kind=kind,
+            faq_id=faq_id,
+            score=score,
+            telegram_user_id=telegram_user_id,
+            participant_id=participant_id,
+        )
+        async with self.sessions.begin() as session:
+            session.add(row)
+        return row.id
+
+    async def feedback(self, answer_id: int, helpful: bool, telegram_user_id: int) -> bool:
+        """Only the person who got the answer can rate it; returns whether a row was updated."""
+        async with self.sessions.begin() as session:
+            result = await session.execute(
+                update(FaqAnswer)
+                .where(FaqAnswer.id == answer_id, FaqAnswer.telegram_user_id == telegram_user_id)
+                .values(helpful=helpful)
+            )
+            return bool(getattr(result, "rowcount", 0))

@@ -1,0 +1,16 @@
+"""Imports that feed the domain engine: platform daily reports, PMO results, payout transfer results.
+
+Each import is validated row by row, all-or-nothing per file, idempotent (a second run changes nothing), and
+records every changed fact in the append-only event log with its batch. An empty cell never clears a stored
+fact, and a transfer result older than the stored attempt changes nothing. Reasons for rejected rows are codes,
+optionally followed by the column: `missing`, `too_long`, `bad_number`, `bad_date`, `future_date`,
+`bad_value`, `bad_json`, `unknown_field`, `wrong_column_count`, `date_order`, `duplicate`, `unknown_participant`,
+`unknown_platform`, `unknown_training`, `unknown_voucher`, `voucher_mismatch`, `unknown_installment`,
+`incomplete_installment`, `unexpected`, `conflicting_certificate`, `certificate_number_taken`,
+`installment_other_enrollment`.
+"""
+
+from core.imports.report import ImportFileError, ImportKind, ImportReport, RejectedRow
+from core.imports.runner import run_import
+
+__all__ = ["ImportFileError", "ImportKind", "ImportReport", "RejectedRow", "run_import"]

@@ -1,0 +1,173 @@
+"""The shape every import kind fills in: its columns, the checks it adds, and how it applies staged rows."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from core.imports.backend import Backend
+from core.imports.reading import Column, ColumnType, SideValues
+from core.imports.report import ImportKind
+
+Check = tuple[str, str]  # (SQL condition on the staged row `s`, SQL expression of the reason)
+
+
+def sql_text(value: str) -> str:
+    """A string literal for SQL built from our own constants (never from file contents)."""
+    return "'" + value.replace("'", "''") + "'"
+
+
+def changed_optional(stored: str, staged: str) -> str:
+    """An empty cell never clears a stored fact: a report carries what the sender knows, not retractions."""
+    return f"({staged} IS NOT NULL AND ({stored} IS NULL OR {stored} <> {staged}))"
+
+
+@dataclass
+class Applied:
+    rows: int = 0  # rows that created or changed something
+    changed_participant_ids: set[int] = field(default_factory=set)
+    rejected: list[tuple[int, str]] = field(default_factory=list)  # found while applying: roll it all back
+
+    def add(self, other: Applied) -> None:
+        self.rows += other.rows
+        self.changed_participant_ids |= other.changed_participant_ids
+        self.rejected += other.rejected
+
+
+@dataclass(frozen=True)
+class EventSource:
+    """What every event of one import records: the batch, and one time for all (the import's start)."""
+
+    ref: str
+    at: Any  # as the driver binds `events.occurred_at`
+
+    def params(self) -> dict[str, Any]:
+        return {"ref": self.ref, "at": self.at}
+
+
+@dataclass(frozen=True)
+class EventInsert:
+    """The columns of an `events` row that an INSERT … SELECT fills for one entity (params: EventSource)."""
+
+    entity: str
+    entity_id: str  # SQL
+    participant_id: str  # SQL
+    kind: str  # created / changed
+
+    def select_list(self, data_sql: str) -> str:
+        return (
+            f"SELECT :at, {self.participant_id}, {sql_text(self.entity)}, CAST({self.entity_id} AS VARCHAR(64)), "
+            f"{sql_text(self.kind)}, {data_sql}, 'import', :ref"
+        )
+
+
+EVENT_COLUMNS = (
+    "INSERT INTO events (occurred_at, participant_id, entity, entity_id, kind, data, source_kind, source_ref) "
+)
+
+
+class ImportSpec(ABC):
+    """One kind of import. The runner stages the file's rows in a temporary table (`stage`, rows `s`) and
+    calls `process` to check them and, when nothing was rejected, apply them.
+
+    A `streaming` kind's rows are independent: the runner processes it chunk by chunk (the rows with
+    `pos > after`), so the database works while the next chunk is parsed; each chunk is loaded sorted by
+    `load_order` (a record index) when set. Other kinds are processed once, when the whole file is staged,
+    by the generic steps below: duplicates of `key` → `resolve` → row and reference checks → `file_checks`
+    → `apply`.
+    """
+
+    kind: ClassVar[ImportKind]
+    columns: tuple[Column, ...]
+    key: ClassVar[tuple[str, ...]]  # what a row addresses; twice in one file is a rejected duplicate
+    # (name, SQL type) of values that `prepare`'s function derives from each record, kept for the current
+    # chunk only in `{stage}_side` (pos, …): bulky values used once.
+    side_columns: ClassVar[tuple[tuple[str, str], ...]] = ()
+    work_columns: ClassVar[str] = ""  # more stage columns (SQL definitions), filled while checking or applying
+    stage_indexes: ClassVar[tuple[tuple[str, ...], ...]] = ()  # for `file_checks`
+    reference_joins: ClassVar[str] = ""
+    streaming: ClassVar[bool] = False
+    load_order: ClassVar[int | None] = None
+
+    async def prepare(self, db: Backend) -> SideValues | None:
+        """Called under the import lock before reading: the function giving a record's `side_columns`."""
+        return None
+
+    def row_checks(self) -> list[Check]:
+        """Checks on one staged row alone; the first that holds names the problem."""
+        checks: list[Check] = []
+        for column in self.columns:
+            if column.type is ColumnType.TEXT:
+                checks.append((f"s.{column.name} = ''", sql_text(f"missing: {column.name}")))
+            if column.max_len is not None:
+                checks.append((f"length(s.{column.name}) > {column.max_len}", sql_text(f"too_long: {column.name}")))
+        return checks + self.extra_row_checks()
+
+    def extra_row_checks(self) -> list[Check]:
+        return []
+
+    @abstractmethod
+    def reference_checks(self) -> list[Check]:
+        """Checks against the database, over the stage joined with `reference_joins`."""
+
+    async def resolve(self, db: Backend, stage: str) -> None:  # noqa: B027 - an optional step
+        """Fill work columns from the database (ids of what the rows name) before the checks."""
+
+    async def file_checks(self, db: Backend, stage: str) -> list[tuple[int, str]]:
+        """Checks across rows of the file."""
+        return []
+
+    async def apply(self, db: Backend, stage: str, source: EventSource) -> Applied:
+        """Write the staged rows and their events; called only when no row was rejected."""
+        raise NotImplementedError
+
+    async def process(
+        self, db: Backend, stage: str, source: EventSource, after: int, staged: int, *, apply: bool
+    ) -> Applied:
+        """Check the `staged` rows after position `after`; when `apply` and none is rejected, write them."""
+        found = await duplicates(db, stage, self.key, after)
+        if db.name == "postgresql":
+            await db.execute(f"ANALYZE {stage}")  # temporary tables get no autovacuum statistics
+        await self.resolve(db, stage)
+        found += await first_failing(db, stage, self.row_checks() + self.reference_checks(), self.reference_joins)
+        for number, columns in enumerate(self.stage_indexes):
+            await db.execute(f"CREATE INDEX {stage}_{number} ON {stage} ({', '.join(columns)})")
+        found += await self.file_checks(db, stage)
+        if found or not apply:
+            return Applied(rejected=found)
+        return await self.apply(db, stage, source)
+
+
+async def duplicates(db: Backend, stage: str, key: Sequence[str], after: int) -> list[tuple[int, str]]:
+    """Rows after position `after` whose key an earlier line of the file has (the stage gets a key index)."""
+    columns = ", ".join(key)
+    await db.execute(f"CREATE INDEX IF NOT EXISTS {stage}_key ON {stage} ({columns})")
+    same_key = " AND ".join(f"o.{column} = s.{column}" for column in key)
+    rows = await db.rows(
+        f"SELECT s.line, MIN(o.line) FROM {stage} AS s JOIN {stage} AS o ON {same_key} AND o.line < s.line "
+        "WHERE s.pos > :after GROUP BY s.line",
+        {"after": after},
+    )
+    return [(int(line), f"duplicate: same {columns} as line {first}") for line, first in rows]
+
+
+async def first_failing(
+    db: Backend,
+    stage: str,
+    checks: Sequence[Check],
+    joins: str = "",
+    after: int = 0,
+    params: dict[str, Any] | None = None,
+) -> list[tuple[int, str]]:
+    """(line, reason) for every staged row after position `after` where a check holds, the first one winning."""
+    if not checks:
+        return []
+    cases = " ".join(f"WHEN {condition} THEN {reason}" for condition, reason in checks)
+    sql = (
+        f"SELECT line, reason FROM (SELECT s.line AS line, CASE {cases} END AS reason "
+        f"FROM {stage} AS s {joins} WHERE s.pos > :after) AS checked WHERE reason IS NOT NULL"
+    )
+    rows = await db.rows(sql, {"after": after, **(params or {})})
+    return [(int(line), str(reason)) for line, reason in rows]

@@ -1,0 +1,101 @@
+"""Exactly-once handling of Telegram updates across webhook workers.
+
+A worker claims an update_id before handling it and marks it done after its work is committed. A redelivery of a
+done update is acknowledged without handling; one claimed by a worker that died (its lease ran out) is taken over.
+A live worker renews its lease while it works, so the lease can be short and a dead worker's updates are taken over
+within seconds.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from core.db import is_sqlite, make_sessionmaker
+from core.models import ProcessedUpdate
+
+LEASE = timedelta(seconds=15)  # a worker renews it every LEASE / 3 while the update is in hand
+KEEP = timedelta(days=2)  # Telegram stops redelivering long before this
+
+
+class Claim(StrEnum):
+    NEW = "new"  # handle it
+    DONE = "done"  # already handled: acknowledge
+    BUSY = "busy"  # another worker is on it right now: ask Telegram to retry later
+
+
+class UpdateLedger:
+    def __init__(self, engine: AsyncEngine, worker: str, lease: timedelta = LEASE) -> None:
+        self.sessions = make_sessionmaker(engine)
+        self.worker = worker[:64]
+        self.lease = lease
+        self._insert = sqlite.insert if is_sqlite(str(engine.url)) else postgresql.insert
+
+    async def claim(self, update_id: int, now: datetime | None = None) -> Claim:
+        now = now or datetime.now(UTC)
+        async with self.sessions.begin() as session:
+            inserted = await session.execute(
+                self._insert(ProcessedUpdate)
+                .values(update_id=update_id, status="processing", worker=self.worker, claimed_at=now)
+                .on_conflict_do_nothing(index_elements=["update_id"])
+            )
+            if getattr(inserted, "rowcount", 0) == 1:
+                return Claim.NEW
+            row = await session.get(ProcessedUpdate, update_id, with_for_update=True)
+            if row is None:  # released between our insert and read: try again next delivery
+                return Claim.BUSY
+            if row.status == "done":
+                return Claim.DONE
+            claimed_at = row.claimed_at if row.claimed_at.tzinfo else row.claimed_at.replace(tzinfo=UTC)
+            if now - claimed_at < self.lease:
+                return Claim.BUSY
+            row.worker, row.claimed_at = self.worker, now  # its worker died mid-update: take it over
+            return Claim.NEW
+
+    async def renew(self, update_id: int, now: datetime | None = None) -> bool:
+        """Still working on it: push the lease forward. False when the claim is no longer ours."""
+        async with self.sessions.begin() as session:
+            result = await session.execute(
+                update(ProcessedUpdate)
+                .where(
+                    ProcessedUpdate.update_id == update_id,
+                    ProcessedUpdate.worker == self.worker,
+                    ProcessedUpdate.status == "processing",
+                )
+                .values(claimed_at=now or datetime.now(UTC))
+            )
+            return bool(getattr(result, "rowcount", 0))
+
+    async def done(self, update_id: int, now: datetime | None = None) -> None:
+        async with self.sessions.begin() as session:
+            await session.execute(
+                update(ProcessedUpdate)
+                .where(ProcessedUpdate.update_id == update_id)
+                .values(status="done", done_at=now or datetime.now(UTC))
+            )
+
+    async def release(self, update_id: int) -> None:
+        """Handling failed: forget the claim so Telegram's retry is handled afresh."""
+        async with self.sessions.begin() as session:
+            await session.execute(
+                delete(ProcessedUpdate).where(
+                    ProcessedUpdate.update_id == update_id, ProcessedUpdate.status == "processing"
+                )
+            )
+
+    async def forget_old(self, now: datetime | None = None) -> int:
+        cutoff = (now or datetime.now(UTC)) - KEEP
+        async with self.sessions.begin() as session:
+            result = await session.execute(
+                delete(ProcessedUpdate).where(ProcessedUpdate.status == "done", ProcessedUpdate.done_at < cutoff)
+            )
+            return int(getattr(result, "rowcount", 0) or 0)
+
+    async def is_done(self, update_id: int) -> bool:
+        async with self.sessions() as session:
+            status = await session.scalar(select(ProcessedUpdate.status).where(ProcessedUpdate.update_id == update_id))
+            return status == "done"

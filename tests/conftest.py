@@ -1,0 +1,49 @@
+"""Shared fixtures: real databases (an SQLite file per test; PostgreSQL when DATABASE_URL points at one)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from core.db import downgrade, make_engine, migrate
+
+PG_URL = os.environ.get("DATABASE_URL", "") if os.environ.get("DATABASE_URL", "").startswith("postgres") else ""
+REDIS_URL = os.environ.get("REDIS_URL", "")
+requires_pg = pytest.mark.skipif(not PG_URL, reason="DATABASE_URL does not point at PostgreSQL")
+
+
+async def _fresh(url: str) -> AsyncEngine:
+    engine = make_engine(url)
+    if not url.startswith("sqlite"):
+        await downgrade(engine, "base")
+    await migrate(engine)
+    return engine
+
+
+@pytest.fixture
+async def sqlite_engine(tmp_path: Path) -> AsyncIterator[AsyncEngine]:
+    engine = await _fresh(f"sqlite+aiosqlite:///{tmp_path / 'test.db'}")
+    yield engine
+    await engine.dispose()
+
+
+@pytest.fixture
+async def pg_engine() -> AsyncIterator[AsyncEngine]:
+    if not PG_URL:
+        pytest.skip("DATABASE_URL does not point at PostgreSQL")
+    engine = await _fresh(PG_URL)
+    yield engine
+    await engine.dispose()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=requires_pg)])
+async def engine(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[AsyncEngine]:
+    """The same test on the embedded default and, when available, on PostgreSQL."""
+    url = f"sqlite+aiosqlite:///{tmp_path / 'test.db'}" if request.param == "sqlite" else PG_URL
+    engine = await _fresh(url)
+    yield engine
+    await engine.dispose()

@@ -1,0 +1,38 @@
+"""The layering the design card fixes: core/ knows nothing of bot/ or Telegram; flows know nothing of aiogram."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def imported_modules(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module.split(".")[0])
+    return names
+
+
+@pytest.mark.parametrize(
+    ("folder", "forbidden"),
+    [("core", {"bot", "aiogram", "telegram"}), ("bot/flows", {"aiogram", "telegram"})],
+)
+def test_layer_imports(folder: str, forbidden: set[str]) -> None:
+    files = list((ROOT / folder).rglob("*.py"))
+    assert files, f"{folder} has no Python files"
+    offenders = {str(f.relative_to(ROOT)): imported_modules(f) & forbidden for f in files}
+    assert {f: bad for f, bad in offenders.items() if bad} == {}
+
+
+def test_the_checker_sees_a_forbidden_import(tmp_path: Path) -> None:
+    sample = tmp_path / "x.py"
+    sample.write_text("import os\nfrom aiogram.types import Message\nfrom . import sibling\n", encoding="utf-8")
+    assert imported_modules(sample) == {"os", "aiogram"}

@@ -1,0 +1,106 @@
+"""NIK and card numbers, phone numbers, hashing and masking of personal data."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from core.identity import (
+    IdentifierKind,
+    InvalidIdentifier,
+    Sex,
+    classify_identifier,
+    keyed_hash,
+    mask_phone,
+    normalize_phone,
+    parse_nik,
+    redact,
+    verify_keyed_hash,
+)
+
+TODAY = date(2026, 11, 23)
+
+
+def test_nik_structure_and_the_plus_40_for_women() -> None:
+    man = parse_nik("3273011708900001", today=TODAY)
+    assert (man.province_code, man.birth_date, man.sex, man.last4) == (
+        32,
+        date(1990, 8, 17),
+        Sex.MALE,
+        "0001",
+    )
+    woman = parse_nik("3273 0157 0890 0002", today=TODAY)
+    assert (woman.birth_date, woman.sex) == (date(1990, 8, 17), Sex.FEMALE)
+    assert parse_nik("3171010101050003", today=TODAY).birth_date == date(2005, 1, 1)
+
+
+@pytest.mark.parametrize(
+    ("nik", "reason"),
+    [
+        ("327301170890001", "nik_length"),
+        ("32730117089000012", "nik_length"),
+        ("9973011708900001", "nik_province"),
+        ("3273013202900001", "nik_birth_date"),  # 32 February
+        ("3273017213900001", "nik_birth_date"),  # women: 72-40 = 32
+        ("3273011708900000", "nik_serial"),
+        ("3273011708a90001", "nik_length"),
+    ],
+)
+def test_invalid_niks_are_refused_with_a_reason(nik: str, reason: str) -> None:
+    with pytest.raises(InvalidIdentifier) as exc:
+        parse_nik(nik, today=TODAY)
+    assert exc.value.reason == reason
+
+
+def test_a_card_number_is_told_apart_from_a_nik() -> None:
+    assert classify_identifier("3273011708900001", today=TODAY) is IdentifierKind.NIK
+    assert classify_identifier("8800000000000004", today=TODAY) is IdentifierKind.CARD_NUMBER
+    assert classify_identifier("12345", today=TODAY) is IdentifierKind.INVALID
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "081234567890",
+        "6281234567890",
+        "+6281234567890",
+        "+62 812-3456-7890",
+        "0812 3456 7890",
+        "(0812)34567890",
+    ],
+)
+def test_phone_numbers_normalise_to_e164(raw: str) -> None:
+    assert normalize_phone(raw) == "+6281234567890"
+
+
+@pytest.mark.parametrize("raw", ["", "12", "+6581234567", "0221234567", "hello", "0812" * 20])
+def test_bad_phone_numbers_are_refused(raw: str) -> None:
+    with pytest.raises(InvalidIdentifier):
+        normalize_phone(raw)
+
+
+def test_keyed_hash_verifies_without_storing_the_nik() -> None:
+    digest = keyed_hash("3273-0117-0890-0001", b"k1")
+    assert "3273011708900001" not in digest and len(digest) == 64
+    assert verify_keyed_hash("3273011708900001", b"k1", digest)
+    assert not verify_keyed_hash("3273011708900001", b"k2", digest)
+    assert not verify_keyed_hash("3273011708900002", b"k1", digest)
+
+
+def test_masking() -> None:
+    assert mask_phone("+6281234567890") == "+62812******90"
+    text = redact("NIK saya 3273011708900001, hp 0812-3456-7890, tgl 17-08-1990")
+    assert "3273011708900001" not in text and "0812-3456-7890" not in text
+    assert text.endswith("tgl 17-08-1990")
+    assert "0001" in text and "7890" in text
+
+
+@given(st.text(max_size=300))
+def test_redact_never_leaves_a_long_digit_run(text: str) -> None:
+    digits_run = 0
+    for ch in redact(text):
+        digits_run = digits_run + 1 if ch.isascii() and ch.isdigit() else 0
+        assert digits_run < 10

@@ -1,0 +1,733 @@
+"""Imports against real databases: SQLite files, and PostgreSQL when DATABASE_URL points at one.
+
+Each test builds its own reference data (platforms, trainings, participants), writes a real file and reads the
+database back: counts, stored facts and the event log.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import json
+import time
+from collections.abc import Iterable, Sequence
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import select, text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from core.db import make_engine, make_sessionmaker
+from core.imports import ImportFileError, ImportKind, ImportReport, run_import
+from core.imports import runner as import_runner
+from core.models import (
+    Certificate,
+    Enrollment,
+    Event,
+    ImportBatch,
+    IncentiveInstallment,
+    InstallmentStatus,
+    Institution,
+    Participant,
+    Platform,
+    Training,
+)
+
+TODAY = date(2024, 7, 1)
+REPORT = ImportKind.PLATFORM_REPORT
+PMO = ImportKind.PMO_RESULTS
+TRANSFERS = ImportKind.TRANSFERS
+
+PR_HEADER = [
+    "report_date",
+    "platform",
+    "voucher_code",
+    "participant_id",
+    "training_code",
+    "purchased_on",
+    "completed_on",
+    "name_at_institution",
+    "rated_on",
+    "reported_on",
+]
+PMO_HEADER = [
+    "voucher_code",
+    "processed_on",
+    "certificate_number",
+    "printed_name",
+    "installment_seq",
+    "amount",
+    "scheduled_on",
+]
+TRANSFER_HEADER = ["participant_id", "installment_seq", "channel", "status", "transferred_on", "failure_reason"]
+
+
+# --- helpers -------------------------------------------------------------------------------------------------
+
+
+async def seed(engine: AsyncEngine, participants: int = 3) -> None:
+    """Two platforms, one institution with two trainings, and `participants` participants (ids 1…n)."""
+    async with make_sessionmaker(engine)() as session:
+        session.add_all([Platform(code="tokopedia", name="Tokopedia"), Platform(code="pintaria", name="Pintaria")])
+        institution = Institution(name="Lembaga Uji")
+        session.add(institution)
+        await session.flush()
+        session.add_all(
+            [
+                Training(code="TR-1", title="Menjahit", institution_id=institution.id),
+                Training(code="TR-2", title="Barista", institution_id=institution.id),
+            ]
+        )
+        session.add_all(
+            [
+                Participant(
+                    id=n,
+                    card_number_hash=f"card-{n}",
+                    card_number_last4=f"{n:04d}",
+                    nik_hash=f"nik-{n}",
+                    nik_last4=f"{n:04d}",
+                    legal_name=f"Peserta {n}",
+                    birth_date=date(1990, 1, 1),
+                    phone=f"+62812{n:08d}",
+                    wave=10,
+                    scheme="2020",
+                    accepted_on=date(2020, 5, 1),
+                )
+                for n in range(1, participants + 1)
+            ]
+        )
+        await session.commit()
+
+
+def write_csv(path: Path, header: Sequence[str], rows: Iterable[Sequence[Any]]) -> Path:
+    with path.open("w", encoding="utf-8", newline="") as f:
+        out = csv.writer(f)
+        out.writerow(header)
+        out.writerows(rows)
+    return path
+
+
+def write_jsonl(path: Path, objects: Iterable[dict[str, Any]]) -> Path:
+    path.write_text("".join(json.dumps(o) + "\n" for o in objects), encoding="utf-8")
+    return path
+
+
+def report_row(
+    voucher: str,
+    participant: int | str = 1,
+    *,
+    platform: str = "tokopedia",
+    training: str = "TR-1",
+    purchased: str = "2024-01-10",
+    completed: str = "",
+    name: str = "",
+    rated: str = "",
+    reported: str = "",
+    report_date: str = "2024-06-30",
+) -> list[Any]:
+    return [report_date, platform, voucher, participant, training, purchased, completed, name, rated, reported]
+
+
+async def scalar(engine: AsyncEngine, sql: str, **params: Any) -> Any:
+    async with engine.connect() as conn:
+        return (await conn.execute(text(sql), params)).scalar()
+
+
+async def events(engine: AsyncEngine, entity: str | None = None) -> list[Event]:
+    async with make_sessionmaker(engine)() as session:
+        query = select(Event).order_by(Event.id)
+        if entity is not None:
+            query = query.where(Event.entity == entity)
+        return list((await session.scalars(query)).all())
+
+
+async def enrollment(engine: AsyncEngine, voucher: str) -> Enrollment:
+    async with make_sessionmaker(engine)() as session:
+        return (await session.scalars(select(Enrollment).where(Enrollment.voucher_code == voucher))).one()
+
+
+async def batches(engine: AsyncEngine) -> list[ImportBatch]:
+    async with make_sessionmaker(engine)() as session:
+        return list((await session.scalars(select(ImportBatch).order_by(ImportBatch.id))).all())
+
+
+async def run(engine: AsyncEngine, kind: ImportKind | str, path: Path, **kwargs: Any) -> ImportReport:
+    return await run_import(engine, kind, path, today=TODAY, **kwargs)
+
+
+def rejections(report: ImportReport) -> list[tuple[int, str]]:
+    return [(row.line, row.code) for row in report.rejected]
+
+
+# --- platform report -----------------------------------------------------------------------------------------
+
+
+async def test_platform_report_creates_enrollments_and_the_same_file_again_changes_nothing(
+    engine: AsyncEngine, tmp_path: Path
+) -> None:
+    await seed(engine)
+    path = write_csv(
+        tmp_path / "report.csv",
+        PR_HEADER,
+        [
+            report_row(
+                "V-1", 1, completed="2024-02-01", name="Budi Santoso", rated="2024-02-02", reported="2024-02-03"
+            ),
+            report_row("V-2", 2, platform="pintaria", training="TR-2"),
+            report_row("V-3", 3, completed="2024-03-01"),
+        ],
+    )
+
+    first = await run(engine, REPORT, path)
+    assert (first.status, first.rows_read, first.applied, first.unchanged, first.rejected) == ("applied", 3, 3, 0, [])
+    stored = await enrollment(engine, "V-1")
+    assert (stored.participant_id, stored.platform_code, stored.purchased_on) == (1, "tokopedia", date(2024, 1, 10))
+    assert (stored.completed_on, stored.name_at_institution) == (date(2024, 2, 1), "Budi Santoso")
+    assert (stored.rated_on, stored.reported_on) == (date(2024, 2, 2), date(2024, 2, 3))
+    created = await events(engine)
+    assert [(e.entity, e.kind, e.source_kind, e.source_ref) for e in created] == [
+        ("enrollments", "created", "import", str(first.batch_id))
+    ] * 3
+    by_voucher = {e.data["voucher_code"][1]: e for e in created}
+    assert by_voucher["V-1"].entity_id == str(stored.id) and by_voucher["V-1"].participant_id == 1
+    assert by_voucher["V-1"].data["name_at_institution"] == [None, "Budi Santoso"]
+    assert by_voucher["V-2"].data == {
+        "voucher_code": [None, "V-2"],
+        "participant_id": [None, 2],
+        "platform_code": [None, "pintaria"],
+        "training_id": [None, (await enrollment(engine, "V-2")).training_id],
+        "purchased_on": [None, "2024-01-10"],
+    }
+
+    second = await run(engine, REPORT, path)
+    assert (second.status, second.rows_read, second.applied, second.unchanged) == ("applied", 3, 0, 3)
+    assert len(await events(engine)) == 3
+    recorded = await batches(engine)
+    assert [(b.kind, b.status, b.rows_read, b.rows_applied, b.rows_unchanged) for b in recorded] == [
+        ("platform-report", "applied", 3, 3, 0),
+        ("platform-report", "applied", 3, 0, 3),
+    ]
+    assert recorded[0].file_sha256 == recorded[1].file_sha256 and len(recorded[0].file_sha256) == 64
+    assert all(b.finished_at is not None for b in recorded)
+
+
+async def test_a_changed_fact_is_applied_and_recorded_as_one_event_with_old_and_new(
+    engine: AsyncEngine, tmp_path: Path
+) -> None:
+    await seed(engine)
+    await run(engine, REPORT, write_csv(tmp_path / "day1.csv", PR_HEADER, [report_row("V-1"), report_row("V-2", 2)]))
+    before = len(await events(engine))
+
+    day2 = write_csv(
+        tmp_path / "day2.csv",
+        PR_HEADER,
+        [report_row("V-1", completed="2024-02-01", name="Budi"), report_row("V-2", 2)],
+    )
+    report = await run(engine, REPORT, day2)
+
+    assert (report.applied, report.unchanged) == (1, 1)
+    stored = await enrollment(engine, "V-1")
+    assert (stored.completed_on, stored.name_at_institution) == (date(2024, 2, 1), "Budi")
+    new_events = (await events(engine))[before:]
+    assert len(new_events) == 1
+    event = new_events[0]
+    assert (event.entity, event.entity_id, event.kind, event.participant_id) == (
+        "enrollments",
+        str(stored.id),
+        "changed",
+        1,
+    )
+    assert event.data == {"completed_on": [None, "2024-02-01"], "name_at_institution": [None, "Budi"]}
+    assert event.source_ref == str(report.batch_id)
+
+    # A correction of a stored fact records the old value; an empty cell clears nothing.
+    day3 = write_csv(tmp_path / "day3.csv", PR_HEADER, [report_row("V-1", completed="2024-02-05")])
+    report = await run(engine, REPORT, day3)
+    assert report.applied == 1
+    last = (await events(engine))[-1]
+    assert last.data == {"completed_on": ["2024-02-01", "2024-02-05"]}
+    stored = await enrollment(engine, "V-1")
+    assert (stored.completed_on, stored.name_at_institution) == (date(2024, 2, 5), "Budi")
+
+
+async def test_bad_rows_are_reported_by_line_and_nothing_is_written(engine: AsyncEngine, tmp_path: Path) -> None:
+    await seed(engine)
+    path = tmp_path / "bad.csv"
+    rows = [
+        report_row("V-OK", 1),  # line 2
+        report_row("V-3", 99),  # 3 unknown participant
+        report_row("V-4", 1, platform="shopee"),  # 4 unknown platform
+        report_row("V-5", 1, training="TR-404"),  # 5 unknown training
+        report_row("V-6", 1, purchased="2024-13-01"),  # 6 bad date
+        report_row("V-7", 1, rated="2024-07-02"),  # 7 future date (today is 2024-07-01)
+        report_row("V-8", "12a"),  # 8 bad number
+        report_row("", 1),  # 9 missing voucher
+        report_row("V-10", 1, name="x" * 201),  # 10 name too long
+        report_row("V-11", 1, completed="2024-01-01"),  # 11 completed before purchased
+        report_row("V-OK", 2),  # 12 duplicate of line 2
+        ["2024-06-30", "tokopedia", "V-13"],  # 13 wrong column count
+        report_row("V-14", 1, name="Siti\nNur"),  # 14-15: a quoted name over two lines, valid
+        report_row("V-16", 1, purchased="2024/01/10"),  # 16 not ISO
+    ]
+    write_csv(path, PR_HEADER, rows)
+
+    report = await run(engine, REPORT, path)
+
+    assert report.status == "rejected"
+    assert rejections(report) == [
+        (3, "unknown_participant"),
+        (4, "unknown_platform"),
+        (5, "unknown_training"),
+        (6, "bad_date"),
+        (7, "future_date"),
+        (8, "bad_number"),
+        (9, "missing"),
+        (10, "too_long"),
+        (11, "date_order"),
+        (12, "duplicate"),
+        (13, "wrong_column_count"),
+        (16, "bad_date"),
+    ]
+    reasons = {row.line: row.reason for row in report.rejected}
+    assert reasons[7] == "future_date: rated_on"
+    assert reasons[10] == "too_long: name_at_institution"
+    assert reasons[12] == "duplicate: same voucher_code as line 2"
+    assert (report.rows_read, report.applied, report.unchanged) == (14, 0, 0)
+    assert await scalar(engine, "SELECT COUNT(*) FROM enrollments") == 0
+    assert await scalar(engine, "SELECT COUNT(*) FROM events") == 0
+    [batch] = await batches(engine)
+    assert (batch.status, batch.rows_read, batch.rows_rejected, batch.rows_applied) == ("rejected", 14, 12, 0)
+    assert report.batch_id == batch.id
+
+
+async def test_a_known_voucher_naming_another_participant_is_rejected(engine: AsyncEngine, tmp_path: Path) -> None:
+    await seed(engine)
+    await run(engine, REPORT, write_csv(tmp_path / "a.csv", PR_HEADER, [report_row("V-1", 1)]))
+    path = write_csv(
+        tmp_path / "b.csv",
+        PR_HEADER,
+        [report_row("V-1", 2), report_row("V-2", 2), report_row("V-1b", 1, training="TR-2")],
+    )
+    report = await run(engine, REPORT, path)
+    assert report.status == "rejected"
+    assert [(r.line, r.reason) for r in report.rejected] == [(2, "voucher_mismatch: participant_id")]
+    assert await scalar(engine, "SELECT COUNT(*) FROM enrollments") == 1
+    assert await scalar(engine, "SELECT COUNT(*) FROM events") == 1
+
+
+async def test_wrong_header_is_a_file_error_naming_the_columns(engine: AsyncEngine, tmp_path: Path) -> None:
+    await seed(engine)
+    header = [c for c in PR_HEADER if c not in ("voucher_code", "rated_on")] + ["voucher", "note"]
+    path = write_csv(tmp_path / "header.csv", header, [["2024-06-30"] * len(header)])
+    with pytest.raises(ImportFileError) as caught:
+        await run(engine, REPORT, path)
+    message = str(caught.value)
+    assert "missing columns: voucher_code, rated_on" in message
+    assert "unknown columns: voucher, note" in message
+    assert "\n" not in message
+    assert await batches(engine) == []
+
+
+@pytest.mark.parametrize(
+    ("encoding", "expected"),
+    [("latin-1", "not UTF-8"), ("cp1252", "not UTF-8"), ("utf-16", "UTF-16"), ("utf-16-le", "NUL bytes")],
+)
+async def test_a_file_that_is_not_utf8_is_a_file_error(
+    sqlite_engine: AsyncEngine, tmp_path: Path, encoding: str, expected: str
+) -> None:
+    await seed(sqlite_engine)
+    path = tmp_path / "encoded.csv"
+    lines = [",".join(PR_HEADER), ",".join(map(str, report_row("V-1", name="Séverine Müller")))]
+    path.write_bytes(("\r\n".join(lines) + "\r\n").encode(encoding))
+    with pytest.raises(ImportFileError, match=expected):
+        await run(sqlite_engine, REPORT, path)
+    assert await scalar(sqlite_engine, "SELECT COUNT(*) FROM enrollments") == 0
+    assert await batches(sqlite_engine) == []
+
+
+async def test_a_utf8_bom_and_crlf_line_ends_are_fine(sqlite_engine: AsyncEngine, tmp_path: Path) -> None:
+    await seed(sqlite_engine)
+    path = tmp_path / "bom.csv"
+    lines = [",".join(PR_HEADER), ",".join(map(str, report_row("V-1", name="Séverine Müller")))]
+    path.write_bytes(("\r\n".join(lines) + "\r\n").encode("utf-8-sig"))
+    report = await run(sqlite_engine, REPORT, path)
+    assert (report.status, report.applied) == ("applied", 1)
+    assert (await enrollment(sqlite_engine, "V-1")).name_at_institution == "Séverine Müller"
+
+
+async def test_a_date_after_today_in_jakarta_is_rejected(sqlite_engine: AsyncEngine, tmp_path: Path) -> None:
+    await seed(sqlite_engine)
+    path = write_csv(
+        tmp_path / "f.csv", PR_HEADER, [report_row("V-1", purchased="2024-07-01", report_date="2024-07-01")]
+    )
+    assert (await run_import(sqlite_engine, REPORT, path, today=date(2024, 7, 1))).status == "applied"
+    path = write_csv(
+        tmp_path / "g.csv", PR_HEADER, [report_row("V-2", purchased="2024-07-02", report_date="2024-07-02")]
+    )
+    report = await run_import(sqlite_engine, REPORT, path, today=date(2024, 7, 1))
+    assert [(r.line, r.reason) for r in report.rejected] == [(2, "future_date: report_date")]
+    # Without `today`, the date in Asia/Jakarta is used: far-future rows are always rejected.
+    path = write_csv(tmp_path / "h.csv", PR_HEADER, [report_row("V-3", report_date="2999-01-01")])
+    assert rejections(await run_import(sqlite_engine, REPORT, path)) == [(2, "future_date")]
+
+
+async def test_jsonl_reports_import_like_csv(engine: AsyncEngine, tmp_path: Path) -> None:
+    await seed(engine)
+    objects = [dict(zip(PR_HEADER, report_row("V-1", 1, completed="2024-02-01"), strict=True))]
+    objects.append(
+        {
+            "report_date": "2024-06-30",
+            "platform": "pintaria",
+            "voucher_code": "V-2",
+            "participant_id": 2,
+            "training_code": "TR-2",
+            "purchased_on": "2024-01-10",
+            "rated_on": None,
+        }
+    )
+    path = write_jsonl(tmp_path / "report.jsonl", objects)
+    report = await run(engine, REPORT, path)
+    assert (report.status, report.applied) == ("applied", 2)
+    assert (await enrollment(engine, "V-1")).completed_on == date(2024, 2, 1)
+    assert (await enrollment(engine, "V-2")).participant_id == 2
+    assert (await run(engine, REPORT, path)).unchanged == 2
+
+
+async def test_jsonl_rows_with_bad_json_or_unknown_fields_are_rejected(
+    sqlite_engine: AsyncEngine, tmp_path: Path
+) -> None:
+    await seed(sqlite_engine)
+    good = dict(zip(PR_HEADER, report_row("V-1"), strict=True))
+    path = tmp_path / "report.ndjson"
+    path.write_text(
+        "\n".join(
+            [
+                json.dumps(good),
+                "",  # a blank line is skipped, and still counted in line numbers
+                '{"voucher_code": "V-2", ',
+                json.dumps({**good, "voucher_code": "V-3", "note": "x"}),
+                json.dumps({**good, "voucher_code": "V-4", "participant_id": 1.5}),
+                json.dumps([1, 2]),
+                json.dumps({**good, "voucher_code": "V-5", "purchased_on": None}),
+            ]
+        )
+        + "\n",
+        encoding="utf-8",
+    )
+    report = await run(sqlite_engine, REPORT, path)
+    assert [(r.line, r.reason) for r in report.rejected] == [
+        (3, "bad_json"),
+        (4, "unknown_field: note"),
+        (5, "bad_value: participant_id"),
+        (6, "bad_json: not an object"),
+        (7, "missing: purchased_on"),
+    ]
+    assert report.rows_read == 6
+    assert await scalar(sqlite_engine, "SELECT COUNT(*) FROM enrollments") == 0
+
+
+async def test_a_jsonl_file_whose_first_line_is_not_an_object_is_a_file_error(
+    sqlite_engine: AsyncEngine, tmp_path: Path
+) -> None:
+    path = tmp_path / "x.jsonl"
+    path.write_text("voucher_code,platform\n", encoding="utf-8")
+    with pytest.raises(ImportFileError, match="not a JSON object"):
+        await run(sqlite_engine, REPORT, path)
+    path.write_text(json.dumps({"voucher_code": "V-1"}) + "\n", encoding="utf-8")
+    with pytest.raises(ImportFileError, match="missing columns: report_date, platform"):
+        await run(sqlite_engine, REPORT, path)
+
+
+async def test_file_level_errors(sqlite_engine: AsyncEngine, tmp_path: Path) -> None:
+    empty = tmp_path / "empty.csv"
+    empty.write_text("", encoding="utf-8")
+    with pytest.raises(ImportFileError, match="empty"):
+        await run(sqlite_engine, REPORT, empty)
+    with pytest.raises(ImportFileError, match="unsupported file type"):
+        await run(sqlite_engine, REPORT, write_csv(tmp_path / "report.xlsx", PR_HEADER, []))
+    with pytest.raises(ValueError, match="not-a-kind"):
+        await run(sqlite_engine, "not-a-kind", empty)
+    header_only = write_csv(tmp_path / "header.csv", PR_HEADER, [])
+    report = await run(sqlite_engine, "platform-report", header_only)
+    assert (report.status, report.rows_read, report.applied) == ("applied", 0, 0)
+
+
+# --- PMO results and transfers -------------------------------------------------------------------------------
+
+
+async def enrolled(engine: AsyncEngine, tmp_path: Path) -> None:
+    await seed(engine)
+    rows = [
+        report_row("V-1", 1, completed="2024-02-01"),
+        report_row("V-2", 2, completed="2024-02-01"),
+        report_row("V-3", 3),
+    ]
+    assert (await run(engine, REPORT, write_csv(tmp_path / "enrol.csv", PR_HEADER, rows))).applied == 3
+
+
+async def installments(engine: AsyncEngine) -> list[IncentiveInstallment]:
+    async with make_sessionmaker(engine)() as session:
+        query = select(IncentiveInstallment).order_by(IncentiveInstallment.participant_id, IncentiveInstallment.seq)
+        return list((await session.scalars(query)).all())
+
+
+async def test_pmo_results_create_certificates_and_schedules_once(engine: AsyncEngine, tmp_path: Path) -> None:
+    await enrolled(engine, tmp_path)
+    path = write_csv(
+        tmp_path / "pmo.csv",
+        PMO_HEADER,
+        [
+            ["V-1", "2024-02-05", "CERT-1", "Budi", 1, 600000, "2024-02-10"],
+            ["V-1", "2024-02-05", "CERT-1", "Budi", 2, 600000, "2024-03-10"],
+            ["V-2", "2024-02-06", "CERT-2", "Siti", "", "", ""],
+        ],
+    )
+    report = await run(engine, PMO, path)
+    assert (report.status, report.applied, report.unchanged) == ("applied", 3, 0)
+    assert report.changed_participant_ids == {1, 2}
+    async with make_sessionmaker(engine)() as session:
+        certificates = list((await session.scalars(select(Certificate).order_by(Certificate.number))).all())
+    v1, v2 = await enrollment(engine, "V-1"), await enrollment(engine, "V-2")
+    assert [(c.enrollment_id, c.number, c.printed_name, c.issued_on) for c in certificates] == [
+        (v1.id, "CERT-1", "Budi", date(2024, 2, 5)),
+        (v2.id, "CERT-2", "Siti", date(2024, 2, 6)),
+    ]
+    assert [
+        (i.participant_id, i.enrollment_id, i.seq, i.amount, i.scheduled_on, i.status)
+        for i in await installments(engine)
+    ] == [
+        (1, v1.id, 1, 600000, date(2024, 2, 10), "scheduled"),
+        (1, v1.id, 2, 600000, date(2024, 3, 10), "scheduled"),
+    ]
+    assert [(e.kind, e.participant_id) for e in await events(engine, "certificates")] == [
+        ("created", 1),
+        ("created", 2),
+    ]
+    assert len(await events(engine, "incentive_installments")) == 2
+
+    again = await run(engine, PMO, path)
+    assert (again.applied, again.unchanged, again.changed_participant_ids) == (0, 3, set())
+    assert len(await events(engine, "certificates")) == 2
+
+
+async def test_pmo_re_report_keeps_a_transfer_status_and_records_what_changed(
+    engine: AsyncEngine, tmp_path: Path
+) -> None:
+    await enrolled(engine, tmp_path)
+    first = [["V-1", "2024-02-05", "CERT-1", "Budi", 1, 600000, "2024-02-10"]]
+    await run(engine, PMO, write_csv(tmp_path / "pmo1.csv", PMO_HEADER, first))
+    transfer = [[1, 1, "BNI", "transferred", "2024-02-12", ""]]
+    assert (await run(engine, TRANSFERS, write_csv(tmp_path / "t.csv", TRANSFER_HEADER, transfer))).applied == 1
+
+    fixed = [["V-1", "2024-02-05", "CERT-1", "Budi Santoso", 1, 600000, "2024-02-11"]]
+    report = await run(engine, PMO, write_csv(tmp_path / "pmo2.csv", PMO_HEADER, fixed))
+    assert (report.applied, report.changed_participant_ids) == (1, {1})
+    [installment] = await installments(engine)
+    assert (installment.status, installment.transferred_on, installment.scheduled_on) == (
+        InstallmentStatus.TRANSFERRED,
+        date(2024, 2, 12),
+        date(2024, 2, 11),
+    )
+    assert (await events(engine, "certificates"))[-1].data == {"printed_name": ["Budi", "Budi Santoso"]}
+    assert (await events(engine, "incentive_installments"))[-1].data == {"scheduled_on": ["2024-02-10", "2024-02-11"]}
+
+
+async def test_pmo_rows_that_cannot_apply_are_rejected(engine: AsyncEngine, tmp_path: Path) -> None:
+    await enrolled(engine, tmp_path)
+    await run(
+        engine, PMO, write_csv(tmp_path / "p0.csv", PMO_HEADER, [["V-3", "2024-02-05", "CERT-3", "Ani", "", "", ""]])
+    )
+    rows: list[list[Any]] = [
+        ["V-1", "2024-02-05", "CERT-1", "Budi", 1, 600000, "2024-02-10"],  # 2 fine
+        ["V-1", "2024-02-05", "CERT-1X", "Budi", 2, 600000, "2024-03-10"],  # 3 conflicts with line 2
+        ["V-404", "2024-02-05", "CERT-9", "Nobody", "", "", ""],  # 4 unknown voucher
+        ["V-2", "2024-02-05", "CERT-3", "Siti", 1, 600000, "2024-02-10"],  # 5 the number of V-3's certificate
+        ["V-2", "2024-02-05", "CERT-3", "Siti", 2, "", "2024-02-10"],  # 6 installment without amount
+        ["V-2", "2024-02-05", "CERT-3", "Siti", 1, 600000, "2024-02-10"],  # 7 the same installment as line 5
+    ]
+    report = await run(engine, PMO, write_csv(tmp_path / "p.csv", PMO_HEADER, rows))
+    assert [(r.line, r.reason) for r in report.rejected] == [
+        (3, "conflicting_certificate: differs from line 2"),
+        (4, "unknown_voucher"),
+        (5, "certificate_number_taken"),
+        (6, "incomplete_installment"),
+        (7, "duplicate: same voucher_code, installment_seq as line 5"),
+    ]
+    assert await scalar(engine, "SELECT COUNT(*) FROM certificates") == 1
+    assert await installments(engine) == []
+
+
+async def test_transfers_update_installments_and_reject_what_they_cannot_match(
+    engine: AsyncEngine, tmp_path: Path
+) -> None:
+    await enrolled(engine, tmp_path)
+    schedule = [
+        ["V-1", "2024-02-05", "CERT-1", "Budi", 1, 600000, "2024-02-10"],
+        ["V-1", "2024-02-05", "CERT-1", "Budi", 2, 600000, "2024-03-10"],
+        ["V-2", "2024-02-05", "CERT-2", "Siti", 1, 600000, "2024-02-10"],
+    ]
+    await run(engine, PMO, write_csv(tmp_path / "pmo.csv", PMO_HEADER, schedule))
+
+    bad = [
+        [1, 1, "gopay", "failed", "2024-02-11", ""],  # 2 failed without reason
+        [1, 2, "OVO", "failed", "2024-02-11", "lost_in_space"],  # 3 not a reason of the rules
+        [2, 7, "BNI", "transferred", "2024-02-11", ""],  # 4 no such installment
+        [9, 1, "BNI", "transferred", "2024-02-11", ""],  # 5 no such participant
+        [2, 1, "PayPal", "transferred", "2024-02-11", ""],  # 6 unknown channel
+        [2, 1, "BNI", "pending", "2024-02-11", ""],  # 7 unknown status
+        [2, 1, "BNI", "transferred", "2024-02-11", "account_inactive"],  # 8 a reason on a success
+    ]
+    report = await run(engine, TRANSFERS, write_csv(tmp_path / "bad.csv", TRANSFER_HEADER, bad))
+    assert [(r.line, r.reason) for r in report.rejected] == [
+        (2, "missing: failure_reason"),
+        (3, "bad_value: failure_reason"),
+        (4, "unknown_installment"),
+        (5, "unknown_participant"),
+        (6, "bad_value: channel"),
+        (7, "bad_value: status"),
+        (8, "unexpected: failure_reason"),
+    ]
+    assert {i.status for i in await installments(engine)} == {"scheduled"}
+
+    good = [[1, 1, "gopay", "failed", "2024-02-11", "account_inactive"], [2, 1, "BNI", "transferred", "2024-02-12", ""]]
+    report = await run(engine, TRANSFERS, write_csv(tmp_path / "good.csv", TRANSFER_HEADER, good))
+    assert (report.status, report.applied, report.changed_participant_ids) == ("applied", 2, {1, 2})
+    stored = {(i.participant_id, i.seq): i for i in await installments(engine)}
+    assert (stored[1, 1].status, stored[1, 1].channel, stored[1, 1].failure_reason) == (
+        "failed",
+        "GOPAY",
+        "account_inactive",
+    )
+    assert (stored[2, 1].status, stored[2, 1].transferred_on, stored[2, 1].failure_reason) == (
+        "transferred",
+        date(2024, 2, 12),
+        None,
+    )
+    assert stored[1, 2].status == "scheduled"
+    assert (await events(engine, "incentive_installments"))[-2].data == {
+        "status": ["scheduled", "failed"],
+        "transferred_on": [None, "2024-02-11"],
+        "channel": [None, "GOPAY"],
+        "failure_reason": [None, "account_inactive"],
+    }
+
+    # The retry succeeds; an older result imported late does not undo it; the same file twice changes nothing.
+    retry = [[1, 1, "GOPAY", "transferred", "2024-02-14", ""]]
+    assert (await run(engine, TRANSFERS, write_csv(tmp_path / "retry.csv", TRANSFER_HEADER, retry))).applied == 1
+    late = await run(engine, TRANSFERS, write_csv(tmp_path / "late.csv", TRANSFER_HEADER, good[:1]))
+    assert (late.applied, late.unchanged) == (0, 1)
+    assert (await installments(engine))[0].status == "transferred"
+    assert (await run(engine, TRANSFERS, tmp_path / "retry.csv")).unchanged == 1
+
+
+async def test_a_transfers_file_may_leave_out_the_failure_reason_column(
+    sqlite_engine: AsyncEngine, tmp_path: Path
+) -> None:
+    await enrolled(sqlite_engine, tmp_path)
+    await run(
+        sqlite_engine,
+        PMO,
+        write_csv(tmp_path / "p.csv", PMO_HEADER, [["V-1", "2024-02-05", "C-1", "B", 1, 600000, "2024-02-10"]]),
+    )
+    path = write_jsonl(
+        tmp_path / "t.jsonl",
+        [
+            {
+                "participant_id": 1,
+                "installment_seq": 1,
+                "channel": "dana",
+                "status": "transferred",
+                "transferred_on": "2024-02-12",
+            }
+        ],
+    )
+    report = await run(sqlite_engine, TRANSFERS, path)
+    assert (report.status, report.applied) == ("applied", 1)
+    assert (await installments(sqlite_engine))[0].channel == "DANA"
+
+
+# --- scale, chunks, concurrency ------------------------------------------------------------------------------
+
+
+async def test_chunk_by_chunk_a_late_rejection_undoes_the_earlier_chunks(
+    engine: AsyncEngine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(import_runner, "CHUNK_ROWS", 3)
+    await seed(engine)
+    await run(
+        engine, REPORT, write_csv(tmp_path / "old.csv", PR_HEADER, [report_row("OLD-1", 1), report_row("OLD-2", 2)])
+    )
+    rows = [report_row(f"N-{n}", 1 + n % 3) for n in range(7)]
+    rows.insert(4, report_row("OLD-1", 1, completed="2024-02-01"))  # a known voucher mid-file: a change
+    mixed = await run(engine, REPORT, write_csv(tmp_path / "mixed.csv", PR_HEADER, rows))
+    assert (mixed.status, mixed.rows_read, mixed.applied, mixed.unchanged) == ("applied", 8, 8, 0)
+    assert (await enrollment(engine, "OLD-1")).completed_on == date(2024, 2, 1)
+    assert await scalar(engine, "SELECT COUNT(*) FROM enrollments") == 9
+    assert await scalar(engine, "SELECT COUNT(*) FROM events WHERE kind = 'changed'") == 1
+
+    rows = [report_row(f"M-{n}", 1) for n in range(8)] + [report_row("M-1", 1), report_row("M-9", 99)]
+    report = await run(engine, REPORT, write_csv(tmp_path / "late.csv", PR_HEADER, rows))
+    assert [(r.line, r.reason) for r in report.rejected] == [
+        (10, "duplicate: same voucher_code as line 3"),
+        (11, "unknown_participant"),
+    ]
+    assert await scalar(engine, "SELECT COUNT(*) FROM enrollments WHERE voucher_code LIKE 'M-%'") == 0
+    again = await run(engine, REPORT, tmp_path / "mixed.csv")
+    assert (again.applied, again.unchanged) == (0, 8)
+
+
+async def test_a_50_mb_file_streams_with_progress(sqlite_engine: AsyncEngine, tmp_path: Path) -> None:
+    await seed(sqlite_engine, participants=500)
+    path = tmp_path / "big.csv"
+    rows = 640_000
+    with path.open("w", encoding="utf-8", newline="") as f:
+        out = csv.writer(f)
+        out.writerow(PR_HEADER)
+        for n in range(rows):
+            done = n % 3 != 0
+            out.writerow(
+                report_row(
+                    f"PK{(n * 2654435761) % 10**10:010d}",
+                    1 + n % 500,
+                    platform=("tokopedia", "pintaria")[n % 2],
+                    training=("TR-1", "TR-2")[n % 2],
+                    purchased=f"2024-0{1 + n % 3}-{1 + n % 28:02d}",
+                    completed=f"2024-04-{1 + n % 28:02d}" if done else "",
+                    name=f"Peserta Nomor {1 + n % 500}" if done else "",
+                    rated=f"2024-05-{1 + n % 28:02d}" if done else "",
+                )
+            )
+    assert path.stat().st_size > 50_000_000
+    seen: list[int] = []
+    started = time.perf_counter()
+    report = await run(sqlite_engine, REPORT, path, progress=seen.append)
+    elapsed = time.perf_counter() - started
+    assert (report.status, report.rows_read, report.applied) == ("applied", rows, rows)
+    assert seen == sorted(seen) and seen[-1] == rows and len(seen) > 5
+    assert await scalar(sqlite_engine, "SELECT COUNT(*) FROM enrollments") == rows
+    assert await scalar(sqlite_engine, "SELECT COUNT(*) FROM events") == rows
+    assert elapsed < 120  # about 15 s on a 2-core machine; a regression to row-by-row work would take minutes
+    # The import gave its connection back as it found it: foreign keys enforced again.
+    assert await scalar(sqlite_engine, "PRAGMA foreign_keys") == 1
+
+
+async def test_the_same_file_imported_twice_at_once_is_applied_once(engine: AsyncEngine, tmp_path: Path) -> None:
+    await seed(engine)
+    path = write_csv(tmp_path / "same.csv", PR_HEADER, [report_row(f"V-{n}", 1 + n % 3) for n in range(40)])
+
+    reports = await asyncio.gather(run(engine, REPORT, path), run(engine, REPORT, path))
+    assert sorted((r.applied, r.unchanged) for r in reports) == [(0, 40), (40, 0)]
+
+    # Two engines: as two processes would.
+    other_path = write_csv(tmp_path / "other.csv", PR_HEADER, [report_row(f"W-{n}", 1) for n in range(40)])
+    second = make_engine(engine.url.render_as_string(hide_password=False))
+    try:
+        reports = await asyncio.gather(run(engine, REPORT, other_path), run(second, REPORT, other_path))
+    finally:
+        await second.dispose()
+    assert sorted((r.applied, r.unchanged) for r in reports) == [(0, 40), (40, 0)]
+    assert await scalar(engine, "SELECT COUNT(*) FROM enrollments") == 80
+    assert await scalar(engine, "SELECT COUNT(*) FROM events") == 80
+    assert [b.status for b in await batches(engine)] == ["applied"] * 4

@@ -1,0 +1,192 @@
+"""Imports tell linked participants what changed: queued in the import's own transaction, sent within limits."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from aiogram import Bot
+from sqlalchemy import func, insert, select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from bot.notifications import ParticipantSender
+from bot.settings import Settings
+from bot.telegram import make_bot
+from bot.texts import default_renderer
+from core.accounts import AccountService
+from core.calendar import default_calendar, today_in_jakarta
+from core.demo import recreate_database, seed_demo
+from core.imports import ImportKind, run_import
+from core.models import OutboxMessage, TelegramLink
+from core.outbox import PARTICIPANT, Outbox
+from core.rules import default_rules
+from tests.fake_bot_api import FakeBotApi, blocked_by_user, too_many_requests
+
+HANA, HANA_USER = 7, 91_007  # awaiting the PMO: voucher PKJ00701
+NUR, NUR_USER = 13, 91_013  # incentive 1 failed
+
+
+@pytest.fixture
+async def world(sqlite_engine: AsyncEngine) -> AsyncEngine:
+    await recreate_database(sqlite_engine)
+    await seed_demo(sqlite_engine, default_rules(), default_calendar(), b"k", today_in_jakarta())
+    async with sqlite_engine.begin() as conn:
+        await conn.execute(
+            insert(TelegramLink),
+            [
+                {"telegram_user_id": HANA_USER, "participant_id": HANA, "locale": "id"},
+                {"telegram_user_id": NUR_USER, "participant_id": NUR, "locale": "en"},
+            ],
+        )
+    return sqlite_engine
+
+
+@pytest.fixture
+async def api() -> AsyncIterator[FakeBotApi]:
+    async with FakeBotApi() as server:
+        for user in (HANA_USER, NUR_USER):
+            server.push_message(user, "/start")  # they have talked to the bot before, as linked participants have
+        yield server
+
+
+@pytest.fixture
+async def bot(api: FakeBotApi) -> AsyncIterator[Bot]:
+    bot = make_bot(Settings(_env_file=None, bot_token=api.token, bot_api_url=api.url))
+    yield bot
+    await bot.session.close()
+
+
+async def notifications(engine: AsyncEngine) -> list[OutboxMessage]:
+    async with engine.connect() as conn:
+        rows = await conn.execute(select(OutboxMessage).where(OutboxMessage.lane == PARTICIPANT))
+        return list(rows.all())  # type: ignore[arg-type]
+
+
+def write(path: Path, text: str) -> Path:
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+async def test_a_certificate_import_queues_one_notification_even_when_imported_twice(
+    world: AsyncEngine, tmp_path: Path
+) -> None:
+    today = today_in_jakarta()
+    pmo = write(
+        tmp_path / "pmo.csv",
+        f"voucher_code,processed_on,certificate_number,printed_name\nPKJ00701,{today},SERT/X/1,Hana Safitri\n",
+    )
+    for _ in range(2):
+        report = await run_import(world, ImportKind.PMO_RESULTS, pmo)
+        assert report.status == "applied"
+    [row] = await notifications(world)
+    assert (row.chat_id, row.method, row.payload["kind"]) == (HANA_USER, "notify", "certificate_issued")
+    assert row.payload["context"]["number"] == "SERT/X/1"
+
+
+async def test_a_rejected_import_queues_nothing(world: AsyncEngine, tmp_path: Path) -> None:
+    future = today_in_jakarta() + timedelta(days=3)
+    pmo = write(
+        tmp_path / "pmo.csv",
+        "voucher_code,processed_on,certificate_number,printed_name\n"
+        f"PKJ00701,{today_in_jakarta()},SERT/X/1,Hana Safitri\nPKJ00701,{future},SERT/X/2,Hana Safitri\n",
+    )
+    report = await run_import(world, ImportKind.PMO_RESULTS, pmo)
+    assert report.status == "rejected"
+    assert await notifications(world) == []
+
+
+async def test_transfer_outcomes_reach_the_participant_in_their_language(
+    world: AsyncEngine, tmp_path: Path, api: FakeBotApi, bot: Bot
+) -> None:
+    day = today_in_jakarta()
+    transfers = write(
+        tmp_path / "transfers.csv",
+        "participant_id,installment_seq,channel,status,transferred_on,failure_reason\n"
+        f"{NUR},1,BNI,transferred,{day},\n",
+    )
+    assert (await run_import(world, ImportKind.TRANSFERS, transfers)).status == "applied"
+    sender = ParticipantSender(bot, Outbox(world), AccountService(world), default_renderer())
+    assert await sender.drain_once() == 1
+    [message] = api.sent(NUR_USER)
+    assert "Incentive 1" in message and "Rp600.000" in message and "transferred" in message
+    assert await sender.drain_once() == 0  # sent once, never again
+
+
+async def test_a_participant_who_blocked_the_bot_is_marked_and_skipped(
+    world: AsyncEngine, tmp_path: Path, api: FakeBotApi, bot: Bot
+) -> None:
+    pmo = write(
+        tmp_path / "pmo.csv",
+        f"voucher_code,processed_on,certificate_number,printed_name\nPKJ00701,{today_in_jakarta()},S/1,Hana Safitri\n",
+    )
+    await run_import(world, ImportKind.PMO_RESULTS, pmo)
+    api.fail_next("sendMessage", blocked_by_user(), chat_id=HANA_USER)
+    sender = ParticipantSender(bot, Outbox(world), AccountService(world), default_renderer())
+    await sender.drain_once()
+    [row] = await notifications(world)
+    assert row.status == "failed"
+    async with world.connect() as conn:
+        blocked = await conn.scalar(select(TelegramLink.blocked_at).where(TelegramLink.telegram_user_id == HANA_USER))
+    assert blocked is not None
+    # The next change is not queued for them at all.
+    transfers = write(
+        tmp_path / "t.csv",
+        "participant_id,installment_seq,channel,status,transferred_on,failure_reason\n"
+        f"{NUR},1,BNI,transferred,{today_in_jakarta()},\n",
+    )
+    await run_import(world, ImportKind.TRANSFERS, transfers)
+    assert [r.chat_id for r in await notifications(world) if r.status == "pending"] == [NUR_USER]
+
+
+async def test_a_429_pauses_and_the_message_still_goes_once(
+    world: AsyncEngine, tmp_path: Path, api: FakeBotApi, bot: Bot
+) -> None:
+    pmo = write(
+        tmp_path / "pmo.csv",
+        f"voucher_code,processed_on,certificate_number,printed_name\nPKJ00701,{today_in_jakarta()},S/1,Hana Safitri\n",
+    )
+    await run_import(world, ImportKind.PMO_RESULTS, pmo)
+    api.fail_next("sendMessage", too_many_requests(1))
+    sender = ParticipantSender(bot, Outbox(world), AccountService(world), default_renderer())
+    assert await sender.drain_once() == 0
+    await asyncio.sleep(1.1)
+    assert await sender.drain_once() == 1
+    assert len(api.sent(HANA_USER)) == 1
+
+
+async def test_one_message_a_second_per_chat(world: AsyncEngine, api: FakeBotApi, bot: Bot) -> None:
+    outbox = Outbox(world)
+    async with outbox.sessions.begin() as session:
+        for n in range(3):
+            session.add(
+                OutboxMessage(
+                    lane=PARTICIPANT,
+                    chat_id=HANA_USER,
+                    method="notify",
+                    payload={
+                        "kind": "transfer_done",
+                        "locale": "id",
+                        "context": {"seq": n + 1, "amount": 1, "channel": ""},
+                    },
+                    dedupe_key=f"t{n}",
+                )
+            )
+    sender = ParticipantSender(bot, outbox, AccountService(world), default_renderer())
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    sent = 0
+    while sent < 3:
+        sent += await sender.drain_once()
+        await asyncio.sleep(0.05)
+    assert loop.time() - started >= 2.0  # three messages to one chat take at least two seconds
+    times = [c.at for c in api.calls_to("sendMessage", HANA_USER)]
+    assert all(b - a >= 0.95 for a, b in itertools.pairwise(times))
+    async with world.connect() as conn:
+        assert (
+            await conn.scalar(select(func.count()).select_from(OutboxMessage).where(OutboxMessage.status == "sent"))
+            == 3
+        )

@@ -1,0 +1,66 @@
+"""Conversation state lives in aiogram's storage: with Redis, a restart in the middle of identifying loses nothing."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from aiogram.fsm.storage.base import BaseStorage, StorageKey
+
+from bot.app import build_app
+from bot.flows.types import EventKind, Incoming, Outcome
+from bot.settings import Settings
+from bot.telegram import make_storage
+from core.calendar import default_calendar, today_in_jakarta
+from core.db import make_engine
+from core.demo import recreate_database, seed_demo
+from core.rules import default_rules
+from tests.conftest import REDIS_URL
+
+USER = 777_001
+DEDI_PHONE = "+6281200000004"
+
+
+async def _say(storage: BaseStorage, app_settings: Settings, db: Path, event: Incoming) -> Outcome:
+    key = StorageKey(bot_id=1, chat_id=event.user_id, user_id=event.user_id)
+    app = build_app(app_settings, make_engine(f"sqlite+aiosqlite:///{db}"))
+    try:
+        outcome = await app.conversation.handle(event, await storage.get_data(key))
+    finally:
+        await app.close()
+    await storage.set_data(key, outcome.state)
+    return outcome
+
+
+@pytest.mark.skipif(not REDIS_URL, reason="REDIS_URL is not set")
+async def test_a_restart_mid_conversation_keeps_the_state_in_redis(tmp_path: Path) -> None:
+    db = tmp_path / "state.db"
+    settings = Settings(_env_file=None, database_url=f"sqlite+aiosqlite:///{db}", redis_url=REDIS_URL)
+    engine = make_engine(settings.database_url)
+    await recreate_database(engine)
+    await seed_demo(engine, default_rules(), default_calendar(), settings.pii_key, today_in_jakarta())
+    await engine.dispose()
+
+    first = make_storage(settings)
+    await first.set_data(StorageKey(bot_id=1, chat_id=USER, user_id=USER), {})
+    await _say(first, settings, db, Incoming(EventKind.TEXT, USER, "sertifikat saya belum muncul"))
+    outcome = await _say(
+        first, settings, db, Incoming(EventKind.CONTACT, USER, contact_phone=DEDI_PHONE, contact_user_id=USER)
+    )
+    assert "tanggal lahir" in outcome.replies[0].text
+    await first.close()  # the process stops here
+
+    second = make_storage(settings)  # …and a new one starts
+    try:
+        outcome = await _say(second, settings, db, Incoming(EventKind.TEXT, USER, "17-08-1995"))
+    finally:
+        await second.set_data(StorageKey(bot_id=1, chat_id=USER, user_id=USER), {})
+        await second.close()
+    texts = "\n".join(r.text for r in outcome.replies)
+    assert "Dedi Kurniawan" in texts and "Digital Marketing untuk UMKM" in texts
+
+
+def test_memory_storage_without_redis() -> None:
+    from aiogram.fsm.storage.memory import MemoryStorage
+
+    assert isinstance(make_storage(Settings(_env_file=None, redis_url=None)), MemoryStorage)
