@@ -24,6 +24,8 @@ from core.hours import default_support_desk
 from core.interactions import InteractionLog
 from core.rules import default_rules
 from core.status import DatabaseStatusSource, StatusService
+from core.turn_context import TurnContextReader
+from core.writes import RowWriter
 
 
 def load_catalog() -> FaqCatalog:
@@ -41,8 +43,10 @@ class App:
     staff: StaffDesk | None  # None without a staff group
     admin: AdminFlow
     catalogs: FaqCatalogProvider
+    writer: RowWriter
 
     async def close(self) -> None:
+        await self.writer.close()
         self.status_source.close()
         await self.engine.dispose()
 
@@ -54,20 +58,22 @@ def build_app(settings: Settings, engine: AsyncEngine | None = None) -> App:
     renderer = default_renderer()
     directory = load_yaml("platforms.yaml")
     desk = default_support_desk()
+    writer = RowWriter(engine)  # interactions and FAQ answers of concurrent turns share a commit
     cases = CaseService(engine, settings.staff_chat_id, desk) if settings.staff_chat_id else None
     handoff: Handoff = CaseHandoff(cases, status, renderer, directory, desk) if cases else NoAgents()
     services = FlowServices(
         accounts=AccountService(engine),
         status=status,
         faq=load_catalog(),
-        answers=FaqAnswerLog(engine),
+        answers=FaqAnswerLog(engine, writer),
         renderer=renderer,
         directory=directory,
         rules=default_rules(),
         handoff=handoff,
         cases=cases,
-        interactions=InteractionLog(engine),
+        interactions=InteractionLog(engine, writer),
         default_locale=settings.default_locale,
+        context=TurnContextReader(engine),
     )
     staff = StaffDesk(cases, handoff, renderer, desk) if cases and isinstance(handoff, CaseHandoff) else None
     # The FAQ in use lives in the database (admins edit it); every turn checks for a newer revision.
@@ -75,4 +81,4 @@ def build_app(settings: Settings, engine: AsyncEngine | None = None) -> App:
     catalogs = FaqCatalogProvider.from_knowledge(store)
     admin = AdminFlow(store, catalogs, settings.admin_ids, locale=settings.default_locale)
     conversation = Conversation(services, catalogs)
-    return App(settings, engine, services, conversation, source, staff, admin, catalogs)
+    return App(settings, engine, services, conversation, source, staff, admin, catalogs, writer)

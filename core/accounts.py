@@ -49,6 +49,13 @@ class AccountService:
             found: int | None = await session.scalar(select(Participant.id).where(Participant.phone == phone))
             return found
 
+    async def unblocked(self, telegram_user_id: int) -> None:
+        """They write to us again, so they unblocked the bot: notifications may resume."""
+        async with self.sessions.begin() as session:
+            await session.execute(
+                update(TelegramLink).where(TelegramLink.telegram_user_id == telegram_user_id).values(blocked_at=None)
+            )
+
     async def linked_participant(self, telegram_user_id: int) -> int | None:
         async with self.sessions() as session:
             link = await session.get(TelegramLink, telegram_user_id)

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from sqlalchemy import and_, func, select
+from sqlalchemy import Select, and_, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
@@ -32,6 +32,11 @@ MAX_ANSWER = 3500  # template source; the rendered answer must also fit one 4,09
 SAVE_ATTEMPTS = 3  # two admins saving the same id at once: the loser recomputes its version number
 
 SaveAction = Literal["create", "edit"]
+
+
+def revision_query() -> Select[int]:
+    """See `FaqStore.revision`; also read with every turn's context (core/turn_context.py)."""
+    return select(func.count() + func.coalesce(func.max(FaqVersion.id), 0)).select_from(FaqVersion)
 
 
 @dataclass(frozen=True)
@@ -179,8 +184,7 @@ class FaqStore:
         that a table emptied and re-seeded still reads differently from before.
         """
         async with self.sessions() as session:
-            row = (await session.execute(select(func.count(), func.coalesce(func.max(FaqVersion.id), 0)))).one()
-            return int(row[0]) + int(row[1])
+            return int(await session.scalar(revision_query()) or 0)
 
     async def current(self) -> list[FaqEntry]:
         """The entries in use, in the order they were first created (the knowledge file's order for the seed)."""

@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
-from sqlalchemy import update
+from typing import cast
+
+from sqlalchemy import Table, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core.db import make_sessionmaker
 from core.identity import redact
 from core.models import FaqAnswer
+from core.writes import RowWriter
 
 MAX_QUESTION = 1000
+_TABLE = cast(Table, FaqAnswer.__table__)
 
 
 class FaqAnswerLog:
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, writer: RowWriter | None = None) -> None:
         self.sessions = make_sessionmaker(engine)
+        self.writer = writer or RowWriter(engine)
 
     async def record(
         self,
@@ -26,17 +31,17 @@ class FaqAnswerLog:
         participant_id: int | None,
     ) -> int:
         """Store one answer; the question is redacted (no NIK or phone number is kept) and capped in length."""
-        row = FaqAnswer(
-            question=redact(question)[:MAX_QUESTION],
-            kind=kind,
-            faq_id=faq_id,
-            score=score,
-            telegram_user_id=telegram_user_id,
-            participant_id=participant_id,
-        )
-        async with self.sessions.begin() as session:
-            session.add(row)
-        return row.id
+        values = {
+            "question": redact(question)[:MAX_QUESTION],
+            "kind": kind,
+            "faq_id": faq_id,
+            "score": score,
+            "telegram_user_id": telegram_user_id,
+            "participant_id": participant_id,
+        }
+        answer_id = await self.writer.insert(_TABLE, values, returning_id=True)
+        assert answer_id is not None
+        return answer_id
 
     async def feedback(self, answer_id: int, helpful: bool, telegram_user_id: int) -> bool:
         """Only the person who got the answer can rate it; returns whether a row was updated."""

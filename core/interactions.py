@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+from typing import cast
+
+from sqlalchemy import Table
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from core.db import make_sessionmaker
 from core.models import Interaction
+from core.writes import RowWriter
+
+_TABLE = cast(Table, Interaction.__table__)
 
 
 class InteractionLog:
-    def __init__(self, engine: AsyncEngine) -> None:
-        self.sessions = make_sessionmaker(engine)
+    def __init__(self, engine: AsyncEngine, writer: RowWriter | None = None) -> None:
+        self.writer = writer or RowWriter(engine)
 
     async def record(self, telegram_user_id: int, participant_id: int | None, kind: str, stage: str | None) -> None:
-        async with self.sessions.begin() as session:
-            session.add(
-                Interaction(telegram_user_id=telegram_user_id, participant_id=participant_id, kind=kind, stage=stage)
-            )
+        values = {"telegram_user_id": telegram_user_id, "participant_id": participant_id, "kind": kind, "stage": stage}
+        await self.writer.insert(_TABLE, values)

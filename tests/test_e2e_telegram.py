@@ -225,9 +225,9 @@ async def test_a_whole_certificate_conversation(chat: Conversation) -> None:
     assert thanks == text("troubleshoot_solved")
     assert len(api.calls_to("editMessageReplyMarkup", user)) == 2
 
-    # Look-ups show "typing…"; the command menu exists in both languages.
-    assert {c.params["action"] for c in api.calls_to("sendChatAction", user)} == {"typing"}
-    assert len(api.calls_to("sendChatAction", user)) >= 3
+    # Quick look-ups need no "typing…" (tests/test_delivery.py: slow ones do); the command menu exists in both
+    # languages.
+    assert {c.params["action"] for c in api.calls_to("sendChatAction", user)} <= {"typing"}
     for language, locale in (("", "id"), ("en", "en")):
         commands = api.commands["all_private_chats", language]
         assert [c["command"] for c in commands] == ["start", "status", "help", "lang", "cancel", "logout"]

@@ -43,9 +43,17 @@ class Conversation:
         state = State.from_dict(stored, self.services.default_locale)
         if len(event.text) > MAX_TEXT or len(event.argument) > MAX_TEXT:
             event = replace(event, text=event.text[:MAX_TEXT], argument=event.argument[:MAX_TEXT])
+        context = await self.services.context.read(event.user_id) if self.services.context else None
+        if context is not None and context.blocked:
+            await self.services.accounts.unblocked(event.user_id)
         # One FAQ catalog per turn: an admin's edit is seen at once, and never half-way through a turn.
-        services = replace(self.services, faq=await self.catalogs.catalog()) if self.catalogs else self.services
+        services = self.services
+        if self.catalogs is not None:
+            catalog = await self.catalogs.catalog(context.faq_revision if context else None)
+            services = replace(services, faq=catalog) if catalog is not services.faq else services
         turn = Turn(services, event, state)
+        if context is not None:
+            turn.participant_id, turn.link_read = context.participant_id, True
         if self.services.cases is not None and await self._with_a_person(turn):
             await self._log(turn, "relay" if turn.relay_case else event.kind.value)
             return Outcome(turn.replies, state.to_dict(), turn.notice, turn.relay_case)
@@ -65,8 +73,9 @@ class Conversation:
         return Outcome(turn.replies, state.to_dict(), turn.notice)
 
     async def _participant(self, turn: Turn, refresh: bool = False) -> int | None:
-        if turn.participant_id is None or refresh:
+        if refresh or not turn.link_read:
             turn.participant_id = await self.services.accounts.linked_participant(turn.event.user_id)
+            turn.link_read = True
         return turn.participant_id
 
     async def _log(self, turn: Turn, kind: str) -> None:

@@ -66,9 +66,10 @@ async def show_answer(
     )
     turn.state.answer_id = answer_id
     turn.state.others = others
-    turn.say_text(text)
-    turn.say(
-        "faq_helpful_question",
+    # One message: the answer with its "did this help?" under it (Telegram allows about one message a second per
+    # chat, and every message is a notification on the participant's phone).
+    turn.say_text(
+        f"{text}\n\n{turn.text('faq_helpful_question')}",
         (turn.button("btn_yes", Action.HELPFUL, "y"), turn.button("btn_no", Action.HELPFUL, "n")),
     )
 

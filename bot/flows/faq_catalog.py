@@ -34,9 +34,11 @@ class FaqCatalogProvider:
         """The store revision the current catalog was built from (None before the first build)."""
         return self._revision
 
-    async def catalog(self) -> FaqCatalog:
-        """The catalog for the FAQ in use now; cheap when nothing changed since the last call."""
-        revision = await self.store.revision()
+    async def catalog(self, revision: int | None = None) -> FaqCatalog:
+        """The catalog for the FAQ in use now; cheap when nothing changed since the last call. `revision`: the
+        store's revision when the caller has just read it (with a turn's context)."""
+        if revision is None:
+            revision = await self.store.revision()
         if self._catalog is not None and revision == self._revision:
             return self._catalog
         async with self._lock:

@@ -19,6 +19,7 @@ from core.feedback import FaqAnswerLog
 from core.interactions import InteractionLog
 from core.rules import Rules
 from core.status import StatusService
+from core.turn_context import TurnContextReader
 
 
 @dataclass(frozen=True)
@@ -73,6 +74,7 @@ class FlowServices:
     cases: CaseService | None = None  # None without a staff group: no relaying
     interactions: InteractionLog | None = None
     default_locale: str = "id"
+    context: TurnContextReader | None = None  # one read per turn for the link and the FAQ revision
 
     def platform(self, code: str) -> dict[str, Any]:
         return platform_entry(self.directory, code)
@@ -87,6 +89,7 @@ class Turn:
         self.notice: str | None = None
         self.relay_case: CaseView | None = None
         self.participant_id: int | None = None  # set once the flow knows who this is
+        self.link_read = False  # participant_id is what the database says now (None: not linked)
         self.stage: str | None = None  # the headline stage, when a flow looked at the records
         self.answered_second_factor = False  # this turn's text is a secret: keep it out of the transcript
         self._nonce: str | None = None

@@ -75,15 +75,27 @@ async def deliver(bot: Bot | None, chat_id: int, replies: Sequence[Reply]) -> No
             await bot.send_message(chat_id, part, reply_markup=markup)
 
 
+TYPING_AFTER = 0.3  # seconds: a look-up answered sooner needs no indicator
+
+
 @contextlib.asynccontextmanager
-async def typing_while(bot: Bot | None, chat_id: int, enabled: bool) -> AsyncIterator[None]:
-    """Show "typing…" while records are looked up; never let the indicator fail the update."""
+async def typing_while(
+    bot: Bot | None, chat_id: int, enabled: bool, after: float = TYPING_AFTER
+) -> AsyncIterator[None]:
+    """Show "typing…" when a look-up takes long enough to be noticed (Telegram asks bots to use the indicator only
+    then; a quick answer would be one more request for nothing); never let the indicator fail the update."""
     task = None
     if enabled and bot is not None:
-        task = asyncio.create_task(bot.send_chat_action(chat_id, ChatAction.TYPING))
+        task = asyncio.create_task(_typing_after(bot, chat_id, after))
     try:
         yield
     finally:
         if task is not None:
-            with contextlib.suppress(Exception):
+            task.cancel()  # answered before the indicator was due (or it is out already)
+            with contextlib.suppress(Exception, asyncio.CancelledError):
                 await task
+
+
+async def _typing_after(bot: Bot, chat_id: int, after: float) -> None:
+    await asyncio.sleep(after)
+    await bot.send_chat_action(chat_id, ChatAction.TYPING)

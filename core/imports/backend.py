@@ -148,6 +148,7 @@ class SqliteBackend(Backend):
         # number to report); SQLite's own per-row foreign-key look-ups would only repeat that, for several
         # seconds at a million rows. Restored by untune(); the connection is dropped if that fails.
         await self.execute("PRAGMA foreign_keys = OFF")
+        await self.execute("PRAGMA temp_store = MEMORY")
 
     async def untune(self) -> None:
         for schema, size in zip(("main", "temp"), self._cache_sizes, strict=False):

@@ -1,0 +1,104 @@
+"""Group commit for the small rows every turn writes (interactions, FAQ answers).
+
+Concurrent turns each hand over their row and wait for it; one flusher writes everything waiting in one
+transaction, one multi-row INSERT per table. A busy bot pays one commit for many turns instead of one each, and on
+SQLite our own connections stop queueing for the file's write lock. A turn still goes on only after its row is
+committed, so nothing it reported is lost if the process dies afterwards.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import Table, insert
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+log = logging.getLogger(__name__)
+MAX_BATCH = 500  # rows per transaction: keeps one flush short even after a stall
+
+
+@dataclass
+class _Row:
+    table: Table
+    values: dict[str, Any]
+    returning_id: bool
+    done: asyncio.Future[int | None] = field(repr=False)
+
+    @property
+    def shape(self) -> tuple[str, tuple[str, ...], bool]:
+        """Rows of one shape go into one statement (a multi-row INSERT needs the same columns)."""
+        return self.table.name, tuple(sorted(self.values)), self.returning_id
+
+
+class RowWriter:
+    def __init__(self, engine: AsyncEngine, max_batch: int = MAX_BATCH) -> None:
+        self.engine = engine
+        self.max_batch = max_batch
+        self._waiting: list[_Row] = []
+        self._flusher: asyncio.Task[None] | None = None
+
+    async def insert(self, table: Table, values: dict[str, Any], *, returning_id: bool = False) -> int | None:
+        """Insert one row; with `returning_id`, its new primary key. Returns once the row is committed."""
+        loop = asyncio.get_running_loop()
+        row = _Row(table, values, returning_id, loop.create_future())
+        self._waiting.append(row)
+        if self._flusher is None or self._flusher.done() or self._flusher.get_loop() is not loop:
+            self._flusher = loop.create_task(self._flush())
+        return await row.done
+
+    async def close(self) -> None:
+        """Wait for the rows handed over so far (on shutdown)."""
+        if self._flusher is not None and not self._flusher.done():
+            await asyncio.shield(self._flusher)
+
+    async def _flush(self) -> None:
+        # Rows handed over while a batch is being written form the next batch: batches grow with the load.
+        while self._waiting:
+            batch, self._waiting = self._waiting[: self.max_batch], self._waiting[self.max_batch :]
+            try:
+                await self._write(batch)
+            except Exception as exc:
+                if len(batch) == 1:
+                    _settle(batch[0], exc)
+                    continue
+                # One bad row must not fail the others: write them one by one, each with its own outcome.
+                log.warning("batch of %d rows failed, writing them one by one: %r", len(batch), exc)
+                for row in batch:
+                    try:
+                        await self._write([row])
+                    except Exception as single:
+                        _settle(row, single)
+
+    async def _write(self, batch: list[_Row]) -> None:
+        shapes: dict[tuple[str, tuple[str, ...], bool], list[_Row]] = {}
+        for row in batch:
+            shapes.setdefault(row.shape, []).append(row)
+        results: list[tuple[_Row, int | None]] = []
+        async with self.engine.begin() as conn:
+            for rows in shapes.values():
+                results += await _insert_many(conn, rows)
+        for row, result in results:
+            _settle(row, result)
+
+
+async def _insert_many(conn: AsyncConnection, rows: list[_Row]) -> list[tuple[_Row, int | None]]:
+    table = rows[0].table
+    params = [row.values for row in rows]
+    if not rows[0].returning_id:
+        await conn.execute(insert(table), params)
+        return [(row, None) for row in rows]
+    statement = insert(table).returning(table.c.id, sort_by_parameter_order=True)
+    ids = [int(i) for i in (await conn.execute(statement, params)).scalars()]
+    return list(zip(rows, ids, strict=True))
+
+
+def _settle(row: _Row, outcome: int | BaseException | None) -> None:
+    if row.done.done():  # the turn that waited for it was cancelled meanwhile
+        return
+    if isinstance(outcome, BaseException):
+        row.done.set_exception(outcome)
+    else:
+        row.done.set_result(outcome)

@@ -1,0 +1,65 @@
+"""Sending replies through the fake Bot API server: the typing indicator only when a look-up is slow, long texts
+split at line breaks with the keyboard on the last part."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+from aiogram import Bot
+from aiogram.client.default import DefaultBotProperties
+from aiogram.client.session.aiohttp import AiohttpSession
+from aiogram.client.telegram import TelegramAPIServer
+
+from bot.flows.types import Button, Reply
+from bot.handlers.delivery import MAX_MESSAGE, deliver, typing_while
+from tests.fake_bot_api import DEFAULT_TOKEN, FakeBotApi, blocked_by_user
+
+USER = 5_560_001
+
+
+@pytest.fixture
+async def api() -> AsyncIterator[FakeBotApi]:
+    async with FakeBotApi() as server:
+        yield server
+
+
+@pytest.fixture
+async def bot(api: FakeBotApi) -> AsyncIterator[Bot]:
+    session = AiohttpSession(api=TelegramAPIServer.from_base(api.url))
+    bot = Bot(DEFAULT_TOKEN, session=session, default=DefaultBotProperties(parse_mode="HTML"))
+    yield bot
+    await bot.session.close()
+
+
+async def test_a_slow_look_up_shows_typing_a_quick_one_does_not(api: FakeBotApi, bot: Bot) -> None:
+    api.push_message(USER, "/status")  # the chat exists once the user wrote
+    async with typing_while(bot, USER, enabled=True, after=0.05):
+        await asyncio.sleep(0.3)
+    assert [c.params["action"] for c in api.calls_to("sendChatAction", USER)] == ["typing"]
+    async with typing_while(bot, USER, enabled=True, after=0.2):
+        pass
+    async with typing_while(bot, USER, enabled=False, after=0.0):
+        await asyncio.sleep(0.1)
+    await asyncio.sleep(0.3)
+    assert len(api.calls_to("sendChatAction", USER)) == 1
+
+
+async def test_a_failing_indicator_does_not_fail_the_update(api: FakeBotApi, bot: Bot) -> None:
+    api.push_message(USER, "/status")
+    api.fail_next("sendChatAction", blocked_by_user())
+    async with typing_while(bot, USER, enabled=True, after=0.0):
+        await asyncio.sleep(0.2)
+    assert api.calls_to("sendChatAction", USER)
+
+
+async def test_a_long_reply_is_split_at_line_breaks_with_the_keyboard_last(api: FakeBotApi, bot: Bot) -> None:
+    api.push_message(USER, "/status")
+    lines = [f"baris {n} " + "x" * 90 for n in range(100)]  # about 10,000 characters
+    buttons = ((Button("Ya", "abcd|h|y"),),)
+    await deliver(bot, USER, [Reply("\n".join(lines), buttons)])
+    calls = api.calls_to("sendMessage", USER)
+    assert len(calls) == 3 and all(len(str(c.params["text"])) <= MAX_MESSAGE for c in calls)
+    assert "\n".join(str(c.params["text"]) for c in calls) == "\n".join(lines)
+    assert [("reply_markup" in c.params) for c in calls] == [False, False, True]
