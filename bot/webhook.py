@@ -27,7 +27,7 @@ from sqlalchemy import func, select, text
 
 from bot.app import App
 from bot.metrics import CASES_OPEN, OUTBOX_DEPTH, REGISTRY, UPDATE_SECONDS, UPDATES
-from bot.telegram import background_senders, build_dispatcher, make_bot, set_command_menu
+from bot.telegram import background_senders, build_dispatcher, make_bot, set_command_menu, settle_process
 from core.identity import redact
 from core.models import Case, CaseStatus
 from core.outbox import PARTICIPANT, STAFF, Outbox
@@ -231,6 +231,7 @@ async def serve(app: App, host: str, port: int, set_webhook: bool) -> None:
         raise ValueError("WEBHOOK_SECRET is not set")
     async with webhook_runtime(app, set_webhook) as (bot, dp):
         web_app = build_web_app(app, bot, dp, settings.webhook_secret.get_secret_value())
+        settle_process()
         runner = web.AppRunner(web_app, shutdown_timeout=30, handle_signals=True)
         await runner.setup()
         site = web.TCPSite(runner, host, port, reuse_port=True)

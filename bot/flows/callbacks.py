@@ -37,8 +37,13 @@ class Pressed:
     argument: str
 
 
+_BASE36 = "0123456789abcdefghijklmnopqrstuvwxyz"
+
+
 def new_nonce() -> str:
-    return "".join(secrets.choice("0123456789abcdefghijklmnopqrstuvwxyz") for _ in range(4))
+    # One call to the system's random source (not one per character): it runs for every reply with buttons.
+    n = int.from_bytes(secrets.token_bytes(4)) % 36**4
+    return "".join(_BASE36[(n // 36**i) % 36] for i in range(4))
 
 
 def pack(nonce: str, action: Action, argument: str = "") -> str:

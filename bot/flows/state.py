@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field, fields
 from enum import StrEnum
 from typing import Any
 
@@ -57,7 +57,11 @@ class State:
         return state
 
     def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
+        # Field by field, lists copied: `dataclasses.asdict` deep-copies generically and showed up in every turn.
+        data = {f.name: getattr(self, f.name) for f in _FIELDS}
+        for key, value in data.items():
+            if isinstance(value, list):
+                data[key] = list(value)
         data["phase"] = self.phase.value
         return data
 
@@ -65,3 +69,6 @@ class State:
         """Back to idle, keeping only the language."""
         locale = self.locale
         self.__init__(locale=locale)  # type: ignore[misc]
+
+
+_FIELDS = fields(State)
