@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from jinja2 import Environment, StrictUndefined, Template, pass_context
+from jinja2 import Environment, StrictUndefined, Template, meta, pass_context
 from jinja2.runtime import Context
 
 from core.paths import knowledge_dir
@@ -75,6 +75,7 @@ class Renderer:
         self.env.globals.update(globals_ or {})
         self._templates: dict[tuple[str, str], Template] = {}
         self._sources: dict[str, Template] = {}
+        self._variables: dict[str, frozenset[str]] = {}
         for key, by_locale in messages.items():
             for locale, source in by_locale.items():
                 self._templates[key, locale] = self.compile(source, name=f"{key}.{locale}")
@@ -91,6 +92,19 @@ class Renderer:
     def render(self, key: str, locale: str, **context: Any) -> str:
         template = self._templates.get((key, locale)) or self._templates[key, "id"]
         return template.render(locale=locale, **context).strip()
+
+    def uses(self, source: str, name: str) -> bool:
+        """Whether template text reads the variable `name` (so a caller can skip a look-up nobody reads)."""
+        used = self._variables.get(source)
+        if used is None:
+            try:
+                used = frozenset(meta.find_undeclared_variables(self.env.parse(source)))
+            except Exception:  # a broken template fails when rendered, with its own message
+                used = frozenset()
+            if len(self._variables) >= MAX_CACHED_SOURCES:
+                self._variables.clear()
+            self._variables[source] = used
+        return name in used
 
     def render_source(self, source: str, locale: str, **context: Any) -> str:
         """Render template text (an FAQ answer); compiled once per distinct text, since compiling costs more."""

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import weakref
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import Connection, make_url
@@ -14,6 +17,7 @@ if TYPE_CHECKING:
     from alembic.config import Config
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+T = TypeVar("T")
 
 
 def is_sqlite(url: str) -> bool:
@@ -66,6 +70,43 @@ def make_sync_sqlite_engine(path: Path) -> Engine:
     engine = create_engine(f"sqlite:///{path}")
     event.listen(engine, "connect", _sqlite_pragmas)
     return engine
+
+
+_SIDECARS: weakref.WeakKeyDictionary[AsyncEngine, Engine] = weakref.WeakKeyDictionary()
+
+
+def sqlite_sidecar(engine: AsyncEngine) -> Engine | None:
+    """On a SQLite file: one plain sqlite3 engine beside the async one (None elsewhere). aiosqlite hops threads on
+    every cursor call, several times per statement; the hot paths of a turn run their statements together on one
+    worker thread instead (see `run_blocking`)."""
+    path = sqlite_path(str(engine.url))
+    if path is None:
+        return None
+    sidecar = _SIDECARS.get(engine)
+    if sidecar is None:
+        sidecar = _SIDECARS[engine] = make_sync_sqlite_engine(path)
+    return sidecar
+
+
+def close_sidecar(engine: AsyncEngine) -> None:
+    sidecar = _SIDECARS.pop(engine, None)
+    if sidecar is not None:
+        sidecar.dispose()
+
+
+async def run_blocking(engine: AsyncEngine, work: Callable[[Connection], T], *, write: bool = False) -> T:
+    """Run `work` (plain SQLAlchemy calls on a Connection) in one transaction: on SQLite in a worker thread through
+    the sidecar engine, elsewhere through the async engine (asyncpg) on this loop. `write`: commit at the end."""
+    sidecar = sqlite_sidecar(engine)
+    if sidecar is not None:
+
+        def on_thread() -> T:
+            with sidecar.begin() if write else sidecar.connect() as conn:
+                return work(conn)
+
+        return await asyncio.to_thread(on_thread)
+    async with engine.begin() if write else engine.connect() as conn:
+        return await conn.run_sync(work)
 
 
 def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
 from datetime import date
 from typing import Protocol
 
-from sqlalchemy import Connection, Engine, bindparam, select
+from sqlalchemy import Connection, bindparam, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core.calendar import WorkingCalendar, default_calendar, today_in_jakarta
-from core.db import make_sync_sqlite_engine, sqlite_path
+from core.db import close_sidecar, run_blocking
 from core.diagnosis import (
     DiagnosisEngine,
     EnrollmentFacts,
@@ -134,23 +133,12 @@ class DatabaseStatusSource:
 
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
-        path = sqlite_path(str(engine.url))
-        self._sqlite: Engine | None = make_sync_sqlite_engine(path) if path is not None else None
 
     async def participant_facts(self, participant_id: int) -> ParticipantFacts | None:
-        if self._sqlite is not None:
-            return await asyncio.to_thread(self._facts_on_thread, participant_id)
-        async with self.engine.connect() as conn:
-            return await conn.run_sync(_read_facts, participant_id)
-
-    def _facts_on_thread(self, participant_id: int) -> ParticipantFacts | None:
-        assert self._sqlite is not None
-        with self._sqlite.connect() as conn:
-            return _read_facts(conn, participant_id)
+        return await run_blocking(self.engine, lambda conn: _read_facts(conn, participant_id))
 
     def close(self) -> None:
-        if self._sqlite is not None:
-            self._sqlite.dispose()
+        close_sidecar(self.engine)
 
 
 class StatusService:

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import Connection, bindparam, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from core.db import run_blocking
 from core.faq_store import revision_query
 from core.models import TelegramLink
 
@@ -32,6 +33,8 @@ class TurnContextReader:
         self.engine = engine
 
     async def read(self, telegram_user_id: int) -> TurnContext:
-        async with self.engine.connect() as conn:
-            revision, participant_id, blocked = (await conn.execute(_QUERY, {"user": telegram_user_id})).one()
-        return TurnContext(int(revision), participant_id, bool(blocked))
+        def read(conn: Connection) -> TurnContext:
+            revision, participant_id, blocked = conn.execute(_QUERY, {"user": telegram_user_id}).one()
+            return TurnContext(int(revision), participant_id, bool(blocked))
+
+        return await run_blocking(self.engine, read)

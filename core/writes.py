@@ -13,8 +13,10 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Table, insert
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy import Connection, Table, insert
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from core.db import run_blocking
 
 log = logging.getLogger(__name__)
 MAX_BATCH = 500  # rows per transaction: keeps one flush short even after a stall
@@ -76,23 +78,21 @@ class RowWriter:
         shapes: dict[tuple[str, tuple[str, ...], bool], list[_Row]] = {}
         for row in batch:
             shapes.setdefault(row.shape, []).append(row)
-        results: list[tuple[_Row, int | None]] = []
-        async with self.engine.begin() as conn:
-            for rows in shapes.values():
-                results += await _insert_many(conn, rows)
-        for row, result in results:
-            _settle(row, result)
+        groups = list(shapes.values())
+        statements = [(rows[0].table, rows[0].returning_id, [row.values for row in rows]) for rows in groups]
+        results = await run_blocking(self.engine, lambda conn: [_insert_many(conn, *s) for s in statements], write=True)
+        for rows, ids in zip(groups, results, strict=True):
+            for row, result in zip(rows, ids, strict=True):
+                _settle(row, result)
 
 
-async def _insert_many(conn: AsyncConnection, rows: list[_Row]) -> list[tuple[_Row, int | None]]:
-    table = rows[0].table
-    params = [row.values for row in rows]
-    if not rows[0].returning_id:
-        await conn.execute(insert(table), params)
-        return [(row, None) for row in rows]
+def _insert_many(conn: Connection, table: Table, returning_id: bool, params: list[dict[str, Any]]) -> list[int | None]:
+    """One multi-row INSERT; with `returning_id`, the new ids in the order of `params`."""
+    if not returning_id:
+        conn.execute(insert(table), params)
+        return [None] * len(params)
     statement = insert(table).returning(table.c.id, sort_by_parameter_order=True)
-    ids = [int(i) for i in (await conn.execute(statement, params)).scalars()]
-    return list(zip(rows, ids, strict=True))
+    return [int(i) for i in conn.execute(statement, params).scalars()]
 
 
 def _settle(row: _Row, outcome: int | BaseException | None) -> None:

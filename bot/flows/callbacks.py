@@ -40,9 +40,16 @@ class Pressed:
 _BASE36 = "0123456789abcdefghijklmnopqrstuvwxyz"
 
 
+_pool = bytearray()
+
+
 def new_nonce() -> str:
-    # One call to the system's random source (not one per character): it runs for every reply with buttons.
-    n = int.from_bytes(secrets.token_bytes(4)) % 36**4
+    # The system's random source is read 4 KB at a time: a call per reply with buttons (the old way, one per
+    # character) showed up in every turn's profile.
+    if len(_pool) < 4:
+        _pool.extend(secrets.token_bytes(4096))
+    n = int.from_bytes(_pool[-4:]) % 36**4
+    del _pool[-4:]
     return "".join(_BASE36[(n // 36**i) % 36] for i in range(4))
 
 

@@ -57,13 +57,13 @@ async def answer_question(turn: Turn, participant_id: int | None) -> str | None:
 async def show_answer(
     turn: Turn, entry: FaqEntry, participant_id: int | None, answer_id: int, others: list[str]
 ) -> None:
+    source = entry.answer.get(turn.locale) or entry.answer["id"]
+    renderer = turn.services.renderer
     participant = None
-    if participant_id is not None:
+    if participant_id is not None and renderer.uses(source, "participant"):  # most answers are the same for all
         status = await turn.services.status.status(participant_id)
         participant = participant_view(turn.services.directory, status) if status else None
-    text = turn.services.renderer.render_source(
-        entry.answer.get(turn.locale) or entry.answer["id"], turn.locale, participant=participant
-    )
+    text = renderer.render_source(source, turn.locale, participant=participant)
     turn.state.answer_id = answer_id
     turn.state.others = others
     # One message: the answer with its "did this help?" under it (Telegram allows about one message a second per
