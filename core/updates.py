@@ -11,11 +11,11 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import Connection, delete, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from core.db import is_sqlite, make_sessionmaker
+from core.db import is_sqlite, make_sessionmaker, run_blocking
 from core.models import ProcessedUpdate
 
 LEASE = timedelta(seconds=15)  # a worker renews it every LEASE / 3 while the update is in hand
@@ -30,31 +30,44 @@ class Claim(StrEnum):
 
 class UpdateLedger:
     def __init__(self, engine: AsyncEngine, worker: str, lease: timedelta = LEASE) -> None:
+        self.engine = engine
         self.sessions = make_sessionmaker(engine)
         self.worker = worker[:64]
         self.lease = lease
         self._insert = sqlite.insert if is_sqlite(str(engine.url)) else postgresql.insert
 
     async def claim(self, update_id: int, now: datetime | None = None) -> Claim:
-        now = now or datetime.now(UTC)
-        async with self.sessions.begin() as session:
-            inserted = await session.execute(
+        moment = now or datetime.now(UTC)
+
+        def claim(conn: Connection) -> Claim:
+            inserted = conn.execute(
                 self._insert(ProcessedUpdate)
-                .values(update_id=update_id, status="processing", worker=self.worker, claimed_at=now)
+                .values(update_id=update_id, status="processing", worker=self.worker, claimed_at=moment)
                 .on_conflict_do_nothing(index_elements=["update_id"])
             )
-            if getattr(inserted, "rowcount", 0) == 1:
+            if inserted.rowcount == 1:
                 return Claim.NEW
-            row = await session.get(ProcessedUpdate, update_id, with_for_update=True)
+            row = conn.execute(
+                select(ProcessedUpdate.status, ProcessedUpdate.claimed_at)
+                .where(ProcessedUpdate.update_id == update_id)
+                .with_for_update()
+            ).first()
             if row is None:  # released between our insert and read: try again next delivery
                 return Claim.BUSY
             if row.status == "done":
                 return Claim.DONE
             claimed_at = row.claimed_at if row.claimed_at.tzinfo else row.claimed_at.replace(tzinfo=UTC)
-            if now - claimed_at < self.lease:
+            if moment - claimed_at < self.lease:
                 return Claim.BUSY
-            row.worker, row.claimed_at = self.worker, now  # its worker died mid-update: take it over
+            conn.execute(  # its worker died mid-update: take it over
+                update(ProcessedUpdate)
+                .where(ProcessedUpdate.update_id == update_id)
+                .values(worker=self.worker, claimed_at=moment)
+            )
             return Claim.NEW
+
+        # Every update passes here twice (claim, done): on SQLite in one worker-thread step each (core.db).
+        return await run_blocking(self.engine, claim, write=True)
 
     async def renew(self, update_id: int, now: datetime | None = None) -> bool:
         """Still working on it: push the lease forward. False when the claim is no longer ours."""
@@ -71,12 +84,12 @@ class UpdateLedger:
             return bool(getattr(result, "rowcount", 0))
 
     async def done(self, update_id: int, now: datetime | None = None) -> None:
-        async with self.sessions.begin() as session:
-            await session.execute(
-                update(ProcessedUpdate)
-                .where(ProcessedUpdate.update_id == update_id)
-                .values(status="done", done_at=now or datetime.now(UTC))
-            )
+        statement = (
+            update(ProcessedUpdate)
+            .where(ProcessedUpdate.update_id == update_id)
+            .values(status="done", done_at=now or datetime.now(UTC))
+        )
+        await run_blocking(self.engine, lambda conn: conn.execute(statement), write=True)
 
     async def release(self, update_id: int) -> None:
         """Handling failed: forget the claim so Telegram's retry is handled afresh."""
