@@ -11,7 +11,6 @@ from typing import Any
 
 from aiogram import Bot, Dispatcher, methods
 from aiogram.client.default import DefaultBotProperties
-from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
 from aiogram.enums import ParseMode
 from aiogram.fsm.storage.base import BaseStorage
@@ -29,6 +28,7 @@ from bot.handlers.delivery import deliver
 from bot.handlers.throttle import install_throttle
 from bot.notifications import ParticipantSender
 from bot.outbox_sender import StaffSender
+from bot.session import UrlencodedSession
 from bot.settings import Settings
 from core.identity import redact
 from core.leader import run_as_leader
@@ -43,7 +43,7 @@ COMMANDS = ("start", "status", "help", "lang", "cancel", "logout")
 def make_bot(settings: Settings) -> Bot:
     if settings.bot_token is None:
         raise ValueError("BOT_TOKEN is not set")
-    session = AiohttpSession(api=TelegramAPIServer.from_base(settings.bot_api_url))
+    session = UrlencodedSession(api=TelegramAPIServer.from_base(settings.bot_api_url))
     return Bot(
         settings.bot_token.get_secret_value(),
         session=session,

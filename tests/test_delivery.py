@@ -1,5 +1,5 @@
-"""Sending replies through the fake Bot API server: the typing indicator only when a look-up is slow, long texts
-split at line breaks with the keyboard on the last part."""
+"""Sending replies through the fake Bot API server: requests urlencoded (uploads multipart), the typing indicator
+only when a look-up is slow, long texts split at line breaks with the keyboard on the last part."""
 
 from __future__ import annotations
 
@@ -9,11 +9,12 @@ from collections.abc import AsyncIterator
 import pytest
 from aiogram import Bot
 from aiogram.client.default import DefaultBotProperties
-from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
+from aiogram.types import BufferedInputFile
 
 from bot.flows.types import Button, Reply
 from bot.handlers.delivery import MAX_MESSAGE, deliver, typing_while
+from bot.session import UrlencodedSession
 from tests.fake_bot_api import DEFAULT_TOKEN, FakeBotApi, blocked_by_user
 
 USER = 5_560_001
@@ -27,7 +28,7 @@ async def api() -> AsyncIterator[FakeBotApi]:
 
 @pytest.fixture
 async def bot(api: FakeBotApi) -> AsyncIterator[Bot]:
-    session = AiohttpSession(api=TelegramAPIServer.from_base(api.url))
+    session = UrlencodedSession(api=TelegramAPIServer.from_base(api.url))  # as bot.telegram.make_bot
     bot = Bot(DEFAULT_TOKEN, session=session, default=DefaultBotProperties(parse_mode="HTML"))
     yield bot
     await bot.session.close()
@@ -63,3 +64,15 @@ async def test_a_long_reply_is_split_at_line_breaks_with_the_keyboard_last(api: 
     assert len(calls) == 3 and all(len(str(c.params["text"])) <= MAX_MESSAGE for c in calls)
     assert "\n".join(str(c.params["text"]) for c in calls) == "\n".join(lines)
     assert [("reply_markup" in c.params) for c in calls] == [False, False, True]
+
+
+async def test_requests_go_urlencoded_and_uploads_multipart(api: FakeBotApi, bot: Bot) -> None:
+    api.push_message(USER, "/status")
+    await deliver(bot, USER, [Reply("<b>Halo</b> &amp; 😀", ((Button("Ya", "abcd|h|y"),),))])
+    [call] = api.calls_to("sendMessage", USER)
+    assert call.params["parse_mode"] == "HTML" and call.params["text"] == "<b>Halo</b> &amp; 😀"
+    assert call.params["reply_markup"] == {"inline_keyboard": [[{"text": "Ya", "callback_data": "abcd|h|y"}]]}
+    sent = await bot.send_document(USER, BufferedInputFile(b"%PDF-1.4", filename="laporan.pdf"), caption="Laporan")
+    assert sent.document is not None and sent.caption == "Laporan"
+    [upload] = api.calls_to("sendDocument", USER)
+    assert str(upload.params["document"]).startswith("attach://")  # the file itself is another multipart part
