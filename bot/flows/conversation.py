@@ -54,7 +54,8 @@ class Conversation:
         turn = Turn(services, event, state)
         if context is not None:
             turn.participant_id, turn.link_read = context.participant_id, True
-        if self.services.cases is not None and await self._with_a_person(turn):
+        may_have_a_person = self.services.cases is not None and (context is None or context.had_case)
+        if may_have_a_person and await self._with_a_person(turn):
             await self._log(turn, "relay" if turn.relay_case else event.kind.value)
             return Outcome(turn.replies, state.to_dict(), turn.notice, turn.relay_case)
         match event.kind:
