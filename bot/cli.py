@@ -293,22 +293,15 @@ async def cmd_chat(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-def _configure_logging() -> None:
-    import logging
-
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    # aiogram logs every handled update at INFO: a line per message is noise at scale (and costs CPU on each);
-    # /metrics counts updates and their latency instead.
-    logging.getLogger("aiogram.event").setLevel(logging.WARNING)
-
-
 async def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
     from bot.app import build_app
     from bot.telegram import run_polling
 
     if settings.bot_token is None:
         raise CliError("BOT_TOKEN is not set; use `prakerja-bot chat` to try the bot without Telegram")
-    _configure_logging()
+    from bot.logs import configure_logging
+
+    configure_logging(settings.log_format)
     await _ensure_demo_database(settings)
     app = build_app(settings)
     try:
@@ -335,7 +328,9 @@ async def cmd_webhook(settings: Settings, args: argparse.Namespace) -> int:
         return 0
     if settings.webhook_secret is None:
         raise CliError("WEBHOOK_SECRET is not set: Telegram must prove each request is its own")
-    _configure_logging()
+    from bot.logs import configure_logging
+
+    configure_logging(settings.log_format)
     # Workers never migrate or seed: `prakerja-bot migrate` runs once per deployment, before them.
     app = build_app(settings)
     try:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -26,6 +26,7 @@ class Settings(BaseSettings):
     webhook_secret: SecretStr | None = None
     default_locale: str = "id"
     pii_hash_key: SecretStr = SecretStr(DEV_PII_KEY)
+    log_format: Literal["json", "text"] = "json"
 
     @field_validator("staff_chat_id", "agent_ids", "admin_ids", mode="before")
     @classmethod

@@ -21,6 +21,7 @@ import pytest_asyncio
 from bot.texts import default_renderer
 from tests.fake_bot_api import ApiCall, FakeBotApi, check_with_ptb
 from tests.html_check import html_problems
+from tests.logs import is_error_line
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -64,7 +65,7 @@ class RunningBot:
         with self.log.open("rb") as log:
             log.seek(since)
             lines = log.read().decode("utf-8", errors="replace").splitlines()
-        return [line for line in lines if " ERROR " in line or "Traceback" in line]
+        return [line for line in lines if is_error_line(line)]
 
     def assert_healthy(self, since: int = 0) -> None:
         assert self.process.poll() is None, f"the bot exited: {self.log.read_text()[-2000:]}"

@@ -25,6 +25,8 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
+from tests.logs import is_error_line
+
 SCRIPT = Path(sys.executable).parent / "prakerja-bot"
 ROOT = Path(__file__).resolve().parent.parent
 TOKEN = "123456:TEST-token"
@@ -90,7 +92,7 @@ class Worker:
         return self.log.read_text(encoding="utf-8", errors="replace")
 
     def errors(self) -> list[str]:
-        return [line for line in self.log_text().splitlines() if " ERROR " in line or "Traceback" in line]
+        return [line for line in self.log_text().splitlines() if is_error_line(line)]
 
     async def wait_ready(self, within: float = 30.0) -> None:
         deadline = time.monotonic() + within
