@@ -36,3 +36,23 @@ def test_the_checker_sees_a_forbidden_import(tmp_path: Path) -> None:
     sample = tmp_path / "x.py"
     sample.write_text("import os\nfrom aiogram.types import Message\nfrom . import sibling\n", encoding="utf-8")
     assert imported_modules(sample) == {"os", "aiogram"}
+
+
+def test_every_filter_and_handler_runs_on_the_event_loop() -> None:
+    """aiogram runs a synchronous filter or handler in a worker thread on every update (bot/handlers/filters.py)."""
+    from aiogram import Router
+
+    from bot.handlers import admin, agent, participant
+
+    routers: list[Router] = [participant.router, agent.router, admin.make_router()]
+    synchronous = []
+    for router in routers:
+        for name, observer in router.observers.items():
+            for handler in observer.handlers:
+                for obj in (handler, *(handler.filters or [])):
+                    if not obj.awaitable:
+                        synchronous.append(f"{router.name}.{name}: {obj.callback!r}")
+            for obj in observer._handler.filters or []:
+                if not obj.awaitable:
+                    synchronous.append(f"{router.name}.{name} (router filter): {obj.callback!r}")
+    assert synchronous == []

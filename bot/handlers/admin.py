@@ -14,6 +14,7 @@ from aiogram.types import BufferedInputFile, Message
 from bot.flows.admin import ADMIN_COMMANDS, MAX_DOCUMENT_BYTES, AdminFlow, AdminOutcome
 from bot.flows.types import EventKind, Incoming
 from bot.handlers.delivery import deliver
+from bot.handlers.filters import on_loop
 
 _NAMES = "|".join(sorted(ADMIN_COMMANDS, key=len, reverse=True))
 _ADMIN_COMMAND = re.compile(rf"^/({_NAMES})(?:@\w+)?(?:\s+(.*))?$", re.DOTALL | re.IGNORECASE)
@@ -65,9 +66,11 @@ async def on_admin_document(
 def make_router() -> Router:
     """A fresh router (a router belongs to one Dispatcher; tests build their own)."""
     admin = Router(name=__name__)
-    admin.message.filter(F.chat.type == "private")
-    admin.message.register(on_admin_command, F.text.regexp(_ADMIN_COMMAND).as_("command"))
-    admin.message.register(on_admin_document, F.document, F.caption.regexp(_ADMIN_COMMAND).as_("command"))
+    admin.message.filter(on_loop(F.chat.type == "private"))
+    admin.message.register(on_admin_command, on_loop(F.text.regexp(_ADMIN_COMMAND).as_("command")))
+    admin.message.register(
+        on_admin_document, on_loop(F.document), on_loop(F.caption.regexp(_ADMIN_COMMAND).as_("command"))
+    )
     return admin
 
 

@@ -12,6 +12,7 @@ from aiogram.types import Message
 
 from bot.flows.staff import StaffDesk, StaffOutcome
 from bot.handlers.delivery import deliver
+from bot.handlers.filters import on_loop
 from bot.handlers.relay import describe
 
 router = Router(name=__name__)
@@ -22,7 +23,7 @@ _membership_cache: dict[tuple[int, int], tuple[bool, float]] = {}
 MEMBERSHIP_TTL = 300.0
 
 
-def in_staff_chat(message: Message, staff_chat_ids: list[int]) -> bool:
+async def in_staff_chat(message: Message, staff_chat_ids: list[int]) -> bool:
     return message.chat.id in staff_chat_ids
 
 
@@ -51,7 +52,7 @@ async def _post(staff: StaffDesk, message: Message, outcome: StaffOutcome) -> No
         await staff.cases.post_to_staff_chat(message.chat.id, message.message_thread_id, outcome.topic_html)
 
 
-@router.message(F.text.regexp(_COMMAND).as_("command"))
+@router.message(on_loop(F.text.regexp(_COMMAND).as_("command")))
 async def on_command(
     message: Message, bot: Bot, staff: StaffDesk, agent_ids: list[int], command: re.Match[str]
 ) -> None:
@@ -111,7 +112,7 @@ async def _not_delivered(staff: StaffDesk, message: Message, blocked: bool, erro
     await staff.cases.post_to_staff_chat(message.chat.id, message.message_thread_id, text)
 
 
-@router.message(F.is_topic_message)
+@router.message(on_loop(F.is_topic_message))
 async def on_topic_message(message: Message, bot: Bot, staff: StaffDesk, agent_ids: list[int]) -> None:
     """An agent writing in a case topic: the participant receives it under the bot's name."""
     author = message.from_user
@@ -147,7 +148,7 @@ async def on_topic_message(message: Message, bot: Bot, staff: StaffDesk, agent_i
     )
 
 
-@router.edited_message(F.is_topic_message & (F.text | F.caption))
+@router.edited_message(on_loop(F.is_topic_message & (F.text | F.caption)))
 async def on_topic_edit(message: Message, bot: Bot, staff: StaffDesk, agent_ids: list[int]) -> None:
     """An agent corrects a message (its text, or a photo's caption): the participant's copy is corrected too."""
     if message.from_user is None or not await is_agent(bot, message.chat.id, message.from_user.id, agent_ids):

@@ -16,14 +16,15 @@ from redis.exceptions import RedisError
 from bot.flows.conversation import Conversation
 from bot.flows.types import EventKind, Incoming
 from bot.handlers.delivery import deliver, typing_while
+from bot.handlers.filters import on_loop
 from bot.handlers.relay import describe
 from core.identity import redact
 
 log = logging.getLogger(__name__)
 router = Router(name=__name__)
-router.message.filter(F.chat.type == "private")
-router.callback_query.filter(F.message.chat.type == "private")
-router.edited_message.filter(F.chat.type == "private")
+router.message.filter(on_loop(F.chat.type == "private"))
+router.callback_query.filter(on_loop(F.message.chat.type == "private"))
+router.edited_message.filter(on_loop(F.chat.type == "private"))
 
 _COMMAND = re.compile(r"^/([A-Za-z0-9_]{1,32})(?:@\w+)?(?:\s+(.*))?$", re.DOTALL)
 
@@ -55,7 +56,7 @@ def _from(message: Message) -> tuple[int, str]:
     return message.from_user.id, message.from_user.full_name
 
 
-@router.message(F.contact)
+@router.message(on_loop(F.contact))
 async def on_contact(message: Message, state: FSMContext, conversation: Conversation) -> None:
     assert message.contact is not None
     user_id, name = _from(message)
@@ -69,14 +70,14 @@ async def on_contact(message: Message, state: FSMContext, conversation: Conversa
     await _handle(message, state, conversation, event)
 
 
-@router.message(F.text.regexp(_COMMAND).as_("command"))
+@router.message(on_loop(F.text.regexp(_COMMAND).as_("command")))
 async def on_command(message: Message, state: FSMContext, conversation: Conversation, command: re.Match[str]) -> None:
     user_id, name = _from(message)
     event = Incoming(EventKind.COMMAND, user_id, command.group(1), command.group(2) or "", display_name=name)
     await _handle(message, state, conversation, event)
 
 
-@router.message(F.text)
+@router.message(on_loop(F.text))
 async def on_text(message: Message, state: FSMContext, conversation: Conversation) -> None:
     user_id, name = _from(message)
     await _handle(
@@ -92,7 +93,7 @@ async def on_other(message: Message, state: FSMContext, conversation: Conversati
     await _handle(message, state, conversation, Incoming(EventKind.OTHER, user_id, display_name=name))
 
 
-@router.edited_message(F.text | F.caption)
+@router.edited_message(on_loop(F.text | F.caption))
 async def on_edited(message: Message, conversation: Conversation) -> None:
     """An edit matters only while a person reads along: tell the agent what the message says now."""
     cases = conversation.services.cases
