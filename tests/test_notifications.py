@@ -10,9 +10,11 @@ from pathlib import Path
 
 import pytest
 from aiogram import Bot
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from bot.app import build_app
+from bot.flows.types import EventKind, Incoming
 from bot.notifications import ParticipantSender
 from bot.settings import Settings
 from bot.telegram import make_bot
@@ -140,6 +142,30 @@ async def test_a_participant_who_blocked_the_bot_is_marked_and_skipped(
     )
     await run_import(world, ImportKind.TRANSFERS, transfers)
     assert [r.chat_id for r in await notifications(world) if r.status == "pending"] == [NUR_USER]
+
+
+async def test_writing_again_after_blocking_the_bot_resumes_notifications(
+    world: AsyncEngine, tmp_path: Path, api: FakeBotApi, bot: Bot
+) -> None:
+    async with world.begin() as conn:
+        await conn.execute(
+            update(TelegramLink).where(TelegramLink.telegram_user_id == HANA_USER).values(blocked_at=func.now())
+        )
+    app = build_app(Settings(_env_file=None), world)
+    try:
+        outcome = await app.conversation.handle(Incoming(EventKind.COMMAND, HANA_USER, "help"), None)
+        assert outcome.replies  # answered as usual
+    finally:
+        await app.writer.close()
+    async with world.connect() as conn:
+        blocked = await conn.scalar(select(TelegramLink.blocked_at).where(TelegramLink.telegram_user_id == HANA_USER))
+    assert blocked is None
+    pmo = write(
+        tmp_path / "pmo.csv",
+        f"voucher_code,processed_on,certificate_number,printed_name\nPKJ00701,{today_in_jakarta()},S/1,Hana Safitri\n",
+    )
+    await run_import(world, ImportKind.PMO_RESULTS, pmo)
+    assert [r.chat_id for r in await notifications(world) if r.status == "pending"] == [HANA_USER]
 
 
 async def test_a_429_pauses_and_the_message_still_goes_once(
