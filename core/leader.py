@@ -2,7 +2,8 @@
 
 The lock lives on a dedicated connection, so it is released the moment its worker dies and another takes over. The
 leader checks that connection every few seconds and stops its work when it is gone (after a database restart the lock
-is free for anyone), so two senders never run side by side.
+is free for anyone), and a new leader waits a little longer than that before it starts, so two senders never run
+side by side.
 SQLite deployments are single-process: the only worker always leads.
 """
 
@@ -17,6 +18,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from core.db import is_sqlite
 
+GRACE_PERIODS = 3  # check periods a new leader waits after taking the lock, before it starts the work
+
 
 async def run_as_leader(
     engine: AsyncEngine,
@@ -24,6 +27,7 @@ async def run_as_leader(
     work: Callable[[asyncio.Event], Awaitable[None]],
     stop: asyncio.Event,
     check_every: float = 2.0,
+    retry_every: float = 5.0,
 ) -> None:
     if is_sqlite(str(engine.url)):
         await work(stop)
@@ -46,7 +50,7 @@ async def run_as_leader(
         except Exception:  # the database is away: try again shortly
             pass
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), 5)
+            await asyncio.wait_for(stop.wait(), retry_every)
 
 
 async def _lead(
@@ -55,6 +59,15 @@ async def _lead(
     """Run `work` while the lock's connection lives. When it dies (a database restart, a network cut) the lock is gone
     and another worker may take it: the work is stopped at once, so that two senders never run side by side.
     Returns whether the lock was lost (else the work ended, or we were told to stop)."""
+    # A leader whose lock connection died notices within two check periods (the wait, then a check that may time
+    # out) and stops. The lock may be ours because such a leader just lost it: hold it that long, and a little
+    # more, before starting the work.
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), GRACE_PERIODS * check_every)
+    if stop.is_set():
+        return False
+    if not await _alive(conn, check_every):
+        return True
     halt = asyncio.Event()
     task = asyncio.ensure_future(work(halt))
     stopping = asyncio.ensure_future(stop.wait())
@@ -64,14 +77,20 @@ async def _lead(
             await asyncio.wait({task, stopping}, timeout=check_every, return_when=asyncio.FIRST_COMPLETED)
             if task.done() or stop.is_set():
                 break
-            try:
-                await conn.execute(text("SELECT 1"))
-                await conn.commit()
-            except Exception:
-                lost = True
+            lost = not await _alive(conn, check_every)
     finally:
         halt.set()
         stopping.cancel()
         with contextlib.suppress(Exception):
             await task
     return lost
+
+
+async def _alive(conn: AsyncConnection, within: float) -> bool:
+    """Whether the lock's connection still answers; one that hangs longer than `within` counts as gone."""
+    try:
+        await asyncio.wait_for(conn.execute(text("SELECT 1")), within)
+        await asyncio.wait_for(conn.commit(), within)
+    except Exception:
+        return False
+    return True

@@ -471,7 +471,11 @@ async def test_a_leader_whose_lock_connection_dies_stops_before_anyone_else_lead
                 changed.clear()
                 await changed.wait()
 
-    leaders = [asyncio.create_task(run_as_leader(pg_engine, key, work, stop, check_every=0.2)) for _ in range(2)]
+    # The stand-by asks for the lock every 50 ms: it gets it right after the kill, before the old leader's next check.
+    leaders = [
+        asyncio.create_task(run_as_leader(pg_engine, key, work, stop, check_every=0.2, retry_every=0.05))
+        for _ in range(2)
+    ]
     try:
         await until(lambda: runs == 1)
         async with pg_engine.connect() as conn:  # what a restart does to the lock's connection
