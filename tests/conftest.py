@@ -1,4 +1,5 @@
-"""Shared fixtures: real databases (an SQLite file per test; PostgreSQL when DATABASE_URL points at one)."""
+"""Shared fixtures: real databases (an SQLite file per test; PostgreSQL when DATABASE_URL points at one) and the
+fake Bot API server."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core.db import downgrade, make_engine, migrate
+from tests.fake_bot_api import FakeBotApi
 
 PG_URL = os.environ.get("DATABASE_URL", "") if os.environ.get("DATABASE_URL", "").startswith("postgres") else ""
 REDIS_URL = os.environ.get("REDIS_URL", "")
@@ -47,3 +49,10 @@ async def engine(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterato
     engine = await _fresh(url)
     yield engine
     await engine.dispose()
+
+
+@pytest.fixture
+async def api() -> AsyncIterator[FakeBotApi]:
+    """A fake Bot API server on 127.0.0.1 for the test."""
+    async with FakeBotApi() as server:
+        yield server

@@ -8,28 +8,20 @@ from collections.abc import AsyncIterator
 
 import pytest
 from aiogram import Bot
-from aiogram.client.default import DefaultBotProperties
-from aiogram.client.telegram import TelegramAPIServer
 from aiogram.types import BufferedInputFile
 
 from bot.flows.types import Button, Reply
 from bot.handlers.delivery import MAX_MESSAGE, deliver, typing_while
-from bot.session import UrlencodedSession
-from tests.fake_bot_api import DEFAULT_TOKEN, FakeBotApi, blocked_by_user
+from bot.settings import Settings
+from bot.telegram import make_bot
+from tests.fake_bot_api import FakeBotApi, blocked_by_user
 
 USER = 5_560_001
 
 
 @pytest.fixture
-async def api() -> AsyncIterator[FakeBotApi]:
-    async with FakeBotApi() as server:
-        yield server
-
-
-@pytest.fixture
 async def bot(api: FakeBotApi) -> AsyncIterator[Bot]:
-    session = UrlencodedSession(api=TelegramAPIServer.from_base(api.url))  # as bot.telegram.make_bot
-    bot = Bot(DEFAULT_TOKEN, session=session, default=DefaultBotProperties(parse_mode="HTML"))
+    bot = make_bot(Settings(_env_file=None, bot_token=api.token, bot_api_url=api.url))  # the bot's own set-up
     yield bot
     await bot.session.close()
 
