@@ -76,28 +76,31 @@ def make_sync_sqlite_engine(path: Path) -> Engine:
     return engine
 
 
-_Job = tuple[asyncio.AbstractEventLoop, "asyncio.Future[Any]", Callable[[Connection], Any], bool]
+_Job = tuple[asyncio.AbstractEventLoop, "asyncio.Future[Any]", Callable[[Connection], Any]]
+_Outcome = tuple[Any, BaseException | None]
+MAX_GROUP = 200  # write jobs committed together at most
 
 
 class _Lane:
     """One thread with one connection to the SQLite file, running the work handed to it in order.
 
     Cheaper per call than `asyncio.to_thread` (no executor future, lock and context copy per call), and a single
-    connection per lane never waits for the file lock held by a sibling connection of ours.
+    connection per lane never waits for the file lock held by a sibling connection of ours. The write lane commits
+    the jobs that queued up meanwhile together (group commit): each caller still hears back only after the commit
+    that holds its work.
     """
 
-    def __init__(self, engine: Engine, name: str) -> None:
+    def __init__(self, engine: Engine, name: str, write: bool) -> None:
         self.engine = engine
-        self.queue: queue.SimpleQueue[
-            tuple[asyncio.AbstractEventLoop, asyncio.Future[Any], Callable[[Connection], Any], bool] | None
-        ] = queue.SimpleQueue()
+        self.write = write
+        self.queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self.thread = threading.Thread(target=self._run, name=name, daemon=True)
         self.thread.start()
 
-    def submit(self, work: Callable[[Connection], T], write: bool) -> asyncio.Future[T]:
+    def submit(self, work: Callable[[Connection], T]) -> asyncio.Future[T]:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
-        self.queue.put((loop, future, work, write))
+        self.queue.put((loop, future, work))
         return future
 
     def close(self) -> None:
@@ -106,26 +109,50 @@ class _Lane:
 
     def _run(self) -> None:
         conn: Connection | None = None
-        while (item := self.queue.get()) is not None:
-            loop, future, work, write = item
+        running = True
+        while running and (first := self.queue.get()) is not None:
+            jobs = [first]
+            while self.write and len(jobs) < MAX_GROUP:
+                try:
+                    job = self.queue.get_nowait()
+                except queue.Empty:
+                    break
+                if job is None:
+                    running = False
+                    break
+                jobs.append(job)
             try:
                 conn = conn if conn is not None and not conn.invalidated else self.engine.connect()
-                try:
-                    result: Any = work(conn)
-                    if write:
-                        conn.commit()
-                    else:
-                        conn.rollback()  # a read must not keep its snapshot open
-                except BaseException:
-                    conn.rollback()
-                    raise
-                outcome: tuple[Any, BaseException | None] = (result, None)
-            except BaseException as exc:
-                outcome = (None, exc)
-            with contextlib.suppress(RuntimeError):  # that loop is closed: nobody waits any more
-                loop.call_soon_threadsafe(_resolve, future, *outcome)
+                outcomes = self._together(conn, jobs) if len(jobs) > 1 else [self._alone(conn, jobs[0])]
+            except BaseException as exc:  # no connection
+                outcomes = [(None, exc)] * len(jobs)
+            for (loop, future, _), outcome in zip(jobs, outcomes, strict=True):
+                with contextlib.suppress(RuntimeError):  # that loop is closed: nobody waits any more
+                    loop.call_soon_threadsafe(_resolve, future, *outcome)
         if conn is not None:
             conn.close()
+
+    def _alone(self, conn: Connection, job: _Job) -> _Outcome:
+        try:
+            result = job[2](conn)
+            if self.write:
+                conn.commit()
+            else:
+                conn.rollback()  # a read must not keep its snapshot open
+        except BaseException as exc:
+            conn.rollback()
+            return None, exc
+        return result, None
+
+    def _together(self, conn: Connection, jobs: list[_Job]) -> list[_Outcome]:
+        try:
+            results = [job[2](conn) for job in jobs]
+            conn.commit()
+        except BaseException:
+            # One job failed (or the commit): nothing of the group is kept; each runs again on its own.
+            conn.rollback()
+            return [self._alone(conn, job) for job in jobs]
+        return [(result, None) for result in results]
 
 
 def _resolve(future: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:
@@ -162,7 +189,9 @@ def _sidecar(engine: AsyncEngine) -> _Sidecar | None:
     sidecar = _SIDECARS.get(engine)
     if sidecar is None:
         sync = make_sync_sqlite_engine(path)
-        sidecar = _SIDECARS[engine] = _Sidecar(sync, _Lane(sync, "sqlite-reads"), _Lane(sync, "sqlite-writes"))
+        sidecar = _SIDECARS[engine] = _Sidecar(
+            sync, _Lane(sync, "sqlite-reads", write=False), _Lane(sync, "sqlite-writes", write=True)
+        )
     return sidecar
 
 
@@ -177,7 +206,7 @@ async def run_blocking(engine: AsyncEngine, work: Callable[[Connection], T], *, 
     sidecar engine, elsewhere through the async engine (asyncpg) on this loop. `write`: commit at the end."""
     sidecar = _sidecar(engine)
     if sidecar is not None:
-        return await (sidecar.writes if write else sidecar.reads).submit(work, write)
+        return await (sidecar.writes if write else sidecar.reads).submit(work)
     async with engine.begin() if write else engine.connect() as conn:
         return await conn.run_sync(work)
 

@@ -1,15 +1,17 @@
-"""The group-commit writer: concurrent turns' rows share transactions, each gets its own id and its own outcome."""
+"""Group commit: concurrent turns' rows share statements and transactions, each gets its own id and outcome."""
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Any, cast
 
 import pytest
-from sqlalchemy import Engine, Table, event, func, select
+from sqlalchemy import Connection, Engine, Table, event, func, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from core.db import run_blocking
 from core.models import FaqAnswer, Interaction
 from core.writes import RowWriter
 
@@ -79,3 +81,35 @@ async def test_small_batches_still_write_everything(engine: AsyncEngine, size: i
     await asyncio.gather(*(writer.insert(ANSWERS, _answer(n)) for n in range(10)))
     async with engine.connect() as conn:
         assert await conn.scalar(select(func.count()).select_from(FaqAnswer)) == 10
+
+
+async def test_writes_of_concurrent_callers_share_commits_and_fail_alone(engine: AsyncEngine) -> None:
+    commits = 0
+
+    def count(conn: Any) -> None:
+        nonlocal commits
+        commits += 1
+
+    def job(n: int) -> Callable[[Connection], int]:
+        def work(conn: Connection) -> int:
+            if n == 7:
+                raise ValueError("job 7 fails")
+            conn.execute(insert(Interaction).values(telegram_user_id=n, kind="text"))
+            return n
+
+        return work
+
+    event.listen(Engine, "commit", count)
+    try:
+        results = await asyncio.gather(
+            *(run_blocking(engine, job(n), write=True) for n in range(50)), return_exceptions=True
+        )
+    finally:
+        event.remove(Engine, "commit", count)
+    assert isinstance(results[7], ValueError)
+    assert [r for n, r in enumerate(results) if n != 7] == [n for n in range(50) if n != 7]
+    async with engine.connect() as conn:
+        users = set((await conn.execute(select(Interaction.telegram_user_id))).scalars())
+    assert users == set(range(50)) - {7}
+    if engine.url.get_backend_name() == "sqlite":
+        assert commits < 50  # grouped (the group with job 7 ran again one by one)
