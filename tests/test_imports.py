@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core.db import make_engine, make_sessionmaker
 from core.imports import ImportFileError, ImportKind, ImportReport, run_import
+from core.imports import child as import_child
 from core.imports import runner as import_runner
 from core.models import (
     Certificate,
@@ -438,6 +439,34 @@ async def test_a_jsonl_file_whose_first_line_is_not_an_object_is_a_file_error(
     path.write_text(json.dumps({"voucher_code": "V-1"}) + "\n", encoding="utf-8")
     with pytest.raises(ImportFileError, match="missing columns: report_date, platform"):
         await run(sqlite_engine, REPORT, path)
+
+
+async def test_a_bad_byte_deep_in_the_file_is_a_file_error_and_nothing_is_written(
+    engine: AsyncEngine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The header check reads only the file's start: this byte is met by the reading process, chunks later.
+    monkeypatch.setattr(import_runner, "CHUNK_ROWS", 500)
+    await seed(engine)
+    path = write_csv(tmp_path / "deep.csv", PR_HEADER, [report_row(f"V-{n}", 1 + n % 3) for n in range(3000)])
+    path.write_bytes(path.read_bytes() + b"2024-06-30,tokopedia,V-X,1,TR-1,2024-01-10,,S\xe9verine,,\r\n")
+    with pytest.raises(ImportFileError, match=r"not UTF-8 text \(undecodable byte near line \d+\)") as caught:
+        await run(engine, REPORT, path)
+    assert int(str(caught.value).split("near line ")[1].split(")")[0]) > 2500  # decoded 8 KB at a time
+    assert await scalar(engine, "SELECT COUNT(*) FROM enrollments") == 0
+    assert await batches(engine) == []
+
+
+async def test_a_reading_process_that_dies_fails_the_import_and_writes_nothing(
+    sqlite_engine: AsyncEngine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await seed(sqlite_engine)
+    monkeypatch.setattr(import_child, "_CHILD_CODE", "import sys; sys.exit(3)")
+    path = write_csv(tmp_path / "ok.csv", PR_HEADER, [report_row("V-1")])
+    with pytest.raises(RuntimeError, match="exit code 3"):
+        await run(sqlite_engine, REPORT, path)
+    assert await batches(sqlite_engine) == []
+    monkeypatch.undo()
+    assert (await run(sqlite_engine, REPORT, path)).applied == 1  # the connection went back to the pool clean
 
 
 async def test_file_level_errors(sqlite_engine: AsyncEngine, tmp_path: Path) -> None:

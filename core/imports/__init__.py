@@ -10,7 +10,21 @@ optionally followed by the column: `missing`, `too_long`, `bad_number`, `bad_dat
 `installment_other_enrollment`.
 """
 
+from typing import TYPE_CHECKING, Any
+
 from core.imports.report import ImportFileError, ImportKind, ImportReport, RejectedRow
-from core.imports.runner import run_import
+
+if TYPE_CHECKING:
+    from core.imports.runner import run_import
 
 __all__ = ["ImportFileError", "ImportKind", "ImportReport", "RejectedRow", "run_import"]
+
+
+def __getattr__(name: str) -> Any:
+    # The runner (SQLAlchemy, the import kinds) loads on first use: the reading child process imports this
+    # package for its parser alone.
+    if name == "run_import":
+        from core.imports.runner import run_import
+
+        return run_import
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

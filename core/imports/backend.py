@@ -1,4 +1,5 @@
-"""What differs between SQLite and PostgreSQL for an import: staging tables, bulk loading, the lock, JSON.
+"""What differs between SQLite and PostgreSQL for an import: the chunk and staging tables, bulk loading, the
+lock, JSON.
 
 Everything else is plain SQL both accept (UPDATE … FROM, INSERT … SELECT, window functions).
 """
@@ -7,21 +8,24 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import text
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from core.imports.reading import Column, ColumnType, Record
+from core.imports.reading import Column, ColumnType, iso_date, plain_date
+
+if TYPE_CHECKING:
+    from core.imports.spec import JsonField
 
 # Any fixed number: every import takes the same PostgreSQL advisory lock, so imports run one at a time.
 _PG_IMPORT_LOCK = 7_246_301_120
 _SQLITE_LOCK_WAIT_SECONDS = 3600.0
 _SQLITE_CACHE_KIB = 65_536
+_SQLITE_CHUNK_SCHEMA = "import_chunk"  # an attached in-memory database: each chunk's image replaces it
 _SQLITE_TYPES = {ColumnType.ID: "INTEGER", ColumnType.OPTIONAL_ID: "INTEGER"}
 _POSTGRES_TYPES = {
     ColumnType.ID: "BIGINT",
@@ -32,33 +36,24 @@ _POSTGRES_TYPES = {
 }
 
 
-@dataclass(frozen=True)
-class JsonField:
-    """One `"field": [old, new]` entry of an event's data; left out when `when` (SQL) is false."""
-
-    name: str
-    old: str | None  # SQL expression; None for a created row
-    new: str
-    when: str | None = None
-
-
 class Backend:
-    """One database's way of staging rows, locking, and writing JSON; `conn` is the import's connection.
+    """One database's way of holding chunks and the stage, locking, and writing JSON; `conn` is the import's
+    connection.
 
-    The stage is a temporary table holding the file's rows: a position, the declared columns, `line`, then
-    the kind's own columns.
+    A chunk table holds one chunk of the file (pos 1…n in load order, the declared columns, `line`, the kind's
+    side columns). The stage is a temporary table: a position, the declared columns, `line`, then the kind's
+    own columns.
     """
 
     name: str
+    # How a date is bound: SQLite stores ISO text (as SQLAlchemy does), asyncpg takes `date`. A plain function:
+    # the reading child process converts with it.
+    date_value: Callable[[date], Any] = staticmethod(plain_date)
 
     def __init__(self, conn: AsyncConnection) -> None:
         self.conn = conn
 
     def column_sql(self, column: Column) -> str:
-        raise NotImplementedError
-
-    def date_value(self, day: date) -> Any:
-        """How a date is bound: SQLite stores ISO text (as SQLAlchemy does), asyncpg takes `date`."""
         raise NotImplementedError
 
     def timestamp_value(self, moment: datetime) -> Any:
@@ -73,16 +68,28 @@ class Backend:
         body = "".join(f", {c.name} {self.column_sql(c)}" for c in columns)
         await self.execute(f"CREATE TEMPORARY TABLE {stage} ({self.position_sql}{body}, line INTEGER NOT NULL{extra})")
 
-    async def create_side(self, table: str, columns: Sequence[tuple[str, str]]) -> None:
-        """A table of values kept beside the stage for one chunk at a time, keyed by stage position."""
-        body = "".join(f", {name} {sql_type}" for name, sql_type in columns)
-        await self.execute(f"CREATE TEMPORARY TABLE {table} (pos INTEGER PRIMARY KEY{body})")
+    def chunk_columns_sql(self, columns: Sequence[Column], side: Sequence[tuple[str, str]]) -> str:
+        body = "".join(f", {c.name} {self.column_sql(c)}" for c in columns)
+        return f"pos INTEGER PRIMARY KEY{body}, line INTEGER NOT NULL" + "".join(f", {n} {t}" for n, t in side)
 
-    async def clear(self, table: str) -> None:
-        await self.execute(f"DELETE FROM {table}")  # SQLite empties a table without triggers at once
-
-    async def load(self, stage: str, names: Sequence[str], records: list[Record]) -> None:
+    def chunk_table(self, stage: str) -> str:
+        """The table each chunk arrives in."""
         raise NotImplementedError
+
+    async def create_chunk_table(self, stage: str, columns: Sequence[Column], side: Sequence[tuple[str, str]]) -> None:
+        """Called under the lock, before the first chunk."""
+
+    def chunk_image_sql(self, columns: Sequence[Column], side: Sequence[tuple[str, str]]) -> tuple[str, str] | None:
+        """For the reading process: how to build each chunk as an SQLite database image, or None for records."""
+        return None
+
+    async def load_chunk(self, table: str, data: Any) -> None:
+        """Replace the chunk table's rows with the next chunk (`ChunkData.data`)."""
+        raise NotImplementedError
+
+    def insert_new(self, table: str, columns: str, select: str, key: str) -> str:
+        """INSERT … SELECT of rows whose `key` is not taken yet, the others skipped."""
+        return f"INSERT INTO {table} ({columns}) {select} ON CONFLICT ({key}) DO NOTHING"
 
     async def drop_table(self, table: str) -> None:
         await self.execute(f"DROP TABLE IF EXISTS {table}")
@@ -117,6 +124,7 @@ class Backend:
 
 class SqliteBackend(Backend):
     name = "sqlite"
+    date_value = staticmethod(iso_date)
 
     def __init__(self, conn: AsyncConnection) -> None:
         super().__init__(conn)
@@ -125,19 +133,34 @@ class SqliteBackend(Backend):
     def column_sql(self, column: Column) -> str:
         return _SQLITE_TYPES.get(column.type, "TEXT")
 
-    def date_value(self, day: date) -> Any:
-        return day.isoformat()
-
     def timestamp_value(self, moment: datetime) -> Any:
         return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
 
-    async def load(self, stage: str, names: Sequence[str], records: list[Record]) -> None:
-        sql = f"INSERT INTO {stage} ({', '.join(names)}) VALUES ({', '.join('?' * len(names))})"
-        # The raw aiosqlite connection: one hop to its thread per chunk, no per-row work in SQLAlchemy.
+    def chunk_table(self, stage: str) -> str:
+        return f"{_SQLITE_CHUNK_SCHEMA}.rows"
+
+    def chunk_image_sql(self, columns: Sequence[Column], side: Sequence[tuple[str, str]]) -> tuple[str, str] | None:
+        names = [c.name for c in columns] + ["line"] + [name for name, _ in side]
+        values = ["NULLIF(?, '')" if c.optional else "?" for c in columns] + ["?"] * (1 + len(side))
+        return (
+            f"CREATE TABLE rows ({self.chunk_columns_sql(columns, side)})",
+            f"INSERT INTO rows ({', '.join(names)}) VALUES ({', '.join(values)})",
+        )
+
+    async def load_chunk(self, table: str, data: Any) -> None:
+        # The image the reading process built becomes the attached schema: no row passes through Python here.
+        # sqlite3_deserialize swaps the attached database even inside the import's transaction (it is read
+        # only). aiosqlite has no deserialize: the call is queued on its thread as its own methods are.
         driver = (await self.conn.get_raw_connection()).driver_connection
         assert driver is not None
-        cursor = await driver.executemany(sql, records)
-        await cursor.close()
+        raw = driver._conn
+        await driver._execute(raw.deserialize, data, name=_SQLITE_CHUNK_SCHEMA)
+
+    def insert_new(self, table: str, columns: str, select: str, key: str) -> str:
+        # OR IGNORE skips a taken key like ON CONFLICT DO NOTHING, and as no row can then abort the statement
+        # half-way, SQLite keeps no statement journal: every index page it changes would be copied to one first.
+        # The rows selected are checked, so the unique key is the only constraint that can skip one.
+        return f"INSERT OR IGNORE INTO {table} ({columns}) {select}"
 
     async def tune(self) -> None:
         # A bigger page cache keeps the index pages of a million-row insert in memory (default: 2 MB).
@@ -148,7 +171,7 @@ class SqliteBackend(Backend):
         # number to report); SQLite's own per-row foreign-key look-ups would only repeat that, for several
         # seconds at a million rows. Restored by untune(); the connection is dropped if that fails.
         await self.execute("PRAGMA foreign_keys = OFF")
-        await self.execute("PRAGMA temp_store = MEMORY")
+        await self.execute(f"ATTACH DATABASE ':memory:' AS {_SQLITE_CHUNK_SCHEMA}")  # not allowed in a transaction
 
     async def untune(self) -> None:
         for schema, size in zip(("main", "temp"), self._cache_sizes, strict=False):
@@ -156,6 +179,10 @@ class SqliteBackend(Backend):
         await self.execute("PRAGMA foreign_keys = ON")
         if await self.scalar("PRAGMA foreign_keys") != 1:  # still inside a transaction: never hand it back
             await self.conn.invalidate()
+            return
+        attached = {str(name) for _, name, *_ in await self.rows("PRAGMA database_list")}
+        if _SQLITE_CHUNK_SCHEMA in attached:
+            await self.execute(f"DETACH DATABASE {_SQLITE_CHUNK_SCHEMA}")
 
     async def lock(self) -> None:
         # BEGIN IMMEDIATE takes SQLite's write lock now, not at the first write: a second import waits here
@@ -186,23 +213,32 @@ class PostgresBackend(Backend):
     name = "postgresql"
     position_sql = "pos SERIAL PRIMARY KEY"  # a fresh sequence per stage: 1, 2, … in load order
 
+    def __init__(self, conn: AsyncConnection) -> None:
+        super().__init__(conn)
+        self._chunk_columns: list[str] = []
+
     def column_sql(self, column: Column) -> str:
         return _POSTGRES_TYPES.get(column.type, "TEXT")
 
-    def date_value(self, day: date) -> Any:
-        return day
+    def chunk_table(self, stage: str) -> str:
+        return f"{stage}_chunk"
 
-    async def load(self, stage: str, names: Sequence[str], records: list[Record]) -> None:
-        # COPY through asyncpg, inside the transaction SQLAlchemy has open on this connection.
+    async def create_chunk_table(self, stage: str, columns: Sequence[Column], side: Sequence[tuple[str, str]]) -> None:
+        await self.execute(
+            f"CREATE TEMPORARY TABLE {self.chunk_table(stage)} ({self.chunk_columns_sql(columns, side)})"
+        )
+        self._chunk_columns = ["pos"] + [c.name for c in columns] + ["line"] + [name for name, _ in side]
+
+    async def load_chunk(self, table: str, data: Any) -> None:
+        # TRUNCATE, not DELETE: no dead rows (temporary tables get no autovacuum). Then COPY through asyncpg,
+        # inside the transaction SQLAlchemy has open on this connection.
+        await self.execute(f"TRUNCATE {table}")
         driver = (await self.conn.get_raw_connection()).driver_connection
         assert driver is not None
-        await driver.copy_records_to_table(stage, records=records, columns=list(names))
+        await driver.copy_records_to_table(table, records=data, columns=self._chunk_columns)
 
     async def lock(self) -> None:
         await self.execute("SELECT pg_advisory_xact_lock(:key)", {"key": _PG_IMPORT_LOCK})
-
-    async def clear(self, table: str) -> None:
-        await self.execute(f"TRUNCATE {table}")  # DELETE would leave dead rows: no autovacuum on temp tables
 
     def json_value(self, sql: str) -> str:
         return f"CAST({sql} AS json)"

@@ -7,10 +7,9 @@ rows are independent, so the file is checked and applied chunk by chunk, each st
 from __future__ import annotations
 
 from json.encoder import encode_basestring
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from core.imports.backend import Backend, JsonField
-from core.imports.reading import Column, ColumnType, Record, SideValues
+from core.imports.reading import Column, ColumnType, Record
 from core.imports.report import ImportKind
 from core.imports.spec import (
     EVENT_COLUMNS,
@@ -19,11 +18,15 @@ from core.imports.spec import (
     EventInsert,
     EventSource,
     ImportSpec,
+    JsonField,
     changed_optional,
     duplicates,
     first_failing,
     sql_text,
 )
+
+if TYPE_CHECKING:  # the reading child process loads this module (for CreatedEventData), never SQLAlchemy
+    from core.imports.backend import Backend
 
 _OPTIONAL_FACTS = ("completed_on", "name_at_institution", "rated_on", "reported_on")
 _ENROLLMENT_COLUMNS = (
@@ -41,8 +44,9 @@ def _changed(stored: str, staged: str) -> str:
 def _created_event_data(record: Record, training_id: int) -> str:
     """The `created` event's data, {"field": [null, value], …}, built here rather than in SQL.
 
-    At a million rows string building is several seconds of SQLite's single thread, while this runs in the
-    parse thread alongside the database's work. Dates are validated ISO dates; text is JSON-escaped.
+    At a million rows string building is seconds of SQLite's single thread, while this runs in the reading
+    process alongside the database's work. Dates are validated ISO dates; text is JSON-escaped; an empty
+    optional value is None or "" (never a valid value).
     """
     _, platform, voucher, participant, _, purchased, completed, name, rated, reported, _ = record
     data = (
@@ -50,15 +54,27 @@ def _created_event_data(record: Record, training_id: int) -> str:
         f'"platform_code":[null,{encode_basestring(platform)}],"training_id":[null,{training_id}],'
         f'"purchased_on":[null,"{purchased}"]'
     )
-    if completed is not None:
+    if completed:
         data += f',"completed_on":[null,"{completed}"]'
-    if name is not None:
+    if name:
         data += f',"name_at_institution":[null,{encode_basestring(name)}]'
-    if rated is not None:
+    if rated:
         data += f',"rated_on":[null,"{rated}"]'
-    if reported is not None:
+    if reported:
         data += f',"reported_on":[null,"{reported}"]'
     return data + "}"
+
+
+class CreatedEventData:
+    """Appends a record's side value: its `created` event's data (None when its training is unknown: the row
+    is rejected)."""
+
+    def __init__(self, trainings: dict[str, int]) -> None:
+        self.trainings = trainings  # pickled to the reading process with this object
+
+    def __call__(self, record: Record) -> Record:
+        training_id = self.trainings.get(record[4])
+        return (*record, None if training_id is None else _created_event_data(record, training_id))
 
 
 class PlatformReportImport(ImportSpec):
@@ -86,16 +102,10 @@ class PlatformReportImport(ImportSpec):
         "LEFT JOIN trainings AS t ON t.code = s.training_code"
     )
 
-    async def prepare(self, db: Backend) -> SideValues:
+    async def prepare(self, db: Backend) -> CreatedEventData:
         # Trainings are few: the event data gets their ids while parsing (under the lock: they cannot change).
         rows = await db.rows("SELECT code, id FROM trainings")
-        trainings: dict[str, int] = {str(code): int(id_) for code, id_ in rows}
-
-        def created_event_data(record: Record) -> tuple[str | None]:
-            training_id = trainings.get(record[4])
-            return (None if training_id is None else _created_event_data(record, training_id),)
-
-        return created_event_data
+        return CreatedEventData({str(code): int(id_) for code, id_ in rows})
 
     def extra_row_checks(self) -> list[Check]:
         return [
@@ -114,10 +124,10 @@ class PlatformReportImport(ImportSpec):
             ("t.id IS NULL", sql_text("unknown_training")),
         ]
 
-    async def process(
-        self, db: Backend, stage: str, source: EventSource, after: int, staged: int, *, apply: bool
+    async def process_chunk(
+        self, db: Backend, chunk: str, stage: str, source: EventSource, after: int, count: int, *, apply: bool
     ) -> Applied:
-        params: dict[str, Any] = {**source.params(), "after": after, "last_id": None}
+        params: dict[str, Any] = {**source.params(), "last_id": None}
         created = 0
         if apply:
             params["last_id"] = int(await db.scalar("SELECT COALESCE(MAX(id), 0) FROM enrollments"))
@@ -125,30 +135,36 @@ class PlatformReportImport(ImportSpec):
             # (the usual daily report), nothing else needs looking at.
             row_problem = " ".join(f"WHEN {condition} THEN 1" for condition, _ in self.row_checks())
             created = await db.execute(
-                f"INSERT INTO enrollments ({_ENROLLMENT_COLUMNS}) "
-                "SELECT s.voucher_code, s.participant_id, t.id, s.platform, s.purchased_on, "
-                f"s.completed_on, s.name_at_institution, s.rated_on, s.reported_on FROM {stage} AS s "
-                "JOIN participants AS p ON p.id = s.participant_id JOIN platforms AS pl ON pl.code = s.platform "
-                "JOIN trainings AS t ON t.code = s.training_code "
-                f"WHERE s.pos > :after AND (CASE {row_problem} END) IS NULL "
-                "ORDER BY s.pos ON CONFLICT (voucher_code) DO NOTHING",
+                db.insert_new(
+                    "enrollments",
+                    _ENROLLMENT_COLUMNS,
+                    "SELECT s.voucher_code, s.participant_id, t.id, s.platform, s.purchased_on, s.completed_on, "
+                    f"s.name_at_institution, s.rated_on, s.reported_on FROM {chunk} AS s "
+                    "JOIN participants AS p ON p.id = s.participant_id "
+                    "JOIN platforms AS pl ON pl.code = s.platform JOIN trainings AS t ON t.code = s.training_code "
+                    f"WHERE (CASE {row_problem} END) IS NULL ORDER BY s.pos",
+                    "voucher_code",
+                ),
                 params,
             )
-            if created == staged:
-                await self._created_events(db, stage, params, all_new=True)
+            if created == count:
+                await self._created_events(db, chunk, params, all_new=True)
+                # Only the vouchers stay, for later chunks' duplicate check.
+                await self.stage_rows(db, chunk, stage, self.key)
                 return Applied(rows=created)
         # Some row is invalid, repeated, or names a known voucher: look at each.
-        found = await first_failing(db, stage, self.row_checks() + self.reference_checks(), self.reference_joins, after)
+        await self.stage_rows(db, chunk, stage, self.key)
+        found = await first_failing(db, chunk, self.row_checks() + self.reference_checks(), self.reference_joins)
         found += await duplicates(db, stage, self.key, after)
-        found += await self._mismatches(db, stage, after, params["last_id"])
+        found += await self._mismatches(db, chunk, params["last_id"])
         if found or not apply:
             return Applied(rejected=found)
-        changed = await self._apply_changes(db, stage, params)
+        changed = await self._apply_changes(db, chunk, params)
         if created:
-            await self._created_events(db, stage, params, all_new=False)
+            await self._created_events(db, chunk, params, all_new=False)
         return Applied(rows=created + changed)
 
-    async def _mismatches(self, db: Backend, stage: str, after: int, last_id: int | None) -> list[tuple[int, str]]:
+    async def _mismatches(self, db: Backend, chunk: str, last_id: int | None) -> list[tuple[int, str]]:
         """A voucher names one purchase: who bought it, where and what never change."""
         known = (
             "JOIN trainings AS t ON t.code = s.training_code JOIN enrollments AS e ON e.voucher_code = s.voucher_code"
@@ -160,11 +176,11 @@ class PlatformReportImport(ImportSpec):
             ("e.platform_code <> s.platform", sql_text("voucher_mismatch: platform")),
             ("e.training_id <> t.id", sql_text("voucher_mismatch: training_code")),
         ]
-        return await first_failing(db, stage, checks, known, after, {"last_id": last_id})
+        return await first_failing(db, chunk, checks, known, params={"last_id": last_id})
 
-    async def _apply_changes(self, db: Backend, stage: str, params: dict[str, Any]) -> int:
-        known = f"{stage} AS s JOIN enrollments AS e ON e.voucher_code = s.voucher_code AND e.id <= :last_id"
-        where = f"s.pos > :after AND {_changed('e', 's')}"
+    async def _apply_changes(self, db: Backend, chunk: str, params: dict[str, Any]) -> int:
+        known = f"{chunk} AS s JOIN enrollments AS e ON e.voucher_code = s.voucher_code AND e.id <= :last_id"
+        where = _changed("e", "s")
         # The events first, while the stored values are still the old ones they record.
         changed_data = db.json_object(
             [JsonField("purchased_on", "e.purchased_on", "s.purchased_on", "e.purchased_on <> s.purchased_on")]
@@ -183,24 +199,23 @@ class PlatformReportImport(ImportSpec):
                 + [f"{fact} = COALESCE(s.{fact}, e.{fact})" for fact in _OPTIONAL_FACTS]
             )
             await db.execute(
-                f"UPDATE enrollments AS e SET {updates} FROM {stage} AS s "
+                f"UPDATE enrollments AS e SET {updates} FROM {chunk} AS s "
                 f"WHERE e.voucher_code = s.voucher_code AND e.id <= :last_id AND {where}",
                 params,
             )
         return changed
 
-    async def _created_events(self, db: Backend, stage: str, params: dict[str, Any], *, all_new: bool) -> None:
-        data = db.json_value("d.created_data")
+    async def _created_events(self, db: Backend, chunk: str, params: dict[str, Any], *, all_new: bool) -> None:
+        data = db.json_value("s.created_data")
         if all_new and db.name == "sqlite":
-            # Every staged row became an enrollment, inserted in stage order under SQLite's write lock: the
-            # ids follow the old maximum as the positions follow `after`. No look-up per row.
-            event = EventInsert("enrollments", ":last_id + s.pos - :after", "s.participant_id", "created")
-            rows = f" FROM {stage} AS s JOIN {stage}_side AS d ON d.pos = s.pos WHERE s.pos > :after ORDER BY s.pos"
+            # Every row of the chunk became an enrollment, inserted in chunk order under SQLite's write lock: the
+            # ids follow the old maximum as the positions run from 1. No look-up per row.
+            event = EventInsert("enrollments", ":last_id + s.pos", "s.participant_id", "created")
+            rows = f" FROM {chunk} AS s ORDER BY s.pos"
         else:
             event = EventInsert("enrollments", "e.id", "e.participant_id", "created")
             rows = (
-                f" FROM {stage} AS s JOIN {stage}_side AS d ON d.pos = s.pos "
-                "JOIN enrollments AS e ON e.voucher_code = s.voucher_code "
-                "WHERE s.pos > :after AND e.id > :last_id ORDER BY e.id"
+                f" FROM {chunk} AS s JOIN enrollments AS e ON e.voucher_code = s.voucher_code "
+                "WHERE e.id > :last_id ORDER BY e.id"
             )
         await db.execute(EVENT_COLUMNS + event.select_list(data) + rows, params)

@@ -6,10 +6,10 @@ the certificate alone. A re-reported installment keeps its transfer status: only
 
 from __future__ import annotations
 
-from core.imports.backend import Backend, JsonField
+from core.imports.backend import Backend
 from core.imports.reading import Column, ColumnType
 from core.imports.report import ImportKind
-from core.imports.spec import EVENT_COLUMNS, Applied, Check, EventInsert, EventSource, ImportSpec, sql_text
+from core.imports.spec import EVENT_COLUMNS, Applied, Check, EventInsert, EventSource, ImportSpec, JsonField, sql_text
 from core.notifications import Notification, NotificationKind, queue_notifications
 
 _CERTIFICATE_CHANGED = (

@@ -2,7 +2,8 @@
 
 A row is converted in a tight loop: each column has a fast converter (C-level dict lookups for dates and
 choices, memoised per distinct value) and, when that raises, a slow checked path that names the problem or
-fills the memo. Checks that need the whole file or the database run later in SQL.
+fills the memo. Checks that need the whole file or the database run later in SQL. The import runs this in a
+child process (see `child`); nothing here touches the database.
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ import csv
 import hashlib
 import io
 import json
-import time
 from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date
@@ -27,7 +27,6 @@ if TYPE_CHECKING:
     from _typeshed import WriteableBuffer
 
 MAX_ID = 2**31 - 1  # INTEGER columns on PostgreSQL
-_YIELD_ROWS = 500  # rows parsed between two hand-overs of the GIL
 _UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
 
 Record = tuple[Any, ...]  # the columns in declared order, then the line number
@@ -82,20 +81,12 @@ class RowProblem(Exception):
         self.reason = reason
 
 
-def _optional_text(raw: str) -> str | None:
-    return raw.strip() or None
-
-
 def _strict_id(raw: str) -> int:
     if raw.isdigit() and raw.isascii():
         value = int(raw)
         if 0 < value <= MAX_ID:
             return value
     raise ValueError(raw)
-
-
-def _optional_id(raw: str) -> int | None:
-    return _strict_id(raw) if raw else None
 
 
 def _parse_iso_date(text: str) -> date | None:
@@ -108,7 +99,17 @@ def _parse_iso_date(text: str) -> date | None:
         return None
 
 
-SideValues = Callable[[Record], tuple[Any, ...]]  # a kind's values kept beside a record (see `chunks`)
+SideValues = Callable[[Record], Record]  # a record with a kind's side values appended (see `chunks`)
+
+
+def iso_date(day: date) -> str:
+    """A date as SQLite stores it (ISO text, as SQLAlchemy does)."""
+    return day.isoformat()
+
+
+def plain_date(day: date) -> date:
+    """A date as asyncpg binds it."""
+    return day
 
 
 class RowConverter:
@@ -117,7 +118,8 @@ class RowConverter:
     The fast path is a function generated from the column list (plain subscripts and C-level calls, no
     per-column Python frames): about 40% less conversion time than calling a converter per column. Anything
     it cannot take (a memo miss, a bad number) goes to `convert_checked`, which names the problem or fills
-    the memo.
+    the memo. An empty optional value is `empty`: None, or "" where the SQL that binds it says NULLIF(?, '')
+    (sqlite3 binds a str directly but looks up an adapter for every None).
     """
 
     def __init__(
@@ -125,12 +127,14 @@ class RowConverter:
         columns: Sequence[Column],
         today: date,
         date_value: Callable[[date], Any],
+        empty: str | None = None,
     ) -> None:
         self.columns = tuple(columns)
         self._today = today
         self._date_value = date_value
+        self._empty = empty
         # One memo per date or choice column: only values that passed the checks get in, so a hit is valid.
-        self._memos: list[dict[str, Any]] = [{"": None} if c.optional else {} for c in self.columns]
+        self._memos: list[dict[str, Any]] = [{"": empty} if c.optional else {} for c in self.columns]
         self._choices = [{c.casefold(): c for c in column.choices} for column in self.columns]
 
     def _expressions(self, positions: Sequence[int | None]) -> str:
@@ -139,15 +143,15 @@ class RowConverter:
             cell = f"row[{position}]"
             kind = column.type
             if position is None:
-                exprs.append("None")  # a column left out of the file (optional columns only)
+                exprs.append("_empty")  # a column left out of the file (optional columns only)
             elif kind is ColumnType.TEXT:
                 exprs.append(f"{cell}.strip()")
             elif kind is ColumnType.OPTIONAL_TEXT:
-                exprs.append(f"({cell}.strip() or None)")
+                exprs.append(f"({cell}.strip() or _empty)")
             elif kind is ColumnType.ID:
                 exprs.append(f"_id({cell})")
             elif kind is ColumnType.OPTIONAL_ID:
-                exprs.append(f"_optional_id({cell})")
+                exprs.append(f"(_id({cell}) if {cell} else _empty)")
             else:
                 exprs.append(f"memo{index}[{cell}]")
         return f"({', '.join(exprs)}, line)"
@@ -155,7 +159,7 @@ class RowConverter:
     def _compile(self, source: str, name: str) -> Any:
         namespace: dict[str, Any] = {
             "_id": _strict_id,
-            "_optional_id": _optional_id,
+            "_empty": self._empty,
         }
         namespace.update({f"memo{index}": memo for index, memo in enumerate(self._memos)})
         # The source holds only our column indexes and names of the namespace above, never file contents.
@@ -202,7 +206,7 @@ class RowConverter:
         text = raw.strip()
         if not text:
             if column.optional:
-                return None
+                return self._empty
             if column.type is ColumnType.TEXT:
                 return text  # reported as missing by the SQL checks, with the other text checks
             raise RowProblem(f"missing: {column.name}")
@@ -247,7 +251,6 @@ class Chunk:
     records: list[Record] = field(default_factory=list)
     rejected: list[RejectedRow] = field(default_factory=list)
     rows_read: int = 0  # in the whole file so far
-    side: list[Record] = field(default_factory=list)  # (position, values…) kept beside the records
 
 
 class _HashingReader(io.RawIOBase):
@@ -283,14 +286,16 @@ def file_format(path: Path) -> str:
 class ImportFileReader:
     """One pass over the file: `open()` checks encoding and header, `chunks()` yields typed records.
 
-    Both are blocking; the runner calls them in a worker thread so the event loop stays free.
+    Both are blocking: the import checks a file with `open()` in a worker thread, then reads it in a child
+    process (see `child`).
     """
 
-    def __init__(self, path: Path, columns: Sequence[Column], chunk_rows: int) -> None:
+    def __init__(self, path: Path, columns: Sequence[Column], chunk_rows: int, first_chunk_rows: int = 0) -> None:
         self.path = path
         self.format = file_format(path)
         self._columns = tuple(columns)
         self._chunk_rows = chunk_rows
+        self._first_chunk_rows = min(first_chunk_rows or chunk_rows, chunk_rows)
         self._hashing: _HashingReader | None = None
         self._text: io.TextIOWrapper | None = None
         self._csv: Any = None
@@ -380,26 +385,22 @@ class ImportFileReader:
     def chunks(
         self, converter: RowConverter, order: int | None = None, side: SideValues | None = None
     ) -> Generator[Chunk, None, None]:
-        """The file's records, chunk by chunk; each chunk sorted on record index `order` when given.
-
-        With `side`, `chunk.side` holds (position, *side(record)) for each record, the position being the
-        record's rank among all records yielded (1, 2, …).
-        """
+        """The file's records, chunk by chunk; each chunk sorted on record index `order` when given, and each
+        record extended with its `side` values when given."""
         source = self._csv_chunks(converter) if self.format == "csv" else self._jsonl_chunks(converter)
-        position = 0
         for chunk in source:
             if order is not None:
                 chunk.records.sort(key=itemgetter(order))
             if side is not None:
-                chunk.side = [(position + n, *side(record)) for n, record in enumerate(chunk.records, 1)]
-            position += len(chunk.records)
+                chunk.records = list(map(side, chunk.records))
             yield chunk
+            del chunk  # not kept alive while the next one is parsed
 
     def _csv_chunks(self, converter: RowConverter) -> Iterator[Chunk]:
         reader = self._csv
         loop = converter.csv_loop(self._positions, self._width)
         positions = self._positions
-        size = self._chunk_rows
+        size = self._first_chunk_rows
         rows_read = 0
         previous = reader.line_num
         while True:
@@ -416,21 +417,14 @@ class ImportFileReader:
                 except RowProblem as problem:
                     reject(line, problem.reason)
 
-            done = False
             with self._file_errors(previous):
-                for _ in range(0, size, _YIELD_ROWS):
-                    previous, count = loop(islice(reader, _YIELD_ROWS), reader, previous, records.append, reject, slow)
-                    # Hand the GIL over: the event loop and the database thread wait for it to pass on each
-                    # statement's result, and would otherwise wait the interpreter's 5 ms switch interval.
-                    time.sleep(0)
-                    if count < _YIELD_ROWS:
-                        done = True
-                        break
+                previous, count = loop(islice(reader, size), reader, previous, records.append, reject, slow)
             rows_read += len(records) + len(rejected)
             chunk.rows_read = rows_read
             yield chunk
-            if done:
+            if count < size:
                 return
+            size = self._chunk_rows
 
     def _jsonl_chunks(self, converter: RowConverter) -> Iterator[Chunk]:
         assert self._text is not None
@@ -438,6 +432,7 @@ class ImportFileReader:
         names = [c.name for c in self._columns]
         known = self._names
         rows_read = 0
+        size = self._first_chunk_rows
         chunk = Chunk()
 
         def lines() -> Iterator[tuple[int, str]]:
@@ -463,10 +458,11 @@ class ImportFileReader:
                         chunk.records.append(converter.convert_checked(values, number))
                 except RowProblem as problem:
                     chunk.rejected.append(RejectedRow(number, problem.reason))
-                if len(chunk.records) + len(chunk.rejected) >= self._chunk_rows:
+                if len(chunk.records) + len(chunk.rejected) >= size:
                     chunk.rows_read = rows_read
                     yield chunk
                     chunk = Chunk()
+                    size = self._chunk_rows
         chunk.rows_read = rows_read
         yield chunk
 

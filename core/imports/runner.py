@@ -3,18 +3,19 @@
 The header and encoding are checked first (a file-level error writes nothing). Then the import takes the
 lock (SQLite's write lock via BEGIN IMMEDIATE, or a PostgreSQL advisory lock), so imports run one at a time
 and each sees what the previous one committed: a second run of the same file, even one started at the same
-moment, finds nothing to do. The file is parsed in a worker thread, chunk by chunk, into a temporary table;
-set-based SQL checks the rows and applies them with their events. Any rejected row rolls everything back;
-the batch is then recorded as rejected.
+moment, finds nothing to do. A child process parses the file chunk by chunk (see `child`); each chunk lands in
+a table of its own, and set-based SQL checks the rows and applies them with their events while the next chunk
+is parsed. Any rejected row rolls everything back; the batch is then recorded as rejected.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import time
-from collections.abc import Callable, Generator, Iterable
+from collections.abc import Callable, Iterable
 from datetime import UTC, date, datetime
 from pathlib import Path
 from uuid import uuid4
@@ -24,9 +25,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from core.calendar import today_in_jakarta
 from core.imports.backend import Backend, backend_for
+from core.imports.child import ChildReader, ChunkData, ReadJob
 from core.imports.platform_report import PlatformReportImport
 from core.imports.pmo_results import PmoResultsImport
-from core.imports.reading import Chunk, ImportFileReader, RowConverter
+from core.imports.reading import Column, ImportFileReader
 from core.imports.report import ImportKind, ImportReport, RejectedRow
 from core.imports.spec import Applied, EventSource, ImportSpec
 from core.imports.transfers import TransfersImport
@@ -34,7 +36,8 @@ from core.models import ImportBatch
 
 log = logging.getLogger(__name__)
 
-CHUNK_ROWS = 50_000  # rows parsed per step; two steps in flight stay well under 100 MB
+CHUNK_ROWS = 50_000  # rows parsed per step: a chunk's image is ~15 MB, its Python objects in the child ~40 MB
+FIRST_CHUNK_ROWS = 10_000  # the database starts on the file while the child parses on
 
 _SPECS: dict[ImportKind, Callable[[], ImportSpec]] = {
     ImportKind.PLATFORM_REPORT: PlatformReportImport,
@@ -65,14 +68,16 @@ async def run_import(
     today = today or today_in_jakarta()
     started_at = datetime.now(UTC)
     reader = ImportFileReader(path, spec.columns, CHUNK_ROWS)
-    await asyncio.to_thread(reader.open)
+    await asyncio.to_thread(_check_file, reader)
+    child = ChildReader()
     try:
+        child.start()  # it boots while the import waits for the lock
         async with engine.connect() as conn:
             db = backend_for(conn)
             run = _Run(db, spec, f"import_stage_{uuid4().hex[:16]}")
             await db.tune()
             try:
-                return await _run(run, reader, today, started_at, progress)
+                return await _run(run, reader, child, today, started_at, progress)
             finally:
                 with contextlib.suppress(Exception):
                     await conn.rollback()
@@ -81,49 +86,60 @@ async def run_import(
                 if not conn.invalidated:
                     await conn.commit()
     finally:
-        await asyncio.to_thread(reader.close)
+        await child.stop()
+
+
+def _check_file(reader: ImportFileReader) -> None:
+    """Encoding and header: a file-level error before anything is written (the child reads it all again)."""
+    reader.open()
+    reader.close()
 
 
 async def _run(
-    run: _Run, reader: ImportFileReader, today: date, started_at: datetime, progress: Progress | None
+    run: _Run,
+    reader: ImportFileReader,
+    child: ChildReader,
+    today: date,
+    started_at: datetime,
+    progress: Progress | None,
 ) -> ImportReport:
     db, spec = run.db, run.spec
     clock = _Clock(spec.kind)
     await db.lock()
     clock.lap("locked")
-    converter = RowConverter(spec.columns, today, db.date_value)
     side = await spec.prepare(db)
     batch_id = await _record_batch(db.conn, spec.kind, reader, started_at)
     run.source = EventSource(str(batch_id), db.timestamp_value(started_at))
     await run.create_tables()
+    await child.send(
+        ReadJob(
+            path=reader.path,
+            columns=tuple(_plain(column) for column in spec.columns),
+            chunk_rows=CHUNK_ROWS,
+            first_chunk_rows=FIRST_CHUNK_ROWS,
+            today=today,
+            date_value=db.date_value,
+            order=spec.load_order,
+            side=side,
+            image_sql=db.chunk_image_sql(spec.columns, spec.side_columns),
+        )
+    )
 
-    chunks = reader.chunks(converter, spec.load_order, side)
-    pending = _next_chunk(chunks)
+    pending = asyncio.ensure_future(child.next_chunk())
     rows_read = 0
     try:
         while (chunk := await pending) is not None:
-            after = run.staged
-            if chunk.records:
-                await db.load(run.stage, run.loaded_columns, chunk.records)
-                run.staged += len(chunk.records)
-            if chunk.side:
-                await db.clear(run.side)
-                await db.load(run.side, run.side_columns, chunk.side)
-            # The next chunk is parsed while the database checks (and applies) this one. Not before the load:
-            # binding rows needs the GIL, and the two would only take turns.
-            pending = _next_chunk(chunks)
-            run.found((row.line, row.reason) for row in chunk.rejected)
-            if spec.streaming and chunk.records:
-                await run.process(after, len(chunk.records))
+            # The next chunk is parsed, and received, while the database works on this one.
+            pending = asyncio.ensure_future(child.next_chunk())
+            await run.add(chunk)
             rows_read = chunk.rows_read
             if progress is not None:
                 progress(rows_read)
     finally:
-        # A thread cannot be cancelled: let the parse in flight finish before the file is closed.
-        await asyncio.wait({pending})
-        if not pending.cancelled():
-            pending.exception()
-        chunks.close()
+        if not pending.done():
+            child.kill()  # ends the read in flight (a thread cannot be cancelled)
+        with contextlib.suppress(Exception):
+            await pending
     clock.lap("read, checked" + (" and applied" if spec.streaming else ""))
     if not spec.streaming:
         await run.process(0, run.staged)
@@ -151,7 +167,7 @@ async def _run(
         .where(ImportBatch.id == report.batch_id)
         .values(
             status=report.status,
-            file_sha256=reader.sha256,
+            file_sha256=child.sha256,
             finished_at=datetime.now(UTC),
             rows_read=report.rows_read,
             rows_applied=report.applied,
@@ -164,34 +180,58 @@ async def _run(
     return report
 
 
+def _plain(column: Column) -> Column:
+    # Choices may be enum members (of core.models): as plain strings the child need not import the models.
+    return dataclasses.replace(column, choices=tuple(str(choice) for choice in column.choices))
+
+
 class _Run:
-    """The stage of one import and what processing it has gathered."""
+    """The tables of one import and what processing it has gathered."""
 
     def __init__(self, db: Backend, spec: ImportSpec, stage: str) -> None:
         self.db = db
         self.spec = spec
         self.stage = stage
+        self.chunk = db.chunk_table(stage)
         self.source = EventSource("", None)  # the batch, once recorded
-        self.side = f"{stage}_side"
-        self.loaded_columns = [c.name for c in spec.columns] + ["line"]
-        self.side_columns = ["pos"] + [name for name, _ in spec.side_columns]
-        self.staged = 0  # rows loaded so far: the last position
+        self.staged = 0  # rows of the file in the stage so far: the last position
         self.rejections: dict[int, str] = {}
         self.applied = Applied()
 
     async def create_tables(self) -> None:
         spec = self.spec
-        await self.db.create_stage(self.stage, spec.columns, spec.work_columns)
-        if spec.side_columns:
-            await self.db.create_side(self.side, spec.side_columns)
+        # A streaming kind keeps only each row's key in the stage, for the duplicate check across chunks.
+        staged = [c for c in spec.columns if c.name in spec.key] if spec.streaming else spec.columns
+        await self.db.create_stage(self.stage, staged, spec.work_columns)
+        await self.db.create_chunk_table(self.stage, spec.columns, spec.side_columns)
 
     async def drop_tables(self) -> None:
-        for table in (self.side, self.stage):
-            await self.db.drop_table(table)
+        for table in (self.db.chunk_table(self.stage), self.stage):
+            if "." not in table:  # SQLite's chunk schema is detached by untune()
+                await self.db.drop_table(table)
 
     def found(self, rejections: Iterable[tuple[int, str]]) -> None:
         for line, reason in rejections:
             self.rejections.setdefault(line, reason)
+
+    async def add(self, chunk: ChunkData) -> None:
+        """Load one chunk: a streaming kind checks and applies it now, while no row of the file is rejected;
+        the others stage it for `process`."""
+        self.found((row.line, row.reason) for row in chunk.rejected)
+        if not chunk.count:
+            return
+        await self.db.load_chunk(self.chunk, chunk.data)
+        chunk.data = None  # the database holds its own copy: one image less while the next one arrives
+        spec = self.spec
+        if spec.streaming:
+            applied = await spec.process_chunk(
+                self.db, self.chunk, self.stage, self.source, self.staged, chunk.count, apply=not self.rejections
+            )
+            self.found(applied.rejected)
+            self.applied.add(applied)
+        else:
+            await spec.stage_rows(self.db, self.chunk, self.stage)
+        self.staged += chunk.count
 
     async def process(self, after: int, staged: int) -> None:
         """Check the `staged` rows after position `after`; apply them while no row of the file is rejected."""
@@ -216,10 +256,6 @@ async def _record_batch(conn: AsyncConnection, kind: ImportKind, reader: ImportF
     )
     assert result.inserted_primary_key is not None
     return int(result.inserted_primary_key[0])
-
-
-def _next_chunk(chunks: Generator[Chunk, None, None]) -> asyncio.Future[Chunk | None]:
-    return asyncio.ensure_future(asyncio.to_thread(next, chunks, None))
 
 
 class _Clock:

@@ -5,11 +5,13 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
-from core.imports.backend import Backend
 from core.imports.reading import Column, ColumnType, SideValues
 from core.imports.report import ImportKind
+
+if TYPE_CHECKING:  # the reading child process loads the kinds' modules, never SQLAlchemy
+    from core.imports.backend import Backend
 
 Check = tuple[str, str]  # (SQL condition on the staged row `s`, SQL expression of the reason)
 
@@ -22,6 +24,16 @@ def sql_text(value: str) -> str:
 def changed_optional(stored: str, staged: str) -> str:
     """An empty cell never clears a stored fact: a report carries what the sender knows, not retractions."""
     return f"({staged} IS NOT NULL AND ({stored} IS NULL OR {stored} <> {staged}))"
+
+
+@dataclass(frozen=True)
+class JsonField:
+    """One `"field": [old, new]` entry of an event's data; left out when `when` (SQL) is false."""
+
+    name: str
+    old: str | None  # SQL expression; None for a created row
+    new: str
+    when: str | None = None
 
 
 @dataclass
@@ -69,21 +81,21 @@ EVENT_COLUMNS = (
 
 
 class ImportSpec(ABC):
-    """One kind of import. The runner stages the file's rows in a temporary table (`stage`, rows `s`) and
-    calls `process` to check them and, when nothing was rejected, apply them.
+    """One kind of import. Each chunk of the file arrives in a table of its own (`chunk`: pos 1…n in load
+    order, the declared columns, `line`, then the `side_columns`).
 
-    A `streaming` kind's rows are independent: the runner processes it chunk by chunk (the rows with
-    `pos > after`), so the database works while the next chunk is parsed; each chunk is loaded sorted by
-    `load_order` (a record index) when set. Other kinds are processed once, when the whole file is staged,
-    by the generic steps below: duplicates of `key` → `resolve` → row and reference checks → `file_checks`
-    → `apply`.
+    A `streaming` kind's rows are independent: `process_chunk` checks and applies each chunk as it comes, so
+    the database works while the next chunk is parsed; each chunk is sorted by `load_order` (a record index)
+    when set. Other kinds copy each chunk into a temporary table (`stage`, rows `s`) and are processed once,
+    when the whole file is staged, by the generic steps of `process`: duplicates of `key` → `resolve` → row
+    and reference checks → `file_checks` → `apply`.
     """
 
     kind: ClassVar[ImportKind]
     columns: tuple[Column, ...]
     key: ClassVar[tuple[str, ...]]  # what a row addresses; twice in one file is a rejected duplicate
-    # (name, SQL type) of values that `prepare`'s function derives from each record, kept for the current
-    # chunk only in `{stage}_side` (pos, …): bulky values used once.
+    # (name, SQL type) of values that `prepare`'s function derives from each record, in the chunk table only:
+    # bulky values used once.
     side_columns: ClassVar[tuple[tuple[str, str], ...]] = ()
     work_columns: ClassVar[str] = ""  # more stage columns (SQL definitions), filled while checking or applying
     stage_indexes: ClassVar[tuple[tuple[str, ...], ...]] = ()  # for `file_checks`
@@ -92,8 +104,22 @@ class ImportSpec(ABC):
     load_order: ClassVar[int | None] = None
 
     async def prepare(self, db: Backend) -> SideValues | None:
-        """Called under the import lock before reading: the function giving a record's `side_columns`."""
+        """Called under the import lock before reading: the function appending a record's `side_columns` (a
+        picklable object: it runs in the reading child process)."""
         return None
+
+    async def stage_rows(self, db: Backend, chunk: str, stage: str, columns: Sequence[str] | None = None) -> None:
+        """Append the chunk's rows (their `columns`, default all declared ones, and line) to the stage."""
+        names = ", ".join([*(columns or [c.name for c in self.columns]), "line"])
+        await db.execute(f"INSERT INTO {stage} ({names}) SELECT {names} FROM {chunk} ORDER BY pos")
+
+    async def process_chunk(
+        self, db: Backend, chunk: str, stage: str, source: EventSource, after: int, count: int, *, apply: bool
+    ) -> Applied:
+        """A streaming kind: check the `count` rows of `chunk` and, when `apply` and none is rejected, write
+        them. Earlier chunks' rows are in `stage` (their `key` and line, positions up to `after`), for the
+        duplicate check across the file."""
+        raise NotImplementedError
 
     def row_checks(self) -> list[Check]:
         """Checks on one staged row alone; the first that holds names the problem."""

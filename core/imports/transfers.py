@@ -5,10 +5,10 @@ A result older than the attempt already stored (a file imported late) does not o
 
 from __future__ import annotations
 
-from core.imports.backend import Backend, JsonField
+from core.imports.backend import Backend
 from core.imports.reading import Column, ColumnType
 from core.imports.report import ImportKind
-from core.imports.spec import EVENT_COLUMNS, Applied, Check, EventInsert, EventSource, ImportSpec, sql_text
+from core.imports.spec import EVENT_COLUMNS, Applied, Check, EventInsert, EventSource, ImportSpec, JsonField, sql_text
 from core.models import InstallmentStatus, PayoutChannel
 from core.notifications import Notification, NotificationKind, queue_notifications
 from core.rules import default_rules
