@@ -50,6 +50,7 @@ def configure_logging(form: LogFormat = "json", level: int = logging.INFO) -> No
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
-    # aiogram logs every handled update at INFO: a line per message is noise at scale (and costs CPU on each);
-    # /metrics counts updates and their latency instead.
+    # aiogram logs every handled update at INFO, aiohttp every request: a line per message is noise at scale (and
+    # costs CPU on each); /metrics counts updates and their latency instead.
     logging.getLogger("aiogram.event").setLevel(logging.WARNING)
+    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)  # the same for every webhook request
