@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core.db import make_engine, make_sessionmaker
 from core.imports import ImportFileError, ImportKind, ImportReport, run_import
+from core.imports import backend as import_backend
 from core.imports import child as import_child
 from core.imports import runner as import_runner
 from core.models import (
@@ -760,3 +761,28 @@ async def test_the_same_file_imported_twice_at_once_is_applied_once(engine: Asyn
     assert await scalar(engine, "SELECT COUNT(*) FROM enrollments") == 80
     assert await scalar(engine, "SELECT COUNT(*) FROM events") == 80
     assert [b.status for b in await batches(engine)] == ["applied"] * 4
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        test_platform_report_creates_enrollments_and_the_same_file_again_changes_nothing,
+        test_bad_rows_are_reported_by_line_and_nothing_is_written,
+        test_pmo_results_create_certificates_and_schedules_once,
+    ],
+)
+async def test_the_documented_way_in_when_sqlite_refuses_the_image_swap(
+    sqlite_engine: AsyncEngine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, case: Any
+) -> None:
+    """On a SQLite that refuses `deserialize` inside the transaction, chunks are copied in row by row: same results."""
+    monkeypatch.setattr(import_backend.SqliteBackend, "swap_images", False)
+    copied: list[int] = []
+    copy_chunk = import_backend.SqliteBackend.copy_chunk
+
+    async def counting(self: import_backend.SqliteBackend, data: bytes) -> None:
+        copied.append(len(data))
+        await copy_chunk(self, data)
+
+    monkeypatch.setattr(import_backend.SqliteBackend, "copy_chunk", counting)
+    await case(sqlite_engine, tmp_path)
+    assert copied  # the copy path carried the chunks

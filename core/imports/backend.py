@@ -7,6 +7,8 @@ Everything else is plain SQL both accept (UPDATE … FROM, INSERT … SELECT, wi
 from __future__ import annotations
 
 import asyncio
+import logging
+import sqlite3
 import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, date, datetime
@@ -17,6 +19,8 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from core.imports.reading import Column, ColumnType, iso_date, plain_date
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from core.imports.spec import JsonField
@@ -147,14 +151,35 @@ class SqliteBackend(Backend):
             f"INSERT INTO rows ({', '.join(names)}) VALUES ({', '.join(values)})",
         )
 
+    # False: always take the documented way (copy_chunk); tests use it to cover that way.
+    swap_images = True
+
     async def load_chunk(self, table: str, data: Any) -> None:
         # The image the reading process built becomes the attached schema: no row passes through Python here.
         # sqlite3_deserialize swaps the attached database even inside the import's transaction (it is read
-        # only). aiosqlite has no deserialize: the call is queued on its thread as its own methods are.
-        driver = (await self.conn.get_raw_connection()).driver_connection
-        assert driver is not None
-        raw = driver._conn
-        await driver._execute(raw.deserialize, data, name=_SQLITE_CHUNK_SCHEMA)
+        # only). aiosqlite has no deserialize: the call is queued on its thread as its own methods are. SQLite's
+        # documentation allows it to refuse that (BUSY), and aiosqlite's internals may change: then the rows are
+        # copied in instead, slower but by documented means.
+        if self.swap_images:
+            try:
+                driver = (await self.conn.get_raw_connection()).driver_connection
+                assert driver is not None
+                await driver._execute(driver._conn.deserialize, data, name=_SQLITE_CHUNK_SCHEMA)
+                return
+            except (sqlite3.Error, AttributeError) as exc:
+                log.warning("chunk image not swapped in (%r): copying its rows instead", exc)
+                type(self).swap_images = False
+        await self.copy_chunk(data)
+
+    async def copy_chunk(self, data: bytes) -> None:
+        """The chunk's rows into the attached schema through plain SQL (the image is read in a side connection)."""
+        create, names, rows = await asyncio.to_thread(_image_rows, data)
+        target = f"{_SQLITE_CHUNK_SCHEMA}.rows"
+        await self.conn.exec_driver_sql(f"DROP TABLE IF EXISTS {target}")
+        await self.conn.exec_driver_sql(create.replace("CREATE TABLE rows", f"CREATE TABLE {target}", 1))
+        if rows:
+            marks = ", ".join("?" for _ in names)
+            await self.conn.exec_driver_sql(f"INSERT INTO {target} ({', '.join(names)}) VALUES ({marks})", rows)
 
     def insert_new(self, table: str, columns: str, select: str, key: str) -> str:
         # OR IGNORE skips a taken key like ON CONFLICT DO NOTHING, and as no row can then abort the statement
@@ -260,3 +285,15 @@ def backend_for(conn: AsyncConnection) -> Backend:
     if dialect == "postgresql":
         return PostgresBackend(conn)
     raise NotImplementedError(f"imports support SQLite and PostgreSQL, not {dialect}")
+
+
+def _image_rows(data: bytes) -> tuple[str, list[str], list[tuple[Any, ...]]]:
+    side = sqlite3.connect(":memory:")
+    try:
+        side.deserialize(data)
+        (create,) = side.execute("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'rows'").fetchone()
+        cursor = side.execute("SELECT * FROM rows")
+        names = [d[0] for d in cursor.description]
+        return str(create), names, cursor.fetchall()
+    finally:
+        side.close()
