@@ -16,7 +16,7 @@ from bot.settings import Settings
 from bot.texts import default_renderer, load_yaml
 from core.accounts import AccountService
 from core.cases import CaseService
-from core.db import make_engine
+from core.db import close_sidecar, make_engine
 from core.faq import FaqMatcher, load_faq, load_off_topic, load_slang
 from core.faq_store import FaqStore
 from core.feedback import FaqAnswerLog
@@ -47,7 +47,7 @@ class App:
 
     async def close(self) -> None:
         await self.writer.close()
-        self.status_source.close()
+        close_sidecar(self.engine)  # the SQLite lanes every service here shares (core.db.run_blocking)
         await self.engine.dispose()
 
 

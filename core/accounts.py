@@ -59,13 +59,11 @@ class AccountService:
     async def linked_participant(self, telegram_user_id: int) -> int | None:
         async with self.sessions() as session:
             link = await session.get(TelegramLink, telegram_user_id)
-            if link is None:
-                return None
-            if link.blocked_at is not None:
-                # They write to us again, so they unblocked the bot: notifications may resume.
-                link.blocked_at = None
-                await session.commit()
-            return link.participant_id
+        if link is None:
+            return None
+        if link.blocked_at is not None:
+            await self.unblocked(telegram_user_id)
+        return link.participant_id
 
     async def locked_until(self, telegram_user_id: int, now: datetime | None = None) -> datetime | None:
         now = now or datetime.now(UTC)

@@ -70,7 +70,7 @@ def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
 
 
 def make_sync_sqlite_engine(path: Path) -> Engine:
-    """A plain sqlite3 engine on the same file, for read paths that run whole on a worker thread."""
+    """A plain sqlite3 engine on the same file, for the sidecar's lane threads (see `run_blocking`)."""
     engine = create_engine(f"sqlite:///{path}")
     event.listen(engine, "connect", _sqlite_pragmas)
     return engine

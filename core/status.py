@@ -127,8 +127,8 @@ def _read_facts(conn: Connection, participant_id: int) -> ParticipantFacts | Non
 class DatabaseStatusSource:
     """Facts from the records database: three indexed queries per participant.
 
-    On SQLite the three queries run together on a worker thread with the plain sqlite3 driver: aiosqlite hops
-    threads on every cursor call, which made a lookup three times slower than the queries themselves.
+    The three queries run together in one step of `run_blocking` (on SQLite: the sidecar's read lane with the
+    plain sqlite3 driver; aiosqlite hops threads on every cursor call, which made a lookup three times slower).
     """
 
     def __init__(self, engine: AsyncEngine) -> None:
