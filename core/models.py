@@ -190,7 +190,7 @@ class Event(Base):
     entity: Mapped[str] = mapped_column(String(32))  # table name
     entity_id: Mapped[str] = mapped_column(String(64))
     kind: Mapped[str] = mapped_column(String(32))  # created / changed / …
-    data: Mapped[dict[str, Any]] = mapped_column(JSON)  # {"field": [old, new], …}
+    data: Mapped[dict[str, Any]] = mapped_column(JSON)  # changed: {"field": [old, new]}; created: {"field": value}
     source_kind: Mapped[str] = mapped_column(String(16))  # import / agent / admin / demo / system
     source_ref: Mapped[str] = mapped_column(String(64))  # batch id, Telegram user id, …
 

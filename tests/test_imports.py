@@ -192,15 +192,20 @@ async def test_platform_report_creates_enrollments_and_the_same_file_again_chang
     assert [(e.entity, e.kind, e.source_kind, e.source_ref) for e in created] == [
         ("enrollments", "created", "import", str(first.batch_id))
     ] * 3
-    by_voucher = {e.data["voucher_code"][1]: e for e in created}
+    # A created event holds the new row's values (a changed one, [old, new] of what changed).
+    by_voucher = {e.data["voucher_code"]: e for e in created}
     assert by_voucher["V-1"].entity_id == str(stored.id) and by_voucher["V-1"].participant_id == 1
-    assert by_voucher["V-1"].data["name_at_institution"] == [None, "Budi Santoso"]
+    assert by_voucher["V-1"].data["name_at_institution"] == "Budi Santoso"
     assert by_voucher["V-2"].data == {
-        "voucher_code": [None, "V-2"],
-        "participant_id": [None, 2],
-        "platform_code": [None, "pintaria"],
-        "training_id": [None, (await enrollment(engine, "V-2")).training_id],
-        "purchased_on": [None, "2024-01-10"],
+        "voucher_code": "V-2",
+        "participant_id": 2,
+        "training_id": (await enrollment(engine, "V-2")).training_id,
+        "platform_code": "pintaria",
+        "purchased_on": "2024-01-10",
+        "completed_on": None,
+        "name_at_institution": None,
+        "rated_on": None,
+        "reported_on": None,
     }
 
     second = await run(engine, REPORT, path)
@@ -272,6 +277,7 @@ async def test_bad_rows_are_reported_by_line_and_nothing_is_written(engine: Asyn
         ["2024-06-30", "tokopedia", "V-13"],  # 13 wrong column count
         report_row("V-14", 1, name="Siti\nNur"),  # 14-15: a quoted name over two lines, valid
         report_row("V-16", 1, purchased="2024/01/10"),  # 16 not ISO
+        report_row("V" * 41, 1),  # 17 voucher too long
     ]
     write_csv(path, PR_HEADER, rows)
 
@@ -291,16 +297,18 @@ async def test_bad_rows_are_reported_by_line_and_nothing_is_written(engine: Asyn
         (12, "duplicate"),
         (13, "wrong_column_count"),
         (16, "bad_date"),
+        (17, "too_long"),
     ]
     reasons = {row.line: row.reason for row in report.rejected}
     assert reasons[7] == "future_date: rated_on"
+    assert (reasons[9], reasons[17]) == ("missing: voucher_code", "too_long: voucher_code")
     assert reasons[10] == "too_long: name_at_institution"
     assert reasons[12] == "duplicate: same voucher_code as line 2"
-    assert (report.rows_read, report.applied, report.unchanged) == (14, 0, 0)
+    assert (report.rows_read, report.applied, report.unchanged) == (15, 0, 0)
     assert await scalar(engine, "SELECT COUNT(*) FROM enrollments") == 0
     assert await scalar(engine, "SELECT COUNT(*) FROM events") == 0
     [batch] = await batches(engine)
-    assert (batch.status, batch.rows_read, batch.rows_rejected, batch.rows_applied) == ("rejected", 14, 12, 0)
+    assert (batch.status, batch.rows_read, batch.rows_rejected, batch.rows_applied) == ("rejected", 15, 13, 0)
     assert report.batch_id == batch.id
 
 

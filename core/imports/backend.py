@@ -19,6 +19,7 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from core.imports.reading import Column, ColumnType, iso_date, plain_date
+from core.imports.spec import sql_text
 
 log = logging.getLogger(__name__)
 
@@ -44,9 +45,8 @@ class Backend:
     """One database's way of holding chunks and the stage, locking, and writing JSON; `conn` is the import's
     connection.
 
-    A chunk table holds one chunk of the file (pos 1…n in load order, the declared columns, `line`, the kind's
-    side columns). The stage is a temporary table: a position, the declared columns, `line`, then the kind's
-    own columns.
+    A chunk table holds one chunk of the file (pos 1…n in load order, the declared columns, `line`). The stage
+    is a temporary table: a position, the declared columns, `line`, then the kind's own columns.
     """
 
     name: str
@@ -72,18 +72,18 @@ class Backend:
         body = "".join(f", {c.name} {self.column_sql(c)}" for c in columns)
         await self.execute(f"CREATE TEMPORARY TABLE {stage} ({self.position_sql}{body}, line INTEGER NOT NULL{extra})")
 
-    def chunk_columns_sql(self, columns: Sequence[Column], side: Sequence[tuple[str, str]]) -> str:
+    def chunk_columns_sql(self, columns: Sequence[Column]) -> str:
         body = "".join(f", {c.name} {self.column_sql(c)}" for c in columns)
-        return f"pos INTEGER PRIMARY KEY{body}, line INTEGER NOT NULL" + "".join(f", {n} {t}" for n, t in side)
+        return f"pos INTEGER PRIMARY KEY{body}, line INTEGER NOT NULL"
 
     def chunk_table(self, stage: str) -> str:
         """The table each chunk arrives in."""
         raise NotImplementedError
 
-    async def create_chunk_table(self, stage: str, columns: Sequence[Column], side: Sequence[tuple[str, str]]) -> None:
+    async def create_chunk_table(self, stage: str, columns: Sequence[Column]) -> None:
         """Called under the lock, before the first chunk."""
 
-    def chunk_image_sql(self, columns: Sequence[Column], side: Sequence[tuple[str, str]]) -> tuple[str, str] | None:
+    def chunk_image_sql(self, columns: Sequence[Column]) -> tuple[str, str] | None:
         """For the reading process: how to build each chunk as an SQLite database image, or None for records."""
         return None
 
@@ -104,10 +104,6 @@ class Backend:
     async def untune(self) -> None:
         """Undo `tune` once the transaction is over."""
 
-    def json_value(self, sql: str) -> str:
-        """A JSON text (built in Python) as a value of the `events.data` column."""
-        return sql
-
     async def lock(self) -> None:
         """Start the transaction that applies an import; only one import holds it at a time."""
         raise NotImplementedError
@@ -123,6 +119,11 @@ class Backend:
         return list((await self.conn.execute(text(sql), params or {})).all())
 
     def json_object(self, fields: Sequence[JsonField]) -> str:
+        """A `changed` event's data: `{"field": [old, new], …}` of the fields that changed."""
+        raise NotImplementedError
+
+    def json_snapshot(self, fields: Sequence[tuple[str, str]]) -> str:
+        """A `created` event's data: `{"field": value, …}` of the (name, SQL expression) pairs, nulls kept."""
         raise NotImplementedError
 
 
@@ -143,11 +144,11 @@ class SqliteBackend(Backend):
     def chunk_table(self, stage: str) -> str:
         return f"{_SQLITE_CHUNK_SCHEMA}.rows"
 
-    def chunk_image_sql(self, columns: Sequence[Column], side: Sequence[tuple[str, str]]) -> tuple[str, str] | None:
-        names = [c.name for c in columns] + ["line"] + [name for name, _ in side]
-        values = ["NULLIF(?, '')" if c.optional else "?" for c in columns] + ["?"] * (1 + len(side))
+    def chunk_image_sql(self, columns: Sequence[Column]) -> tuple[str, str] | None:
+        names = [c.name for c in columns] + ["line"]
+        values = ["NULLIF(?, '')" if c.optional else "?" for c in columns] + ["?"]
         return (
-            f"CREATE TABLE rows ({self.chunk_columns_sql(columns, side)})",
+            f"CREATE TABLE rows ({self.chunk_columns_sql(columns)})",
             f"INSERT INTO rows ({', '.join(names)}) VALUES ({', '.join(values)})",
         )
 
@@ -228,10 +229,13 @@ class SqliteBackend(Backend):
         # leave out the fields that did not change.
         parts = []
         for f in fields:
-            old = "'null'" if f.old is None else f"json_quote({f.old})"
-            part = f"',\"{f.name}\":[' || {old} || ',' || json_quote({f.new}) || ']'"
+            part = f"',\"{f.name}\":[' || json_quote({f.old}) || ',' || json_quote({f.new}) || ']'"
             parts.append(part if f.when is None else f"CASE WHEN {f.when} THEN {part} ELSE '' END")
         return "'{' || substr(" + " || ".join(parts) + ", 2) || '}'"
+
+    def json_snapshot(self, fields: Sequence[tuple[str, str]]) -> str:
+        # One C call per row: at a million rows far cheaper than building the text in Python or with ||.
+        return "json_object(" + ", ".join(f"{sql_text(name)}, {sql}" for name, sql in fields) + ")"
 
 
 class PostgresBackend(Backend):
@@ -248,11 +252,9 @@ class PostgresBackend(Backend):
     def chunk_table(self, stage: str) -> str:
         return f"{stage}_chunk"
 
-    async def create_chunk_table(self, stage: str, columns: Sequence[Column], side: Sequence[tuple[str, str]]) -> None:
-        await self.execute(
-            f"CREATE TEMPORARY TABLE {self.chunk_table(stage)} ({self.chunk_columns_sql(columns, side)})"
-        )
-        self._chunk_columns = ["pos"] + [c.name for c in columns] + ["line"] + [name for name, _ in side]
+    async def create_chunk_table(self, stage: str, columns: Sequence[Column]) -> None:
+        await self.execute(f"CREATE TEMPORARY TABLE {self.chunk_table(stage)} ({self.chunk_columns_sql(columns)})")
+        self._chunk_columns = ["pos"] + [c.name for c in columns] + ["line"]
 
     async def load_chunk(self, table: str, data: Any) -> None:
         # TRUNCATE, not DELETE: no dead rows (temporary tables get no autovacuum). Then COPY through asyncpg,
@@ -265,17 +267,17 @@ class PostgresBackend(Backend):
     async def lock(self) -> None:
         await self.execute("SELECT pg_advisory_xact_lock(:key)", {"key": _PG_IMPORT_LOCK})
 
-    def json_value(self, sql: str) -> str:
-        return f"CAST({sql} AS json)"
-
     def json_object(self, fields: Sequence[JsonField]) -> str:
         args = []
         for f in fields:
-            value = f"json_build_array({'NULL' if f.old is None else f.old}, {f.new})"
+            value = f"json_build_array({f.old}, {f.new})"
             if f.when is not None:
                 value = f"CASE WHEN {f.when} THEN {value} END"
             args.append(f"'{f.name}', {value}")
         return f"json_strip_nulls(json_build_object({', '.join(args)}))"
+
+    def json_snapshot(self, fields: Sequence[tuple[str, str]]) -> str:
+        return "json_build_object(" + ", ".join(f"{sql_text(name)}, {sql}" for name, sql in fields) + ")"
 
 
 def backend_for(conn: AsyncConnection) -> Backend:

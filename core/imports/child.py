@@ -30,7 +30,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from core.imports.reading import Column, ImportFileReader, Record, RowConverter, SideValues
+from core.imports.reading import Column, ImportFileReader, Record, RowConverter
 from core.imports.report import ImportFileError, RejectedRow
 
 _HEADER = struct.Struct("!cQQ")  # kind, pickle length, raw length
@@ -41,7 +41,7 @@ _PIPE_BYTES = 1 << 20  # Linux's default pipe holds 64 KB: a 16 MB image would c
 
 @dataclass(frozen=True)
 class ReadJob:
-    """What the child needs to read one file: the kind's columns and, when prepared, its side values."""
+    """What the child needs to read one file: the kind's columns, how to convert and order the records."""
 
     path: Path
     columns: tuple[Column, ...]
@@ -50,7 +50,6 @@ class ReadJob:
     today: date
     date_value: Callable[[date], Any]
     order: int | None = None
-    side: SideValues | None = None
     # (CREATE TABLE rows …, INSERT INTO rows … VALUES …) for an SQLite image of each chunk, whose INSERT takes
     # "" for an empty optional value; None: records, with None.
     image_sql: tuple[str, str] | None = None
@@ -64,7 +63,7 @@ class ChunkData:
     rows_read: int
     rejected: list[RejectedRow]
     count: int
-    data: Any  # bytes of an SQLite database image, or a list of (pos, *record) tuples (side values included)
+    data: Any  # bytes of an SQLite database image, or a list of (pos, *record) tuples
 
 
 # --- the child --------------------------------------------------------------------------------------------------
@@ -89,7 +88,7 @@ def _read(job: ReadJob, out: BinaryIO) -> None:
     reader.open()
     try:
         converter = RowConverter(job.columns, job.today, job.date_value, "" if job.image_sql else None)
-        for chunk in reader.chunks(converter, job.order, job.side):
+        for chunk in reader.chunks(converter, job.order):
             rows = chunk.records
             rejected = [(row.line, row.reason) for row in chunk.rejected]
             if job.image_sql:

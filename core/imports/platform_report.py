@@ -6,10 +6,9 @@ rows are independent, so the file is checked and applied chunk by chunk, each st
 
 from __future__ import annotations
 
-from json.encoder import encode_basestring
 from typing import TYPE_CHECKING, Any
 
-from core.imports.reading import Column, ColumnType, Record
+from core.imports.reading import Column, ColumnType
 from core.imports.report import ImportKind
 from core.imports.spec import (
     EVENT_COLUMNS,
@@ -25,7 +24,7 @@ from core.imports.spec import (
     sql_text,
 )
 
-if TYPE_CHECKING:  # the reading child process loads this module (for CreatedEventData), never SQLAlchemy
+if TYPE_CHECKING:
     from core.imports.backend import Backend
 
 _OPTIONAL_FACTS = ("completed_on", "name_at_institution", "rated_on", "reported_on")
@@ -39,42 +38,6 @@ def _changed(stored: str, staged: str) -> str:
     parts = [f"{stored}.purchased_on <> {staged}.purchased_on"]
     parts += [changed_optional(f"{stored}.{fact}", f"{staged}.{fact}") for fact in _OPTIONAL_FACTS]
     return "(" + " OR ".join(parts) + ")"
-
-
-def _created_event_data(record: Record, training_id: int) -> str:
-    """The `created` event's data, {"field": [null, value], …}, built here rather than in SQL.
-
-    At a million rows string building is seconds of SQLite's single thread, while this runs in the reading
-    process alongside the database's work. Dates are validated ISO dates; text is JSON-escaped; an empty
-    optional value is None or "" (never a valid value).
-    """
-    _, platform, voucher, participant, _, purchased, completed, name, rated, reported, _ = record
-    data = (
-        f'{{"voucher_code":[null,{encode_basestring(voucher)}],"participant_id":[null,{participant}],'
-        f'"platform_code":[null,{encode_basestring(platform)}],"training_id":[null,{training_id}],'
-        f'"purchased_on":[null,"{purchased}"]'
-    )
-    if completed:
-        data += f',"completed_on":[null,"{completed}"]'
-    if name:
-        data += f',"name_at_institution":[null,{encode_basestring(name)}]'
-    if rated:
-        data += f',"rated_on":[null,"{rated}"]'
-    if reported:
-        data += f',"reported_on":[null,"{reported}"]'
-    return data + "}"
-
-
-class CreatedEventData:
-    """Appends a record's side value: its `created` event's data (None when its training is unknown: the row
-    is rejected)."""
-
-    def __init__(self, trainings: dict[str, int]) -> None:
-        self.trainings = trainings  # pickled to the reading process with this object
-
-    def __call__(self, record: Record) -> Record:
-        training_id = self.trainings.get(record[4])
-        return (*record, None if training_id is None else _created_event_data(record, training_id))
 
 
 class PlatformReportImport(ImportSpec):
@@ -92,7 +55,6 @@ class PlatformReportImport(ImportSpec):
         Column("reported_on", ColumnType.OPTIONAL_PAST_DATE),
     )
     key = ("voucher_code",)
-    side_columns = (("created_data", "TEXT"),)
     streaming = True
     # Loaded in participant order: participants are then looked up, and the enrollments' and events'
     # participant indexes written, page by page rather than at random (measured: both inserts a third faster).
@@ -101,11 +63,6 @@ class PlatformReportImport(ImportSpec):
         "LEFT JOIN participants AS p ON p.id = s.participant_id LEFT JOIN platforms AS pl ON pl.code = s.platform "
         "LEFT JOIN trainings AS t ON t.code = s.training_code"
     )
-
-    async def prepare(self, db: Backend) -> CreatedEventData:
-        # Trainings are few: the event data gets their ids while parsing (under the lock: they cannot change).
-        rows = await db.rows("SELECT code, id FROM trainings")
-        return CreatedEventData({str(code): int(id_) for code, id_ in rows})
 
     def extra_row_checks(self) -> list[Check]:
         return [
@@ -148,7 +105,7 @@ class PlatformReportImport(ImportSpec):
                 params,
             )
             if created == count:
-                await self._created_events(db, chunk, params, all_new=True)
+                await self._created_events(db, params)
                 # Only the vouchers stay, for later chunks' duplicate check.
                 await self.stage_rows(db, chunk, stage, self.key)
                 return Applied(rows=created)
@@ -161,7 +118,7 @@ class PlatformReportImport(ImportSpec):
             return Applied(rejected=found)
         changed = await self._apply_changes(db, chunk, params)
         if created:
-            await self._created_events(db, chunk, params, all_new=False)
+            await self._created_events(db, params)
         return Applied(rows=created + changed)
 
     async def _mismatches(self, db: Backend, chunk: str, last_id: int | None) -> list[tuple[int, str]]:
@@ -205,17 +162,12 @@ class PlatformReportImport(ImportSpec):
             )
         return changed
 
-    async def _created_events(self, db: Backend, chunk: str, params: dict[str, Any], *, all_new: bool) -> None:
-        data = db.json_value("s.created_data")
-        if all_new and db.name == "sqlite":
-            # Every row of the chunk became an enrollment, inserted in chunk order under SQLite's write lock: the
-            # ids follow the old maximum as the positions run from 1. No look-up per row.
-            event = EventInsert("enrollments", ":last_id + s.pos", "s.participant_id", "created")
-            rows = f" FROM {chunk} AS s ORDER BY s.pos"
-        else:
-            event = EventInsert("enrollments", "e.id", "e.participant_id", "created")
-            rows = (
-                f" FROM {chunk} AS s JOIN enrollments AS e ON e.voucher_code = s.voucher_code "
-                "WHERE e.id > :last_id ORDER BY e.id"
-            )
-        await db.execute(EVENT_COLUMNS + event.select_list(data) + rows, params)
+    async def _created_events(self, db: Backend, params: dict[str, Any]) -> None:
+        """A `created` event for each enrollment this chunk inserted (ids after `last_id`: imports run one at a
+        time and nothing else creates enrollments), its data the values stored, read back from the new rows."""
+        data = db.json_snapshot([(name, f"e.{name}") for name in _ENROLLMENT_COLUMNS.split(", ")])
+        event = EventInsert("enrollments", "e.id", "e.participant_id", "created")
+        await db.execute(
+            EVENT_COLUMNS + event.select_list(data) + " FROM enrollments AS e WHERE e.id > :last_id ORDER BY e.id",
+            params,
+        )

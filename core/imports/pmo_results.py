@@ -140,13 +140,8 @@ class PmoResultsImport(ImportSpec):
             f"SELECT s.enrollment_id, s.certificate_number, s.printed_name, s.processed_on FROM {stage} AS s "
             f"WHERE s.cert_action = 'created' AND {first} ORDER BY s.line"
         )
-        certificate_created = db.json_object(
-            [
-                JsonField("enrollment_id", None, "c.enrollment_id"),
-                JsonField("number", None, "c.number"),
-                JsonField("printed_name", None, "c.printed_name"),
-                JsonField("issued_on", None, "c.issued_on"),
-            ]
+        certificate_created = db.json_snapshot(
+            [(name, f"c.{name}") for name in ("enrollment_id", "number", "printed_name", "issued_on")]
         )
         await db.execute(
             EVENT_COLUMNS
@@ -182,14 +177,8 @@ class PmoResultsImport(ImportSpec):
             "SELECT s.participant_id, s.enrollment_id, s.installment_seq, s.amount, s.scheduled_on, 'scheduled' "
             f"FROM {stage} AS s WHERE s.inst_action = 'created' ORDER BY s.line"
         )
-        installment_created = db.json_object(
-            [
-                JsonField("enrollment_id", None, "i.enrollment_id"),
-                JsonField("seq", None, "i.seq"),
-                JsonField("amount", None, "i.amount"),
-                JsonField("scheduled_on", None, "i.scheduled_on"),
-                JsonField("status", None, "i.status"),
-            ]
+        installment_created = db.json_snapshot(
+            [(name, f"i.{name}") for name in ("enrollment_id", "seq", "amount", "scheduled_on", "status")]
         )
         await db.execute(
             EVENT_COLUMNS

@@ -99,9 +99,6 @@ def _parse_iso_date(text: str) -> date | None:
         return None
 
 
-SideValues = Callable[[Record], Record]  # a record with a kind's side values appended (see `chunks`)
-
-
 def iso_date(day: date) -> str:
     """A date as SQLite stores it (ISO text, as SQLAlchemy does)."""
     return day.isoformat()
@@ -382,17 +379,12 @@ class ImportFileReader:
             return
         raise ImportFileError("the file is empty")
 
-    def chunks(
-        self, converter: RowConverter, order: int | None = None, side: SideValues | None = None
-    ) -> Generator[Chunk, None, None]:
-        """The file's records, chunk by chunk; each chunk sorted on record index `order` when given, and each
-        record extended with its `side` values when given."""
+    def chunks(self, converter: RowConverter, order: int | None = None) -> Generator[Chunk, None, None]:
+        """The file's records, chunk by chunk; each chunk sorted on record index `order` when given."""
         source = self._csv_chunks(converter) if self.format == "csv" else self._jsonl_chunks(converter)
         for chunk in source:
             if order is not None:
                 chunk.records.sort(key=itemgetter(order))
-            if side is not None:
-                chunk.records = list(map(side, chunk.records))
             yield chunk
             del chunk  # not kept alive while the next one is parsed
 

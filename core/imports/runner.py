@@ -107,7 +107,6 @@ async def _run(
     clock = _Clock(spec.kind)
     await db.lock()
     clock.lap("locked")
-    side = await spec.prepare(db)
     batch_id = await _record_batch(db.conn, spec.kind, reader, started_at)
     run.source = EventSource(str(batch_id), db.timestamp_value(started_at))
     await run.create_tables()
@@ -120,8 +119,7 @@ async def _run(
             today=today,
             date_value=db.date_value,
             order=spec.load_order,
-            side=side,
-            image_sql=db.chunk_image_sql(spec.columns, spec.side_columns),
+            image_sql=db.chunk_image_sql(spec.columns),
         )
     )
 
@@ -203,7 +201,7 @@ class _Run:
         # A streaming kind keeps only each row's key in the stage, for the duplicate check across chunks.
         staged = [c for c in spec.columns if c.name in spec.key] if spec.streaming else spec.columns
         await self.db.create_stage(self.stage, staged, spec.work_columns)
-        await self.db.create_chunk_table(self.stage, spec.columns, spec.side_columns)
+        await self.db.create_chunk_table(self.stage, spec.columns)
 
     async def drop_tables(self) -> None:
         for table in (self.db.chunk_table(self.stage), self.stage):
