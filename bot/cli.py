@@ -13,7 +13,7 @@ import sys
 from collections.abc import Callable, Coroutine, Sequence
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 from rich.console import Console
@@ -22,7 +22,7 @@ from rich.table import Table
 from sqlalchemy.exc import SQLAlchemyError
 
 from bot.cli_stats import add_stats_parser
-from bot.settings import Settings
+from bot.settings import DEFAULT_DATABASE_URL, Settings
 from core.calendar import default_calendar, today_in_jakarta
 from core.db import make_engine, migrate, sqlite_path
 from core.demo import recreate_database, seed_demo
@@ -30,6 +30,9 @@ from core.diagnosis import ParticipantStatus
 from core.identity import mask_phone
 from core.rules import default_rules
 from core.status import DatabaseStatusSource, StatusService
+
+if TYPE_CHECKING:
+    from core.faq import FaqEntry
 
 # Piped output keeps wide tables readable instead of wrapping at rich's 80-column default.
 _WIDTH = shutil.get_terminal_size((160, 24)).columns
@@ -210,7 +213,9 @@ async def cmd_import(settings: Settings, args: argparse.Namespace) -> int:
             transient=True,
         ) as progress:
             task = progress.add_task(f"import {kind.value}", total=None)
-            report = await run_import(engine, kind, path, progress=lambda n: progress.update(task, completed=n))
+            report = await run_import(
+                engine, kind, path, progress=lambda n: progress.update(task, completed=n), pii_key=settings.pii_key
+            )
     except ImportFileError as exc:
         raise CliError(str(exc)) from None
     finally:
@@ -226,14 +231,36 @@ async def cmd_import(settings: Settings, args: argparse.Namespace) -> int:
     return 0 if report.status == "applied" else 1
 
 
-async def cmd_faq_match(settings: Settings, args: argparse.Namespace) -> int:
-    from core.faq import FaqMatcher
+async def _faq_in_use(settings: Settings) -> list[FaqEntry]:
+    """The FAQ the bot answers from: the database's, which admins edit, when it holds entries; else the knowledge
+    file (no database yet, or one the bot has not seeded). Never creates or changes a database."""
+    from sqlalchemy import inspect
 
-    matcher = FaqMatcher.from_knowledge()
+    from core.faq import load_faq
+    from core.faq_store import FaqStore
+    from core.models import FaqVersion
+
+    path = sqlite_path(settings.database_url)
+    if path is None or await asyncio.to_thread(path.is_file):
+        engine = make_engine(settings.database_url)
+        try:
+            async with engine.connect() as conn:
+                seeded = await conn.run_sync(lambda sync: inspect(sync).has_table(FaqVersion.__tablename__))
+            entries = await FaqStore(engine).current() if seeded else []
+        finally:
+            await engine.dispose()
+        if entries:
+            return entries
+    return load_faq()
+
+
+async def cmd_faq_match(settings: Settings, args: argparse.Namespace) -> int:
+    from core.faq import FaqMatcher, load_off_topic, load_slang
+
+    matcher = FaqMatcher(await _faq_in_use(settings), load_slang(), load_off_topic())
     for line in sys.stdin:
         question = line.rstrip("\r\n")
-        if not question.strip():
-            continue
+        # One output line per input line, blank ones included, so that the two files pair up line by line.
         result = matcher.match(question)
         # A close call ("did you mean") still names its best entry; only "no match" is null.
         print(
@@ -246,26 +273,35 @@ async def cmd_faq_match(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-async def _ensure_demo_database(settings: Settings) -> None:
-    """The console chat works out of the box: a missing or empty embedded database gets the demo personas."""
+def _is_default_database(settings: Settings) -> bool:
+    path, default = sqlite_path(settings.database_url), sqlite_path(DEFAULT_DATABASE_URL)
+    return path is not None and default is not None and path.resolve() == default.resolve()
+
+
+async def _prepare_database(settings: Settings, demo: bool) -> None:
+    """Bring the schema up to date. `demo`: an SQLite file that does not exist yet is created with the demo
+    personas (the console chat and `./run.sh` work out of the box). An existing database is never recreated or
+    seeded: an empty one may be a production database waiting for its first import."""
     from sqlalchemy import func, select
 
     from core.models import Participant
 
+    path = sqlite_path(settings.database_url)
+    new_file = path is not None and not await asyncio.to_thread(path.exists)
     engine = make_engine(settings.database_url)
     try:
-        path = sqlite_path(str(engine.url))
-        if path is not None and await asyncio.to_thread(path.exists):
-            await migrate(engine)
-            async with engine.connect() as conn:
-                if await conn.scalar(select(func.count()).select_from(Participant)):
-                    return
-        elif path is None:
-            await migrate(engine)
+        if new_file and demo:
+            err.print("No demo database yet: creating it (prakerja-bot demo lists the personas).")
+            await recreate_database(engine)
+            await seed_demo(engine, default_rules(), default_calendar(), settings.pii_key, today_in_jakarta())
             return
-        err.print("No demo database yet: creating it (prakerja-bot demo lists the personas).")
-        await recreate_database(engine)
-        await seed_demo(engine, default_rules(), default_calendar(), settings.pii_key, today_in_jakarta())
+        await migrate(engine)
+        async with engine.connect() as conn:
+            if not await conn.scalar(select(func.count()).select_from(Participant)):
+                err.print(
+                    "The database has no participants yet: `prakerja-bot import` loads records; "
+                    "`prakerja-bot demo` recreates it with the demo personas."
+                )
     finally:
         await engine.dispose()
 
@@ -281,7 +317,7 @@ async def cmd_chat(settings: Settings, args: argparse.Namespace) -> int:
             phone = normalize_phone(args.phone)
         except InvalidIdentifier:
             raise CliError(f"--phone {args.phone!r} is not an Indonesian mobile number (e.g. +6281200000004)") from None
-    await _ensure_demo_database(settings)
+    await _prepare_database(settings, demo=True)
     app = build_app(settings)
     interactive = sys.stdin.isatty()
     if interactive:
@@ -302,7 +338,8 @@ async def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
     from bot.logs import configure_logging
 
     configure_logging(settings.log_format)
-    await _ensure_demo_database(settings)
+    # Demo data only where `./run.sh` puts it: the embedded default path, on first start.
+    await _prepare_database(settings, demo=_is_default_database(settings))
     app = build_app(settings)
     try:
         await run_polling(app)
@@ -358,7 +395,11 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument("--json", action="store_true")
     status.set_defaults(handler=cmd_status)
 
-    imp = sub.add_parser("import", help="import a file: platform-report, pmo-results or transfers (CSV or JSONL)")
+    imp = sub.add_parser(
+        "import",
+        help="import a file (CSV or JSONL): platforms, trainings, participants, payout-accounts, "
+        "platform-report, pmo-results or transfers",
+    )
     imp.add_argument("kind", metavar="KIND")
     imp.add_argument("file", metavar="FILE")
     imp.set_defaults(handler=cmd_import)

@@ -1,8 +1,10 @@
-"""Sends participants their notifications from the outbox, within Telegram's limits.
+"""Sends participants their notifications and agents' albums from the outbox, within Telegram's limits.
 
 About 30 messages a second overall and 1 a second per chat, paced evenly so that Telegram never answers 429; if it
-does, everything waits `retry_after`. A participant who blocked the bot is marked and skipped from then on. Each
-message is marked "sending" before the call and "sent" after it; after a crash, "sending" ones go again.
+does, everything waits `retry_after`; a network or server error waits and goes again, for as long as it takes. A
+participant who blocked the bot is marked and skipped from then on; an agent's album that cannot reach them is
+reported in the case's topic. Each message is marked "sending" before the call and "sent" after it; after a crash,
+"sending" ones go again.
 """
 
 from __future__ import annotations
@@ -17,8 +19,10 @@ from aiogram import Bot
 from aiogram.exceptions import TelegramBadRequest, TelegramForbiddenError, TelegramRetryAfter
 from aiogram.methods import CopyMessages, SendMessage
 
+from bot.send_errors import backoff, is_transient
 from bot.texts import Renderer
 from core.accounts import AccountService
+from core.cases import CaseService
 from core.identity import redact
 from core.outbox import PARTICIPANT, Outbox, OutboxItem
 from core.retry import through_blips
@@ -36,11 +40,15 @@ class ParticipantSender:
         renderer: Renderer,
         per_second: float = 30.0,
         per_chat_interval: float = 1.0,
+        *,
+        cases: CaseService | None = None,
     ) -> None:
         self.bot = bot
         self.outbox = outbox
         self.accounts = accounts
         self.renderer = renderer
+        self.cases = cases  # agents' albums: reported in the topic when they cannot be delivered
+        self.failures: dict[int, int] = {}  # outbox id → transient failures in a row, for the backoff
         self.interval = 1.0 / per_second
         self.per_chat_interval = per_chat_interval
         self.next_slot = 0.0
@@ -107,8 +115,19 @@ class ParticipantSender:
     async def _send(self, item: OutboxItem, group: list[OutboxItem]) -> bool:
         ids = [i.id for i in group]
         call: Any
+        message_ids: list[int] = []
         if item.method == "copyMessages":  # an agent's album, relayed as one
             message_ids = sorted({m for i in group for m in i.payload["message_ids"]})
+            album = str(item.payload.get("media_group_id") or "")
+            if (
+                self.cases is not None
+                and item.case_id is not None
+                and await self.cases.album_is_note(item.case_id, album)
+            ):
+                # A part was captioned "/note …" (maybe handled by another worker after this part was queued).
+                for i in ids:
+                    await self.outbox.mark_failed(i, "internal note: not relayed")
+                return True
             call = CopyMessages(
                 chat_id=item.chat_id, from_chat_id=item.payload["from_chat_id"], message_ids=message_ids
             )
@@ -123,7 +142,7 @@ class ParticipantSender:
             return True  # another sender has it, or sent it already
         self.last_to_chat[item.chat_id] = time.monotonic()
         try:
-            await self.bot(call)
+            result = await self.bot(call)
         except TelegramRetryAfter as exc:
             self.pause_until = time.monotonic() + exc.retry_after
             for i in ids:
@@ -133,19 +152,41 @@ class ParticipantSender:
             for i in ids:
                 await self.outbox.mark_failed(i, exc.message)
             await self.accounts.mark_blocked(item.chat_id)
+            await self._report(item, blocked=True, error=exc.message)
             return True
         except TelegramBadRequest as exc:  # e.g. chat not found: retrying will not help
             for i in ids:
                 await self.outbox.mark_failed(i, exc.message)
+            await self._report(item, blocked=False, error=exc.message)
             return True
         except Exception as exc:
-            log.warning("participant sender: outbox %s: %s", ids, redact(repr(exc)))
-            for i in ids:
-                await self.outbox.retry_later(i, 5 * (item.attempts + 1), redact(repr(exc)))
+            error = redact(repr(exc))
+            log.warning("participant sender: outbox %s: %s", ids, error)
+            if is_transient(exc):  # the network or Telegram's servers: late, never lost
+                self.failures[item.id] = failures = self.failures.get(item.id, 0) + 1
+                for i in ids:
+                    await self.outbox.retry_later(i, backoff(failures), error, count_attempt=False)
+                return False
+            kept = [await self.outbox.retry_later(i, 5 * (item.attempts + 1), error) for i in ids]
+            if not all(kept):  # out of tries: the rest of the album goes with it, and the agents are told
+                for i in ids:
+                    await self.outbox.mark_failed(i, error)
+                await self._report(item, blocked=False, error=error)
+                return True
             return False
+        self.failures.pop(item.id, None)
         await self._mark_sent(ids)
+        # The copies' ids, for mirroring edits: they come back in order (a part that was gone breaks the pairing).
+        if self.cases and item.case_id is not None and isinstance(result, list) and len(result) == len(message_ids):
+            copies = {source: copy.message_id for source, copy in zip(message_ids, result, strict=True)}
+            await self.cases.album_relayed(item.case_id, copies)
         self.sent += 1
         return True
+
+    async def _report(self, item: OutboxItem, blocked: bool, error: str) -> None:
+        """An agent's album that did not reach the participant: the agents are told in the case's topic."""
+        if self.cases is not None and item.case_id is not None and item.method == "copyMessages":
+            await self.cases.notice(item.case_id, "staff_not_delivered", {"blocked": blocked, "error": error})
 
     async def _mark_sent(self, item_ids: list[int], patience: float = 60.0) -> None:
         """The message is out: record it through a database blip, or a restart would send it again."""

@@ -27,6 +27,9 @@ class Settings(BaseSettings):
     default_locale: str = "id"
     pii_hash_key: SecretStr = SecretStr(DEV_PII_KEY)
     log_format: Literal["json", "text"] = "json"
+    # What Telegram lets a bot send into one group in any minute: messages, and forum topics created.
+    staff_messages_per_minute: int = 20
+    staff_topics_per_minute: int = 20
 
     @field_validator("staff_chat_id", "agent_ids", "admin_ids", mode="before")
     @classmethod

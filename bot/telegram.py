@@ -113,10 +113,14 @@ async def background_senders(bot: Bot, app: App) -> AsyncIterator[None]:
     """
     stop = asyncio.Event()
     outbox = Outbox(app.engine)
-    notifications = ParticipantSender(bot, outbox, app.services.accounts, app.services.renderer)
+    cases = app.staff.cases if app.staff is not None else None
+    notifications = ParticipantSender(bot, outbox, app.services.accounts, app.services.renderer, cases=cases)
     tasks = [asyncio.create_task(run_as_leader(app.engine, PARTICIPANT_SENDER_LOCK, notifications.run, stop))]
     if app.staff is not None:
-        staff = StaffSender(bot, outbox, app.staff.cases)
+        settings = app.settings
+        staff = StaffSender(
+            bot, outbox, app.staff.cases, settings.staff_messages_per_minute, settings.staff_topics_per_minute
+        )
         tasks.append(asyncio.create_task(run_as_leader(app.engine, STAFF_SENDER_LOCK, staff.run, stop)))
     try:
         yield

@@ -15,6 +15,7 @@ from typing import Any
 import yaml
 from jinja2 import Environment, StrictUndefined, Template, meta, pass_context
 from jinja2.runtime import Context
+from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from core.paths import knowledge_dir
 
@@ -52,8 +53,14 @@ def short_date(context: Context, value: date | datetime | None) -> str:
     return f"{value.day} {_MONTHS[locale][value.month - 1]} {value.year}"
 
 
-def make_environment() -> Environment:
-    env = Environment(undefined=StrictUndefined, autoescape=True, trim_blocks=True, lstrip_blocks=True)
+def make_environment(keep_line_breaks: bool = False, sandboxed: bool = False) -> Environment:
+    """`keep_line_breaks`: block tags leave the text around them as written (FAQ answers, see `render_source`);
+    otherwise a line that ends in a block tag loses its line break (trim_blocks), as messages.yaml expects.
+    `sandboxed`: for templates written at runtime (admins' FAQ answers) — Jinja2's immutable sandbox refuses
+    Python internals (`__class__`, `__globals__`…), methods that change data, and `range` beyond 100,000."""
+    trim = not keep_line_breaks
+    kind = ImmutableSandboxedEnvironment if sandboxed else Environment
+    env = kind(undefined=StrictUndefined, autoescape=True, trim_blocks=trim, lstrip_blocks=trim)
     env.filters["rupiah"] = rupiah
     env.filters["long_date"] = long_date
     env.filters["short_date"] = short_date
@@ -73,6 +80,11 @@ class Renderer:
     def __init__(self, messages: Mapping[str, Mapping[str, str]], globals_: Mapping[str, Any] | None = None) -> None:
         self.env = make_environment()
         self.env.globals.update(globals_ or {})
+        # FAQ answers (faq.yaml, admins' edits) keep each line break where it is written and drop one with "{%-"
+        # before an optional sentence: trim_blocks would also eat the break after every block tag, running
+        # sentences and bullets together.
+        self.answer_env = make_environment(keep_line_breaks=True, sandboxed=True)
+        self.answer_env.globals.update(globals_ or {})
         self._templates: dict[tuple[str, str], Template] = {}
         self._sources: dict[str, Template] = {}
         self._variables: dict[str, frozenset[str]] = {}
@@ -80,9 +92,9 @@ class Renderer:
             for locale, source in by_locale.items():
                 self._templates[key, locale] = self.compile(source, name=f"{key}.{locale}")
 
-    def compile(self, source: str, name: str = "template") -> Template:
+    def compile(self, source: str, name: str = "template", env: Environment | None = None) -> Template:
         try:
-            return self.env.from_string(source)
+            return (env or self.env).from_string(source)
         except Exception as exc:  # jinja2.TemplateSyntaxError and friends
             raise TemplateError(f"{name}: {exc}") from exc
 
@@ -107,13 +119,13 @@ class Renderer:
         return name in used
 
     def render_source(self, source: str, locale: str, **context: Any) -> str:
-        """Render template text (an FAQ answer); compiled once per distinct text, since compiling costs more."""
+        """Render an FAQ answer, its line breaks as written; compiled once per distinct text (compiling costs more)."""
         try:
             template = self._sources.get(source)
             if template is None:
                 if len(self._sources) >= MAX_CACHED_SOURCES:
                     self._sources.clear()
-                template = self._sources[source] = self.compile(source)
+                template = self._sources[source] = self.compile(source, env=self.answer_env)
             return template.render(locale=locale, **context).strip()
         except TemplateError:
             raise

@@ -5,7 +5,10 @@ Every date the bot promises a participant ("your certificate is expected by …"
 
 from __future__ import annotations
 
+import logging
+import time
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from functools import lru_cache
 from pathlib import Path
@@ -18,32 +21,87 @@ from core.paths import knowledge_dir
 
 JAKARTA = ZoneInfo("Asia/Jakarta")
 _SATURDAY = 5
+log = logging.getLogger(__name__)
 
 
 def today_in_jakarta(now: datetime | None = None) -> date:
     return (now or datetime.now(JAKARTA)).astimezone(JAKARTA).date()
 
 
-class WorkingCalendar:
-    """Working days in Asia/Jakarta. Holidays come from `holidays` (public + government = cuti bersama)."""
+@dataclass
+class _ClosingDays:
+    """The admin-listed closing days as last read, with the closed days per year computed from them."""
 
-    def __init__(self, extra_closing_days: Iterable[date] = ()) -> None:
-        self._extra = frozenset(extra_closing_days)
+    extra: frozenset[date]
+    closed_by_year: dict[int, frozenset[date]] = field(default_factory=dict)
+
+
+class WorkingCalendar:
+    """Working days in Asia/Jakarta. Holidays come from `holidays` (public + government = cuti bersama).
+
+    A calendar made with `from_file` follows its closing-days file: it looks at the file's modification time at
+    most every `recheck_seconds` and re-reads it when it changed, so an admin's edit needs no restart. A file that
+    no longer parses is logged and the days read before stay in force.
+    """
+
+    def __init__(
+        self,
+        extra_closing_days: Iterable[date] = (),
+        *,
+        source: Path | None = None,
+        recheck_seconds: float = 5.0,
+    ) -> None:
+        self._days = _ClosingDays(frozenset(extra_closing_days))
         self._names: dict[date, str] = {}
-        self._closed_by_year: dict[int, frozenset[date]] = {}
+        self._source = source
+        self._recheck_seconds = recheck_seconds
+        self._source_version: tuple[int, int] | None = None
+        self._next_check = 0.0
+
+    @classmethod
+    def from_file(cls, path: Path, recheck_seconds: float = 5.0) -> WorkingCalendar:
+        """A calendar with the closing days of `path` (a broken file fails here, at start-up)."""
+        calendar = cls(load_closing_days(path), source=path, recheck_seconds=recheck_seconds)
+        calendar._source_version = _file_version(path)
+        return calendar
+
+    def refresh(self) -> bool:
+        """Re-reads the closing-days file if it changed since it was read; True when it did."""
+        if self._source is None:
+            return False
+        version = _file_version(self._source)
+        if version == self._source_version:
+            return False
+        self._source_version = version  # a broken file is reported once, not on every lookup
+        try:
+            days = load_closing_days(self._source)
+        except (OSError, ValueError, KeyError, TypeError, yaml.YAMLError):
+            log.exception("closing days file %s not reloaded; the days read before stay in force", self._source)
+            return False
+        self._days = _ClosingDays(frozenset(days))
+        return True
+
+    def _current(self) -> _ClosingDays:
+        if self._source is not None:
+            now = time.monotonic()
+            if now >= self._next_check:
+                self._next_check = now + self._recheck_seconds
+                self.refresh()
+        return self._days
 
     def _closed(self, year: int) -> frozenset[date]:
-        closed = self._closed_by_year.get(year)
+        days = self._current()
+        closed = days.closed_by_year.get(year)
         if closed is None:
             # The default categories leave cuti bersama out; the government category holds it.
             national = holidays.country_holidays("ID", years=year, categories=("public", "government"))
             self._names.update(national)
-            closed = frozenset(set(national) | {d for d in self._extra if d.year == year})
-            self._closed_by_year[year] = closed
+            closed = frozenset(set(national) | {d for d in days.extra if d.year == year})
+            days.closed_by_year[year] = closed
         return closed
 
     def holiday_name(self, day: date) -> str | None:
-        if day in self._extra:
+        if day in self._current().extra:
             return "closing day"
         self._closed(day.year)
         return self._names.get(day)
@@ -98,6 +156,15 @@ def load_closing_days(path: Path | None = None) -> list[date]:
     return days
 
 
+def _file_version(path: Path) -> tuple[int, int] | None:
+    try:
+        stat = path.stat()
+    except FileNotFoundError:
+        return None
+    return stat.st_mtime_ns, stat.st_size
+
+
 @lru_cache(maxsize=1)
 def default_calendar() -> WorkingCalendar:
-    return WorkingCalendar(load_closing_days())
+    """One calendar per process, following `knowledge/closing_days.yaml` as admins edit it."""
+    return WorkingCalendar.from_file(knowledge_dir() / "closing_days.yaml")

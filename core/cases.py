@@ -15,10 +15,21 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from core.db import make_sessionmaker
 from core.hours import SupportDesk
-from core.models import Case, CaseMessage, CaseStatus, Event, OutboxMessage, ParticipantTopic
+from core.identity import redact, redact_free_text
+from core.models import (
+    Case,
+    CaseMessage,
+    CaseStatus,
+    Event,
+    OutboxMessage,
+    OutboxStatus,
+    Participant,
+    ParticipantTopic,
+)
 from core.outbox import PARTICIPANT, STAFF, enqueue
 
 ACTIVE = (CaseStatus.OPEN, CaseStatus.CLAIMED)
+MAX_TEXT = 4096  # Telegram's limit for one message
 
 
 @dataclass(frozen=True)
@@ -53,6 +64,14 @@ class Opened:
     new: bool
 
 
+@dataclass(frozen=True)
+class QueuedCase:
+    """A line of /queue: the case and its participant's name when they are identified."""
+
+    case: CaseView
+    participant_name: str | None
+
+
 def _aware(value: datetime | None) -> datetime | None:
     if value is not None and value.tzinfo is None:  # SQLite hands back naive datetimes; we store UTC
         return value.replace(tzinfo=UTC)
@@ -69,6 +88,21 @@ def _line(kind: str, text: str | None) -> str:
 def topic_payload(user_id: int, payload: dict[str, Any]) -> dict[str, Any]:
     """The sender fills in the forum topic when it is known (its creation may still be queued)."""
     return payload | {"topic_user": user_id}
+
+
+def notice_payload(user_id: int, key: str, context: dict[str, Any]) -> dict[str, Any]:
+    """A bot notice in a participant's topic, named by its text key: core holds no wording, the sender renders it."""
+    return topic_payload(user_id, {"notice": key, "context": context})
+
+
+def _stored(text: str | None, participant: bool = False) -> str | None:
+    """What a case keeps of a message: no NIK, card or phone number — and from a participant, like their FAQ
+    questions, nothing that answers the second factor (a birth date, the NIK's last 4 digits)."""
+    return (redact_free_text if participant else redact)(text or "")[:MAX_TEXT] or None
+
+
+def _chunks(text: str, size: int = MAX_TEXT) -> list[str]:
+    return [text[i : i + size] for i in range(0, len(text), size)] or [""]
 
 
 class CaseService:
@@ -188,6 +222,11 @@ class CaseService:
             last.closed_at = None
             last.closed_by = None
             self._event(session, last, "reopened", {}, "participant", str(user_id))
+            # The agents see in the topic why messages arrive again after their /close.
+            chat = last.staff_chat_id or self.staff_chat_ids[0]
+            context = {"case_id": last.id, "claimed_by": last.claimed_by}
+            notice = notice_payload(user_id, "staff_case_reopened", context)
+            enqueue(session, STAFF, chat, "notice", notice, case_id=last.id)
             return CaseView.of(last)
 
     async def relay_from_participant(
@@ -209,7 +248,7 @@ class CaseService:
                     direction="participant",
                     author_id=case.telegram_user_id,
                     kind=kind,
-                    text=(text or "")[:4096] or None,
+                    text=_stored(text, participant=True),
                     file_ids=file_ids,
                     source_chat_id=source_chat_id,
                     source_message_id=source_message_id,
@@ -221,14 +260,64 @@ class CaseService:
             payload: dict[str, Any]
             if kind == "text":
                 # `queued_at`: the sender waits a moment, so that texts typed in quick succession go as one message.
-                payload = {"text": f"{header}{text}", "case_id": case.id, "queued_at": datetime.now(UTC).timestamp()}
-                enqueue(session, STAFF, chat, "relayText", topic_payload(user, payload), case_id=case.id)
+                # A header (an edit's) can push a full-length text past Telegram's limit: it then goes in two parts.
+                for part in _chunks(f"{header}{text}"):
+                    payload = {"text": part, "case_id": case.id, "queued_at": datetime.now(UTC).timestamp()}
+                    enqueue(session, STAFF, chat, "relayText", topic_payload(user, payload), case_id=case.id)
             else:
                 payload = {"from_chat_id": source_chat_id, "message_ids": [source_message_id]}
                 if media_group_id:
                     # The sender waits a moment after the first part so that the whole album goes as one.
                     payload |= {"media_group_id": media_group_id, "queued_at": datetime.now(UTC).timestamp()}
                 enqueue(session, STAFF, chat, "copyMessages", topic_payload(user, payload), case_id=case.id)
+            await self._revive_topic_creation(session, user)
+
+    async def _revive_topic_creation(self, session: AsyncSession, user_id: int) -> None:
+        """The participant writes while their topic does not exist: a creation that failed (the bot lacked the
+        right, say) is tried again now, and one that is gone is queued again — their messages wait for it."""
+        topic = await session.get(ParticipantTopic, user_id)
+        if topic is None or topic.topic_id is not None:
+            return
+        queued = (
+            await session.scalars(
+                select(OutboxMessage).where(
+                    OutboxMessage.lane == STAFF,
+                    OutboxMessage.chat_id == topic.staff_chat_id,
+                    OutboxMessage.method == "createForumTopic",
+                    OutboxMessage.status == OutboxStatus.PENDING,
+                )
+            )
+        ).all()
+        mine = [row for row in queued if row.payload.get("topic_user") == user_id]
+        for row in mine:
+            if row.error and row.error != "429":  # a 429's wait is Telegram's to set
+                row.not_before = None
+        if not mine:
+            self._queue_topic(session, topic, await self._earlier_topic_name(session, topic) or f"#{user_id}")
+
+    async def notice(self, case_id: int, key: str, context: dict[str, Any]) -> None:
+        """A bot notice (text key `key`) in the case's topic, e.g. that an agent's album did not reach the
+        participant."""
+        async with self.sessions.begin() as session:
+            case = await session.get(Case, case_id)
+            if case is None:
+                return
+            chat = case.staff_chat_id or self.staff_chat_ids[0]
+            payload = notice_payload(case.telegram_user_id, key, context)
+            enqueue(session, STAFF, chat, "notice", payload, case_id=case_id)
+
+    async def tell_participant(self, case_id: int, kind: str, context: dict[str, Any], dedupe_key: str) -> None:
+        """A notification (`notify_{kind}`) to the case's participant in their language, e.g. that a message of
+        theirs could not reach the agents."""
+        async with self.sessions.begin() as session:
+            case = await session.get(Case, case_id)
+            if case is None:
+                return
+            payload = {"kind": kind, "locale": case.locale, "context": context}
+            exists = await session.scalar(select(OutboxMessage.id).where(OutboxMessage.dedupe_key == dedupe_key))
+            if exists is None:
+                user = case.telegram_user_id
+                enqueue(session, PARTICIPANT, user, "notify", payload, case_id=case_id, dedupe_key=dedupe_key)
 
     async def post_to_topic(self, case: CaseView, text_html: str) -> None:
         """A bot notice in the case's topic (e.g. "the participant closed the case")."""
@@ -270,36 +359,64 @@ class CaseService:
         source_message_id: int,
         relayed_message_id: int | None,
         now: datetime | None = None,
+        media_group_id: str | None = None,
     ) -> None:
         async with self.sessions.begin() as session:
-            case = await session.get(Case, case_id, with_for_update=True)
-            if case is None:
-                return
-            session.add(
-                CaseMessage(
-                    case_id=case_id,
-                    direction="agent",
-                    author_id=agent_id,
-                    kind=kind,
-                    text=(text or "")[:4096] or None,
-                    source_chat_id=source_chat_id,
-                    source_message_id=source_message_id,
-                    relayed_message_id=relayed_message_id,
-                )
+            source = (source_chat_id, source_message_id, relayed_message_id, media_group_id)
+            await self._record_agent(session, case_id, agent_id, kind, text, *source, now or datetime.now(UTC))
+
+    async def _record_agent(
+        self,
+        session: AsyncSession,
+        case_id: int,
+        agent_id: int,
+        kind: str,
+        text: str | None,
+        source_chat_id: int,
+        source_message_id: int,
+        relayed_message_id: int | None,
+        media_group_id: str | None,
+        now: datetime,
+    ) -> None:
+        case = await session.get(Case, case_id, with_for_update=True)
+        if case is None:
+            return
+        session.add(
+            CaseMessage(
+                case_id=case_id,
+                direction="agent",
+                author_id=agent_id,
+                kind=kind,
+                text=_stored(text),
+                source_chat_id=source_chat_id,
+                source_message_id=source_message_id,
+                relayed_message_id=relayed_message_id,
+                media_group_id=media_group_id,
             )
-            if case.status not in ACTIVE:
-                return  # e.g. the closing message itself: it must not reopen (claim) the case it closes
-            if case.first_reply_at is None:
-                case.first_reply_at = now or datetime.now(UTC)
-            if case.claimed_by is None:
-                # Replying is claiming: the participant now has a person.
-                case.claimed_by, case.claimed_at, case.status = agent_id, now or datetime.now(UTC), CaseStatus.CLAIMED
+        )
+        if case.status not in ACTIVE:
+            return  # e.g. the closing message itself: it must not reopen (claim) the case it closes
+        if case.first_reply_at is None:
+            case.first_reply_at = now
+        if case.claimed_by is None:
+            # Replying is claiming: the participant now has a person.
+            case.claimed_by, case.claimed_at, case.status = agent_id, now, CaseStatus.CLAIMED
 
     async def relay_album_part_to_participant(
-        self, case: CaseView, from_chat_id: int, message_id: int, media_group_id: str
+        self,
+        case: CaseView,
+        agent_id: int,
+        kind: str,
+        text: str | None,
+        from_chat_id: int,
+        message_id: int,
+        media_group_id: str,
     ) -> None:
-        """An agent's album arrives as separate updates: queue each part; the sender copies the album as one."""
+        """An agent's album arrives as separate updates: record each part and queue it, in one transaction (the
+        sender copies the album as one and then notes each part's copy, for edits)."""
         async with self.sessions.begin() as session:
+            source = (from_chat_id, message_id, None, media_group_id)
+            await self._record_agent(session, case.id, agent_id, kind, text, *source, datetime.now(UTC))
             payload = {
                 "from_chat_id": from_chat_id,
                 "message_ids": [message_id],
@@ -307,6 +424,34 @@ class CaseService:
                 "queued_at": datetime.now(UTC).timestamp(),
             }
             enqueue(session, PARTICIPANT, case.telegram_user_id, "copyMessages", payload, case_id=case.id)
+
+    async def album_relayed(self, case_id: int, copies: dict[int, int]) -> None:
+        """The participant-side ids of an agent's album parts (source id → copy id), so that edits are mirrored."""
+        async with self.sessions.begin() as session:
+            rows = await session.scalars(
+                select(CaseMessage).where(
+                    CaseMessage.case_id == case_id,
+                    CaseMessage.direction == "agent",
+                    CaseMessage.source_message_id.in_(list(copies)),
+                )
+            )
+            for row in rows.all():
+                if row.source_message_id is not None:
+                    row.relayed_message_id = copies[row.source_message_id]
+
+    async def album_is_note(self, case_id: int, media_group_id: str) -> bool:
+        """Whether an agent's album carries a "/note" caption: then none of its parts may reach the participant."""
+        async with self.sessions() as session:
+            found = await session.scalar(
+                select(CaseMessage.id)
+                .where(
+                    CaseMessage.case_id == case_id,
+                    CaseMessage.direction == "note",
+                    CaseMessage.media_group_id == media_group_id,
+                )
+                .limit(1)
+            )
+            return found is not None
 
     async def relayed_copy(self, case_id: int, source_message_id: int) -> int | None:
         """The participant-side message id of an agent's topic message (to mirror an edit)."""
@@ -320,10 +465,27 @@ class CaseService:
             )
             return found
 
-    async def note(self, case_id: int, agent_id: int, text: str) -> None:
+    async def note(
+        self,
+        case_id: int,
+        agent_id: int,
+        text: str,
+        kind: str = "text",
+        file_ids: list[str] | None = None,
+        media_group_id: str | None = None,
+    ) -> None:
+        """An internal note (a text, or a photo or file captioned "/note …"): kept in the case, never relayed."""
         async with self.sessions.begin() as session:
             session.add(
-                CaseMessage(case_id=case_id, direction="note", author_id=agent_id, kind="text", text=text[:4096])
+                CaseMessage(
+                    case_id=case_id,
+                    direction="note",
+                    author_id=agent_id,
+                    kind=kind,
+                    text=_stored(text),
+                    file_ids=file_ids or [],
+                    media_group_id=media_group_id,
+                )
             )
 
     async def claim(self, case_id: int, agent_id: int) -> int | None:
@@ -360,10 +522,16 @@ class CaseService:
             case.satisfaction = score
             return True
 
-    async def queue(self) -> list[CaseView]:
+    async def queue(self, staff_chat_id: int) -> list[QueuedCase]:
+        """The staff group's open cases, oldest first, with the participant's name when they are identified."""
         async with self.sessions() as session:
-            rows = await session.scalars(select(Case).where(Case.status.in_(ACTIVE)).order_by(Case.opened_at, Case.id))
-            return [CaseView.of(c) for c in rows.all()]
+            rows = await session.execute(
+                select(Case, Participant.legal_name)
+                .outerjoin(Participant, Participant.id == Case.participant_id)
+                .where(Case.status.in_(ACTIVE), Case.staff_chat_id == staff_chat_id)
+                .order_by(Case.opened_at, Case.id)
+            )
+            return [QueuedCase(CaseView.of(case), name) for case, name in rows.all()]
 
     async def transcript(self, case_id: int, limit: int) -> list[tuple[str, str]]:
         async with self.sessions() as session:

@@ -77,6 +77,7 @@ class DemoPersona:
     account_active: bool = True
     ewallet_verified: bool = True
     ewallet_phone_changed: bool = False
+    holder_name: str | None = None  # the payout account's holder, when it is not the participant
     membership: str = Membership.ACTIVE
     enrollments: tuple[DemoEnrollment, ...] = ()
     installments: tuple[DemoInstallment, ...] = field(default=())
@@ -93,6 +94,49 @@ class DemoPersona:
     @property
     def card_number(self) -> str:
         return f"88{self.key:014d}"  # 88 is no province code: a card number, never mistaken for a NIK
+
+
+def _failed_transfer(
+    key: int,
+    name: str,
+    female: bool,
+    birth_date: date,
+    platform: str,
+    training: str,
+    reason: str,
+    *,
+    channel: str = "BNI",
+    account_active: bool = True,
+    holder_name: str | None = None,
+    rated: int | None = 9,
+) -> DemoPersona:
+    """A 2023-scheme participant whose certificate came a week ago and whose one transfer failed for `reason`."""
+    return DemoPersona(
+        key,
+        name,
+        female,
+        birth_date,
+        "2023",
+        40,
+        Stage.INCENTIVE_FAILED,
+        channel=channel,
+        account_active=account_active,
+        holder_name=holder_name,
+        enrollments=(
+            DemoEnrollment(
+                platform,
+                training,
+                purchased=20,
+                completed=9,
+                rated=rated,
+                reported=8,
+                issued=7,
+                name_at_institution=name,
+                printed_name=name,
+            ),
+        ),
+        installments=(DemoInstallment(1, -4, InstallmentStatus.FAILED, reason),),
+    )
 
 
 PERSONAS: tuple[DemoPersona, ...] = (
@@ -444,6 +488,86 @@ PERSONAS: tuple[DemoPersona, ...] = (
             DemoInstallment(4, -2060, InstallmentStatus.TRANSFERRED),
         ),
     ),
+    # Every other failure reason of `transfer_failures` in rules.yaml, each with the account state that goes with it.
+    _failed_transfer(
+        19,
+        "Umi Kalsum",
+        True,
+        date(1994, 2, 11),
+        "tokopedia",
+        "TR-003",
+        "account_blocked",
+        channel="BCA",
+        account_active=False,
+    ),
+    _failed_transfer(
+        20, "Vino Saputra", False, date(1992, 7, 4), "pintaria", "TR-005", "account_closed", account_active=False
+    ),
+    # The transfer was refused for want of the dashboard review, which the records confirm is missing.
+    _failed_transfer(
+        21,
+        "Wulan Sari",
+        True,
+        date(1999, 11, 23),
+        "bukalapak",
+        "TR-004",
+        "rating_missing",
+        channel="LINKAJA",
+        rated=None,
+    ),
+    # The account is his wife's: it must be in the participant's own name and NIK.
+    _failed_transfer(
+        22, "Yusuf Maulana", False, date(1987, 4, 30), "kemnaker", "TR-001", "name_mismatch", holder_name="Siti Aminah"
+    ),
+    _failed_transfer(23, "Zahra Amelia", True, date(2002, 12, 15), "sekolahmu", "TR-002", "other", channel="GOPAY"),
+    # Certificate issued yesterday (a working day): the incentive schedule is due with it, not yet overdue.
+    DemoPersona(
+        24,
+        "Agus Salim",
+        False,
+        date(1991, 8, 8),
+        "2023",
+        30,
+        Stage.CERTIFICATE_ISSUED,
+        enrollments=(
+            DemoEnrollment(
+                "pijarmahir",
+                "TR-004",
+                purchased=12,
+                completed=2,
+                rated=2,
+                reported=1,
+                issued=1,
+                name_at_institution="Agus Salim",
+                printed_name="AGUS SALIM, S.Kom",
+            ),
+        ),
+    ),
+    # Scheduled two weeks ago and still not paid: past the payment window, an agent takes it.
+    DemoPersona(
+        25,
+        "Bayu Pratama",
+        False,
+        date(1985, 10, 19),
+        "2023",
+        60,
+        Stage.INCENTIVE_SCHEDULED,
+        channel="OVO",
+        enrollments=(
+            DemoEnrollment(
+                "maubelajarapa",
+                "TR-001",
+                purchased=30,
+                completed=16,
+                rated=16,
+                reported=15,
+                issued=15,
+                name_at_institution="Bayu Pratama",
+                printed_name="Bayu Pratama",
+            ),
+        ),
+        installments=(DemoInstallment(1, -14),),
+    ),
 )
 
 
@@ -509,7 +633,7 @@ async def seed_demo(
                     participant_id=participant.id,
                     channel=persona.channel,
                     account_last4=persona.phone[-4:] if ewallet else f"{persona.key:04d}",
-                    holder_name=persona.name,
+                    holder_name=persona.holder_name or persona.name,
                     phone=(persona.phone[:-2] + "99" if persona.ewallet_phone_changed else persona.phone)
                     if ewallet
                     else None,

@@ -6,14 +6,14 @@ result. Every threshold comes from `knowledge/rules.yaml`; every date is counted
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
 from enum import StrEnum
 
 from core.calendar import WorkingCalendar
 from core.models import InstallmentStatus, Membership, PayoutChannel
 from core.names import NameCheck, compare_names
-from core.rules import Rules
+from core.rules import Remedy, Rules
 
 
 class Stage(StrEnum):
@@ -61,6 +61,10 @@ class NextAction(StrEnum):
     NONE = "none"
 
 
+# Every remedy the rules file may name has its next action (checked on import: a new remedy needs one here).
+_REMEDY_ACTION = {remedy: NextAction(remedy.value) for remedy in Remedy}
+
+
 class Done(StrEnum):
     """What the records show the participant (and the others in the chain) already did."""
 
@@ -69,6 +73,13 @@ class Done(StrEnum):
     RATED = "rated"
     REPORTED = "reported"
     CERTIFICATE = "certificate"
+
+
+class Flag(StrEnum):
+    """Something in the records that the programme's rules say should not be, for staff to look into."""
+
+    MEMBERSHIP_REVOKED = "membership_revoked"  # the records still show this training of a revoked membership
+    PURCHASED_AFTER_DEADLINE = "purchased_after_deadline"  # no training was bought before the scheme's deadline
 
 
 # Next actions that mean nothing more is expected to happen for that training.
@@ -141,6 +152,7 @@ class Diagnosis:
     rating_place: str | None = None  # "platform" or "dashboard", for the rating steps
     name_check: NameCheck | None = None
     failure_reason: str | None = None
+    flags: tuple[Flag, ...] = ()
 
     @property
     def enrollment_id(self) -> int | None:
@@ -181,7 +193,9 @@ class ParticipantStatus:
 
     @property
     def needs_agent(self) -> bool:
-        return any(d.overdue for d in self.diagnoses) or any(i.overdue for i in self.incentives)
+        return any(d.overdue or d.next_action is NextAction.MEMBERSHIP_REVOKED for d in self.diagnoses) or any(
+            i.overdue for i in self.incentives
+        )
 
 
 class DiagnosisEngine:
@@ -192,16 +206,44 @@ class DiagnosisEngine:
         self.calendar = calendar
 
     def participant_status(self, facts: ParticipantFacts, today: date) -> ParticipantStatus:
-        incentives = tuple(self.installment(i, today) for i in facts.installments)
+        # The PMO publishes an installment's schedule together with its training's certificate.
+        published: dict[int | None, date | None] = {e.enrollment_id: e.issued_on for e in facts.enrollments}
+        incentives = tuple(
+            self.installment(i, today, schedule_appeared_on=published.get(i.enrollment_id)) for i in facts.installments
+        )
         if facts.enrollments:
-            diagnoses = tuple(self.enrollment(facts, e, incentives, today) for e in facts.enrollments)
+            diagnoses = tuple(
+                self._membership(facts, self.enrollment(facts, e, incentives, today)) for e in facts.enrollments
+            )
         else:
             diagnoses = (self.not_purchased(facts, today),)
         return ParticipantStatus(facts, diagnoses, incentives, self.payout_warnings(facts))
 
+    def purchase_deadline(self, facts: ParticipantFacts) -> date:
+        """The last day to buy the first training; after it the membership is revoked."""
+        return facts.accepted_on + timedelta(days=self.rules.schemes[facts.scheme].purchase_deadline_days)
+
+    def _membership(self, facts: ParticipantFacts, d: Diagnosis) -> Diagnosis:
+        """What the membership rules say about a diagnosis of one training.
+
+        The first training must be bought by the scheme's deadline, else the membership is revoked (DESIGN §1); only
+        the first: later trainings may be bought any time. A first purchase after the deadline is flagged for
+        staff. A revoked membership moves nothing further: a training still in progress gets no promised date,
+        only the news and a person to check it (it takes an agent, not waiting, to sort out).
+        """
+        flags: list[Flag] = []
+        if min(e.purchased_on for e in facts.enrollments) > self.purchase_deadline(facts):
+            flags.append(Flag.PURCHASED_AFTER_DEADLINE)
+        if facts.membership == Membership.REVOKED:
+            flags.append(Flag.MEMBERSHIP_REVOKED)
+            if d.next_action not in _SETTLED:
+                d = replace(
+                    d, holder=Holder.PMO, next_action=NextAction.MEMBERSHIP_REVOKED, expected_by=None, overdue=False
+                )
+        return replace(d, flags=tuple(flags)) if flags else d
+
     def not_purchased(self, facts: ParticipantFacts, today: date) -> Diagnosis:
-        scheme = self.rules.schemes[facts.scheme]
-        deadline = facts.accepted_on + timedelta(days=scheme.purchase_deadline_days)
+        deadline = self.purchase_deadline(facts)
         revoked = facts.membership == Membership.REVOKED or today > deadline
         return Diagnosis(
             stage=Stage.NOT_PURCHASED,
@@ -262,7 +304,8 @@ class DiagnosisEngine:
         if e.issued_on is not None:
             return self._after_certificate(facts, e, incentives, done, name_check, today)
 
-        rating_place = self.rules.rating_place_for(e.completed_on)
+        # Where to rate is decided by the date the rating is given: today for one still to give.
+        rating_place = self.rules.rating_place_for(e.rated_on or today).value
         if e.rated_on is None:
             return diagnosis(
                 Stage.NEEDS_RATING,
@@ -343,15 +386,20 @@ class DiagnosisEngine:
         assert e.issued_on is not None
         eligible = self._incentive_eligible(facts, e)
         timing = self.rules.timing
+        # The PMO publishes the certificate and the schedule together, within its processing time of having the
+        # platform's report (no report date on file: it had the report by the day it issued the certificate).
+        # A certificate without its schedule past that is the PMO's to explain: an agent takes it.
+        received = e.reported_on or e.issued_on
         expected = (
-            self.calendar.add_working_days(e.issued_on, timing.schedule_after_certificate_working_days)
+            self.calendar.add_working_days(
+                received, timing.pmo_processing_working_days + timing.schedule_after_certificate_working_days
+            )
             if eligible
             else None
         )
-        # A schedule that should have appeared but has not is the PMO's to explain: an agent takes it.
         overdue = eligible and self.calendar.is_overdue(
-            e.issued_on,
-            timing.schedule_after_certificate_working_days + timing.pmo_overdue_working_days,
+            received,
+            timing.pmo_overdue_working_days + timing.schedule_after_certificate_working_days,
             today,
         )
         return diagnosis(
@@ -373,15 +421,23 @@ class DiagnosisEngine:
             first.enrollment_id == e.enrollment_id or not self.rules.schemes[facts.scheme].incentive_first_training_only
         )
 
-    def installment(self, i: InstallmentFacts, today: date) -> InstallmentStatusView:
+    def installment(
+        self, i: InstallmentFacts, today: date, schedule_appeared_on: date | None = None
+    ) -> InstallmentStatusView:
+        """`schedule_appeared_on`: when the schedule appeared on the dashboard (the PMO's processing date, with the
+        certificate); unknown, the scheduled date stands in for it."""
         timing = self.rules.timing
         remedy = NextAction.NONE
         expected: date | None = None
         overdue = False
         if i.status == InstallmentStatus.FAILED:
-            remedy = NextAction(self.rules.remedy_for(i.failure_reason))
+            remedy = _REMEDY_ACTION[self.rules.remedy_for(i.failure_reason)]
         elif i.status == InstallmentStatus.SCHEDULED:
-            expected = self.calendar.add_working_days(i.scheduled_on, timing.payment_after_schedule_working_days)
+            # Paid within the window after the schedule appears, never before the date the schedule names (the
+            # monthly installments of the 2020 scheme each name their own month).
+            appeared = schedule_appeared_on or i.scheduled_on
+            window = self.calendar.add_working_days(appeared, timing.payment_after_schedule_working_days)
+            expected = max(window, i.scheduled_on)
             overdue = today > expected
             remedy = NextAction.CONTACT_AGENT if overdue else NextAction.WAIT_INCENTIVE
         return InstallmentStatusView(
@@ -444,6 +500,8 @@ class Step(StrEnum):
 
 def troubleshooting_steps(d: Diagnosis) -> tuple[Step, ...]:
     """The steps for a missing certificate, most useful first; steps the records rule out are left out."""
+    if d.next_action is NextAction.MEMBERSHIP_REVOKED:
+        return (Step.ESCALATE,)  # nothing the participant does moves a revoked membership's training
     name_unknown = d.name_check is None
     steps: list[Step]
     match d.stage:

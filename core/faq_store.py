@@ -211,6 +211,14 @@ class FaqStore:
             row = await self._latest(session, faq_id)
             return _entry(row) if row is not None and not row.deleted else None
 
+    async def entry_at(self, faq_id: str, version: int) -> FaqEntry | None:
+        """The content of one saved version (None when there is no such version, or it is a deletion)."""
+        async with self.sessions() as session:
+            row = await session.scalar(
+                select(FaqVersion).where(FaqVersion.faq_id == faq_id, FaqVersion.version == version)
+            )
+            return _entry(row) if row is not None and not row.deleted else None
+
     async def current_version(self, faq_id: str) -> int | None:
         """The version in use, or None when the id does not exist or is deleted."""
         async with self.sessions() as session:

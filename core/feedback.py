@@ -8,7 +8,7 @@ from sqlalchemy import Table, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core.db import make_sessionmaker
-from core.identity import redact
+from core.identity import redact_free_text
 from core.models import FaqAnswer
 from core.writes import RowWriter
 
@@ -30,9 +30,10 @@ class FaqAnswerLog:
         telegram_user_id: int | None,
         participant_id: int | None,
     ) -> int:
-        """Store one answer; the question is redacted (no NIK or phone number is kept) and capped in length."""
+        """Store one answer; the question is redacted (no NIK, phone number or second-factor answer is kept) and
+        capped in length."""
         values = {
-            "question": redact(question)[:MAX_QUESTION],
+            "question": redact_free_text(question)[:MAX_QUESTION],
             "kind": kind,
             "faq_id": faq_id,
             "score": score,

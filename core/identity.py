@@ -170,6 +170,34 @@ _NUMERIC_DATE = re.compile(r"^\s*(\d{1,4})\s*[-/.\s]\s*(\d{1,2})\s*[-/.\s]\s*(\d
 _WORD_DATE = re.compile(r"^\s*(\d{1,2})\s+([a-zA-Z]+)\.?\s+(\d{4})\s*$")
 
 
+# Date-shaped spans inside free text; `parse_birth_date` decides whether each is a date the identify flow accepts.
+_DATE_IN_TEXT = re.compile(
+    r"(?<![\d/.-])(\d{1,4}[ \t]*[-/.][ \t]*\d{1,2}[ \t]*[-/.][ \t]*\d{1,4}"
+    r"|\d{1,2}[ \t]+\d{1,2}[ \t]+\d{4}|\d{1,2}[ \t]+[a-zA-Z]+\.?[ \t]+\d{4})(?![\d/-]|\.\d)"
+)
+_NIK_LAST4 = re.compile(r"(\bnik\b[^\d\n]{0,30})(\d{4})(?!\d)", re.IGNORECASE)
+_ONLY_4_DIGITS = re.compile(r"^\s*\d{4}\s*$")
+MASKED_DATE = "[tanggal]"
+
+
+def redact_free_text(text: str) -> str:
+    """What a participant typed, fit to store or show an agent: `redact` plus what answers the second factor —
+    any date the identify flow would take as a birth date, a whole NIK (its last 4 digits are one), the 4 digits
+    after "NIK", a message of just 4 digits. Other numbers stay: "insentif 2023 berapa" must still read as a
+    question."""
+    if _ONLY_4_DIGITS.match(text):
+        return "****"
+    text = _DATE_IN_TEXT.sub(lambda m: MASKED_DATE if parse_birth_date(m.group(1)) else m.group(0), text)
+    text = _SECRET_DIGITS.sub(_mask_whole_nik, text)
+    text = _NIK_LAST4.sub(lambda m: m.group(1) + "****", text)
+    return redact(text)
+
+
+def _mask_whole_nik(match: re.Match[str]) -> str:
+    digits = digits_only(match.group(1))
+    return "*" * 16 if classify_identifier(digits) is IdentifierKind.NIK else match.group(0)
+
+
 def parse_birth_date(text: str, *, today: date | None = None) -> date | None:
     """A birth date written any usual way: 17-08-1990, 17/08/1990, 17.08.1990, 1990-08-17, 17 Agustus 1990."""
     if len(text) > 40:

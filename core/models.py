@@ -135,6 +135,8 @@ class Enrollment(Base):
     name_at_institution: Mapped[str | None] = mapped_column(String(200))
     rated_on: Mapped[date | None] = mapped_column(Date)
     reported_on: Mapped[date | None] = mapped_column(Date)  # in the platform's daily report to the PMO
+    # The report_date of the platform report that last changed these facts: an older report changes nothing.
+    last_report_date: Mapped[date | None] = mapped_column(Date)
 
 
 class Certificate(Base):

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from core.db import make_sessionmaker
@@ -17,6 +17,8 @@ from core.models import OutboxMessage, OutboxStatus
 
 STAFF = "staff"
 PARTICIPANT = "participant"
+# Failures we cannot classify (neither Telegram's refusal nor a network or server error) are counted: after this many
+# the item is given up. Transient failures (network, 5xx, 429) are never counted: they wait and go again.
 MAX_ATTEMPTS = 8
 
 
@@ -34,8 +36,11 @@ class OutboxItem:
     def waiting(self, now: datetime) -> bool:
         if self.not_before is None:
             return False
-        not_before = self.not_before if self.not_before.tzinfo else self.not_before.replace(tzinfo=UTC)
-        return not_before > now
+        return _utc(self.not_before) > now
+
+
+def _utc(value: datetime) -> datetime:
+    return value if value.tzinfo else value.replace(tzinfo=UTC)  # SQLite hands back naive datetimes; we store UTC
 
 
 def _item(row: OutboxMessage) -> OutboxItem:
@@ -82,23 +87,41 @@ class Outbox:
             ).all()
             return [_item(r) for r in rows]
 
-    async def pending(self, lane: str, limit: int = 100) -> list[OutboxItem]:
-        """Every pending item, due or waiting for a retry, oldest first: a sender that keeps each chat's order must
-        see what waits, so that nothing queued later overtakes it (also after a restart)."""
+    async def pending(self, lane: str, per_chat: int = 100) -> list[OutboxItem]:
+        """Every pending item, due or waiting for a retry, oldest first — at most `per_chat` of each chat, so that one
+        chat's backlog never hides another chat's messages. A sender that keeps each chat's order must see what waits,
+        so that nothing queued later overtakes it (also after a restart)."""
+        rank = func.row_number().over(partition_by=OutboxMessage.chat_id, order_by=OutboxMessage.id).label("rank")
+        ranked = (
+            select(OutboxMessage.id, rank)
+            .where(OutboxMessage.lane == lane, OutboxMessage.status == OutboxStatus.PENDING)
+            .subquery()
+        )
         async with self.sessions() as session:
             rows = (
                 await session.scalars(
                     select(OutboxMessage)
-                    .where(OutboxMessage.lane == lane, OutboxMessage.status == OutboxStatus.PENDING)
+                    .join(ranked, ranked.c.id == OutboxMessage.id)
+                    .where(ranked.c.rank <= per_chat)
                     .order_by(OutboxMessage.id)
-                    .limit(limit)
                 )
             ).all()
             return [_item(r) for r in rows]
 
-    async def pending_count(self, lane: str | None = None) -> int:
-        from sqlalchemy import func
+    async def sent_since(self, lane: str, since: datetime) -> list[tuple[int, str, datetime]]:
+        """(chat, method, sent at) of what went out after `since`: a new sender's rate limits start from what its
+        predecessor sent, not from zero."""
+        async with self.sessions() as session:
+            rows = await session.execute(
+                select(OutboxMessage.chat_id, OutboxMessage.method, OutboxMessage.sent_at).where(
+                    OutboxMessage.lane == lane,
+                    OutboxMessage.status == OutboxStatus.SENT,
+                    OutboxMessage.sent_at >= since,
+                )
+            )
+            return [(chat, method, _utc(at)) for chat, method, at in rows.all() if at is not None]
 
+    async def pending_count(self, lane: str | None = None) -> int:
         async with self.sessions() as session:
             query = select(func.count()).select_from(OutboxMessage).where(OutboxMessage.status == OutboxStatus.PENDING)
             if lane:
@@ -134,20 +157,24 @@ class Outbox:
                 .values(status=OutboxStatus.SENT, sent_at=now or datetime.now(UTC))
             )
 
-    async def retry_later(self, item_id: int, delay: float, error: str, count_attempt: bool = True) -> None:
-        """Try again after `delay` seconds; after MAX_ATTEMPTS counted failures the item is given up."""
+    async def retry_later(
+        self, item_id: int, delay: float, error: str, count_attempt: bool = True, now: datetime | None = None
+    ) -> bool:
+        """Try again after `delay` seconds. Only counted failures use up the MAX_ATTEMPTS budget; returns False when
+        this one used it up and the item is given up (the caller reports the loss)."""
         async with self.sessions.begin() as session:
             row = await session.get(OutboxMessage, item_id)
             if row is None:
-                return
+                return True
             if count_attempt:
                 row.attempts += 1
             row.error = error[:300]
-            if row.attempts >= MAX_ATTEMPTS:
+            if count_attempt and row.attempts >= MAX_ATTEMPTS:
                 row.status = OutboxStatus.FAILED
-            else:
-                row.status = OutboxStatus.PENDING
-                row.not_before = datetime.now(UTC) + timedelta(seconds=delay)
+                return False
+            row.status = OutboxStatus.PENDING
+            row.not_before = (now or datetime.now(UTC)) + timedelta(seconds=delay)
+            return True
 
     async def mark_failed(self, item_id: int, error: str) -> None:
         async with self.sessions.begin() as session:

@@ -1,67 +1,185 @@
-"""The programme rules from `knowledge/rules.yaml`, typed. Code reads thresholds from here, never literals."""
+"""The programme rules from `knowledge/rules.yaml`, typed. Code reads thresholds from here, never literals.
+
+The whole file is validated when it is loaded: an unknown or missing key, an unknown scheme, remedy or rating place,
+a date that is no date, a negative day count — each fails at start-up with `RulesError` naming the key, never later
+in the middle of a participant's diagnosis.
+"""
 
 from __future__ import annotations
 
 from datetime import date
+from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
+from typing import Annotated, Any, Self, TypeVar
 
 import yaml
-from pydantic import BaseModel, Field
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    NonNegativeInt,
+    PositiveInt,
+    ValidationError,
+    model_validator,
+)
 
 from core.paths import knowledge_dir
 
 
-class SchemeRules(BaseModel):
+class RulesError(ValueError):
+    """The rules file cannot be used; the message names the file and every offending key."""
+
+
+class Remedy(StrEnum):
+    """What the participant does about a failed transfer: the values `transfer_failures` may map a reason to."""
+
+    REACTIVATE_ACCOUNT = "reactivate_account"
+    CONTACT_CHANNEL = "contact_channel"
+    CHANGE_PAYOUT_ACCOUNT = "change_payout_account"
+    VERIFY_EWALLET = "verify_ewallet"
+    RESTORE_PHONE = "restore_phone"
+    FREE_BALANCE = "free_balance"
+    GIVE_RATING = "give_rating"
+
+
+class RatingPlace(StrEnum):
+    PLATFORM = "platform"
+    DASHBOARD = "dashboard"
+
+
+# The failure reason a transfer without a known reason falls back to; its remedy must always exist.
+OTHER_FAILURE = "other"
+
+
+def _calendar_date(value: Any) -> Any:
+    """A date as YAML writes it (2021-03-18) or as an ISO string; never a number (pydantic would read it as a
+    Unix timestamp)."""
+    if isinstance(value, date | str):
+        return value
+    raise ValueError("expected a date like 2021-03-18")
+
+
+CalendarDate = Annotated[date, BeforeValidator(_calendar_date)]
+
+
+class _Strict(BaseModel):
+    """Every key must be known: a misspelt threshold is an error, not a silently ignored line."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SchemeRules(_Strict):
     label: str
-    training_balance: int
-    incentive_amount: int
-    incentive_installments: int
-    survey_count: int
-    survey_amount: int
-    purchase_deadline_days: int
+    training_balance: NonNegativeInt
+    incentive_amount: NonNegativeInt
+    incentive_installments: PositiveInt
+    survey_count: NonNegativeInt
+    survey_amount: NonNegativeInt
+    purchase_deadline_days: NonNegativeInt
     incentive_first_training_only: bool
 
 
-class DatedValue(BaseModel):
-    valid_from: date = Field(alias="from")
-    scheme: str | None = None
-    place: str | None = None
+class SchemeSince(_Strict):
+    valid_from: CalendarDate = Field(alias="from")
+    scheme: str
 
 
-class Timing(BaseModel):
-    platform_report_expected_working_days: int
-    platform_report_overdue_working_days: int
-    pmo_processing_working_days: int
-    pmo_overdue_working_days: int
-    schedule_after_certificate_working_days: int
-    payment_after_schedule_working_days: int
+class RatingPlaceSince(_Strict):
+    valid_from: CalendarDate = Field(alias="from")
+    place: RatingPlace
 
 
-class NameMatch(BaseModel):
-    threshold: float
-    titles: list[str]
+class Timing(_Strict):
+    platform_report_expected_working_days: NonNegativeInt
+    platform_report_overdue_working_days: NonNegativeInt
+    pmo_processing_working_days: NonNegativeInt
+    pmo_overdue_working_days: NonNegativeInt
+    schedule_after_certificate_working_days: NonNegativeInt
+    payment_after_schedule_working_days: NonNegativeInt
+
+    @model_validator(mode="after")
+    def _overdue_after_expected(self) -> Self:
+        if self.platform_report_overdue_working_days < self.platform_report_expected_working_days:
+            raise ValueError("platform_report_overdue_working_days is before platform_report_expected_working_days")
+        if self.pmo_overdue_working_days < self.pmo_processing_working_days:
+            raise ValueError("pmo_overdue_working_days is before pmo_processing_working_days")
+        return self
 
 
-class Rules(BaseModel):
-    schemes: dict[str, SchemeRules]
-    scheme_by_acceptance: list[DatedValue]
-    rating_place: list[DatedValue]
+def _title_words(values: tuple[str, ...]) -> tuple[str, ...]:
+    """Title words are compared without dots and case ("S.Kom" is "skom"); anything but letters is a typo."""
+    words = []
+    for value in values:
+        word = value.replace(".", "").lower()
+        if not word.isascii() or not word.isalpha():
+            raise ValueError(f"{value!r} is not a title word (letters and dots only)")
+        words.append(word)
+    return tuple(words)
+
+
+TitleWords = Annotated[tuple[str, ...], AfterValidator(_title_words)]
+
+
+class Degrees(_Strict):
+    """Academic degrees by their shape: head, optional infix, field, optional ending — or a whole degree."""
+
+    heads: TitleWords = Field(min_length=1)
+    infixes: TitleWords = ()
+    fields: TitleWords = Field(min_length=1)
+    endings: TitleWords = ()
+    whole: TitleWords = ()
+
+
+class NameMatch(_Strict):
+    threshold: float = Field(ge=0, le=100)
+    typos: NonNegativeInt
+    before_name: TitleWords
+    after_name: TitleWords
+    degrees: Degrees
+
+
+class Rules(_Strict):
+    schemes: dict[str, SchemeRules] = Field(min_length=1)
+    scheme_by_acceptance: list[SchemeSince] = Field(min_length=1)
+    rating_place: list[RatingPlaceSince] = Field(min_length=1)
     timing: Timing
     name_match: NameMatch
-    transfer_failures: dict[str, str]
+    transfer_failures: dict[str, Remedy]
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        for n, item in enumerate(self.scheme_by_acceptance):
+            if item.scheme not in self.schemes:
+                known = ", ".join(self.schemes)
+                raise ValueError(f"scheme_by_acceptance.{n}.scheme: unknown scheme {item.scheme!r} (schemes: {known})")
+        for key in ("scheme_by_acceptance", "rating_place"):
+            starts = [item.valid_from for item in getattr(self, key)]
+            if len(set(starts)) != len(starts):
+                raise ValueError(f"{key}: two entries start on the same date")
+        if OTHER_FAILURE not in self.transfer_failures:
+            raise ValueError(f"transfer_failures: needs an {OTHER_FAILURE!r} entry for reasons it does not list")
+        return self
 
     def scheme_for(self, accepted_on: date) -> str:
-        return _latest(self.scheme_by_acceptance, accepted_on).scheme or next(iter(self.schemes))
+        return _latest(self.scheme_by_acceptance, accepted_on).scheme
 
-    def rating_place_for(self, completed_on: date) -> str:
-        return _latest(self.rating_place, completed_on).place or "dashboard"
+    def rating_place_for(self, rated_on: date) -> RatingPlace:
+        """Where a rating given (or to be given) on `rated_on` goes: the date of the rating decides, not the
+        date the training was completed."""
+        return _latest(self.rating_place, rated_on).place
 
-    def remedy_for(self, failure_reason: str | None) -> str:
-        return self.transfer_failures.get(failure_reason or "other", self.transfer_failures["other"])
+    def remedy_for(self, failure_reason: str | None) -> Remedy:
+        return self.transfer_failures.get(failure_reason or OTHER_FAILURE, self.transfer_failures[OTHER_FAILURE])
 
 
-def _latest(items: list[DatedValue], on: date) -> DatedValue:
+_Dated = TypeVar("_Dated", SchemeSince, RatingPlaceSince)
+
+
+def _latest(items: list[_Dated], on: date) -> _Dated:
+    """The entry in force on `on`; a date before the first entry falls under the first."""
     ordered = sorted(items, key=lambda item: item.valid_from)
     chosen = ordered[0]
     for item in ordered:
@@ -70,11 +188,51 @@ def _latest(items: list[DatedValue], on: date) -> DatedValue:
     return chosen
 
 
+class _RulesLoader(yaml.SafeLoader):
+    """Leaves dates as text, so that an impossible date (2021-02-30) is reported by its key, not by the YAML
+    parser without one."""
+
+
+_RulesLoader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+
+
+def _describe(error: ValidationError) -> str:
+    """One "key.path: what is wrong (got value)" per problem."""
+    problems = []
+    for item in error.errors():
+        message = item["msg"].removeprefix("Value error, ")
+        given = item.get("input")
+        if item["type"] not in ("missing", "extra_forbidden") and not isinstance(given, dict | list | tuple):
+            message += f" (got {given!r})"
+        key = ".".join(str(part) for part in item["loc"])
+        problems.append(f"{key}: {message}" if key else message)
+    return "; ".join(problems)
+
+
+def parse_rules(text: str, source: str = "rules.yaml") -> Rules:
+    """The rules in `text`, validated whole; `RulesError` names `source` and every bad key."""
+    try:
+        data = yaml.load(text, Loader=_RulesLoader)  # a SafeLoader: plain data only
+    except yaml.YAMLError as error:
+        raise RulesError(f"{source}: not valid YAML: {error}") from None
+    if not isinstance(data, dict):
+        raise RulesError(f"{source}: expected a mapping of rule sections, got {type(data).__name__}")
+    try:
+        return Rules.model_validate(data)
+    except ValidationError as error:
+        raise RulesError(f"{source}: {_describe(error)}") from None
+
+
 def load_rules(path: Path | None = None) -> Rules:
     path = path or knowledge_dir() / "rules.yaml"
-    return Rules.model_validate(yaml.safe_load(path.read_text(encoding="utf-8")))
+    return parse_rules(path.read_text(encoding="utf-8"), str(path))
 
 
 @lru_cache(maxsize=1)
 def default_rules() -> Rules:
+    """Loaded once per process: the bot's texts quote the same thresholds the diagnosis counts with, and both are
+    wired at start-up, so an edit to `rules.yaml` takes effect on restart (closing days reload by themselves)."""
     return load_rules()

@@ -7,13 +7,15 @@ HTML, unknown chats and messages, "message is not modified", double-answered cal
 data. Tests push updates (`push_message`, `push_contact`, `push_callback`, `push_photo`, `push_document`, `push_voice`,
 `push_album`, `push_edited`), wait for what the bot does (`wait_for`, `wait_for_messages`) and read every call it made
 (`calls`, `sent`, `last_keyboard`). `fail_next` answers a method with an error (429 with `retry_after`, 403 "bot was
-blocked by the user", …) for the next N calls.
+blocked by the user", 500, …) for the next N calls. A document pushed with `content` can be downloaded the way bots do:
+`getFile`, then `GET {url}/file/bot{token}/{file_path}`.
 
 Staff groups are forum supergroups (`add_forum_group`, with a members map that `getChatMember` answers from): the bot
 creates topics (`createForumTopic`), posts into them (`message_thread_id`), copies messages between chats
 (`copyMessage`, `copyMessages` — an album's parts stay one album), and members write there (`push_group_message`,
-`push_group_photo`). `delete_topic` deletes a topic the way a member would: later sends into it fail with Telegram's
-400 "message thread not found". Every message in every chat is kept (`history`, `topic_messages`), so copies work.
+`push_group_photo`), join and leave (`push_chat_member`, the update an admin bot gets). `delete_topic` deletes a topic
+the way a member would: later sends into it fail with Telegram's 400 "message thread not found". Every message in
+every chat is kept (`history`, `topic_messages`), so copies work.
 """
 
 from __future__ import annotations
@@ -40,8 +42,10 @@ from aiogram.types import (
     ChatMemberLeft,
     ChatMemberMember,
     ChatMemberOwner,
+    ChatMemberUpdated,
     Contact,
     Document,
+    File,
     ForceReply,
     ForumTopic,
     ForumTopicCreated,
@@ -184,6 +188,10 @@ def blocked_by_user() -> ApiError:
     return ApiError(403, "Forbidden: bot was blocked by the user")
 
 
+def server_error() -> ApiError:
+    return ApiError(500, "Internal Server Error")
+
+
 def bad_request(reason: str) -> ApiError:
     return ApiError(400, f"Bad Request: {reason}")
 
@@ -261,6 +269,7 @@ class FakeBotApi:
         self._private: set[int] = set()  # users who started a private chat with the bot
         self._groups: dict[int, _Group] = {}
         self._file_ids = itertools.count(1)
+        self._files: dict[str, bytes] = {}  # file_id → content, for getFile and the download
         self._media_group_ids = itertools.count(13_000_000_000_000_001)
         self.results: list[tuple[str, dict[str, Any]]] = []  # answers that are not messages: (type name, data)
         self.confirmed_offset = 0  # the highest `offset` a getUpdates call confirmed
@@ -275,6 +284,7 @@ class FakeBotApi:
     async def start(self) -> None:
         app = web.Application()
         app.router.add_route("*", "/bot{token}/{method}", self._handle)
+        app.router.add_get("/file/bot{token}/{path:.+}", self._download)
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
         await self._runner.setup()
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -362,15 +372,20 @@ class FakeBotApi:
         group_id = str(next(self._media_group_ids))
         return [self.push_photo(user_id, caption if n == 0 else None, group_id) for n in range(count)]
 
-    def push_document(self, user_id: int, file_name: str = "bukti.pdf", caption: str | None = None) -> dict[str, Any]:
+    def push_document(
+        self, user_id: int, file_name: str = "bukti.pdf", caption: str | None = None, content: bytes | None = None
+    ) -> dict[str, Any]:
+        """A file sent to the bot; with `content`, the bot can download it (getFile, then the file URL)."""
         n = next(self._file_ids)
         document = Document(
             file_id=f"BQAD-{user_id}-{n}",
             file_unique_id=f"d{user_id}x{n}",
             file_name=file_name,
             mime_type="application/pdf" if file_name.endswith(".pdf") else "application/octet-stream",
-            file_size=48_213,
+            file_size=48_213 if content is None else len(content),
         )
+        if content is not None:
+            self._files[document.file_id] = content
         return self._push(message=self._incoming(user_id, document=document, caption=caption))
 
     def push_voice(self, user_id: int, duration: int = 3) -> dict[str, Any]:
@@ -385,16 +400,20 @@ class FakeBotApi:
         return self._push(message=self._incoming(user_id, voice=voice))
 
     def push_edited(self, chat_id: int, message_id: int, text: str) -> dict[str, Any]:
-        """The author of message `message_id` (a user's, in a private chat or a group) edits its text."""
+        """The author of message `message_id` (a user's, in a private chat or a group) edits its text, or the caption
+        of a photo or file."""
         original = self._history.get((chat_id, message_id))
         assert original is not None and original.from_user is not None, f"no message {message_id} in chat {chat_id}"
         assert original.from_user.id != self.bot_user.id, "edits of the bot's own messages are not updates"
-        assert original.text is not None, "only text messages are edited here"
-        data = _dump(original) | {"text": text, "edit_date": int(time.time())}
-        data.pop("entities", None)
-        entities = _command_entities(text)
-        if entities:
-            data["entities"] = [_dump(e) for e in entities]
+        if original.text is not None:
+            data = _dump(original) | {"text": text, "edit_date": int(time.time())}
+            data.pop("entities", None)
+            entities = _command_entities(text)
+            if entities:
+                data["entities"] = [_dump(e) for e in entities]
+        else:
+            data = _dump(original) | {"caption": text, "edit_date": int(time.time())}
+            data.pop("caption_entities", None)
         edited = Message.model_validate(data)
         self._history[chat_id, message_id] = edited
         return self._push(edited_message=edited)
@@ -480,6 +499,21 @@ class FakeBotApi:
             chat_id, user_id, thread_id, photo=self._photo(user_id), caption=caption, media_group_id=media_group_id
         )
         return self._push(message=message)
+
+    def push_chat_member(self, chat_id: int, user_id: int, status: str) -> dict[str, Any]:
+        """A member's status in the group changes (joins, leaves, is removed): the `chat_member` update Telegram
+        sends an admin bot that asked for it in `allowed_updates`."""
+        old = self._groups[chat_id].members.get(user_id, "left")
+        self.set_member(chat_id, user_id, status)
+        user = self.user(user_id)
+        change = ChatMemberUpdated(
+            chat=self._groups[chat_id].chat,
+            from_user=user,
+            date=datetime.now(UTC),
+            old_chat_member=_chat_member(old, user),
+            new_chat_member=_chat_member(status, user),
+        )
+        return self._push(chat_member=change)
 
     def push_callback(self, user_id: int, data: str, message_id: int, inaccessible: bool = False) -> str:
         """A press of a button on the bot's message `message_id` (as it is now); returns the callback query id.
@@ -668,6 +702,8 @@ class FakeBotApi:
                 return True
             case "getchatmember":
                 return self._get_chat_member(params)
+            case "getfile":
+                return self._get_file(params)
             case "sendchataction":
                 chat_id = self._require_chat(params)
                 self._thread_fields(chat_id, params.get("message_thread_id"))
@@ -937,6 +973,25 @@ class FakeBotApi:
             status, user = ("member" if user_id == chat_id else "left"), self.user(user_id)
         return self._result(_chat_member(status, user))
 
+    def _get_file(self, params: dict[str, Any]) -> dict[str, Any]:
+        file_id = params.get("file_id")
+        if not isinstance(file_id, str) or file_id not in self._files:
+            raise _Refused(bad_request("invalid file_id"))
+        size = len(self._files[file_id])
+        return self._result(
+            File(file_id=file_id, file_unique_id=f"u-{file_id}", file_size=size, file_path=f"documents/{file_id}")
+        )
+
+    async def _download(self, request: web.Request) -> web.Response:
+        """`GET /file/bot{token}/{file_path}`: the bytes, as Telegram serves them (no JSON)."""
+        if request.match_info["token"] != self.token:
+            return web.Response(status=401)
+        path = request.match_info["path"]
+        self.calls.append(ApiCall("download", {"file_path": path}))
+        self._notify()
+        content = self._files.get(path.removeprefix("documents/"))
+        return web.Response(status=404) if content is None else web.Response(body=content)
+
     def _edit(self, params: dict[str, Any], what: str) -> dict[str, Any]:
         chat_id = self._require_chat(params)
         message = self._messages.get((chat_id, params.get("message_id") or 0))
@@ -1073,7 +1128,7 @@ def ptb_update(data: dict[str, Any]) -> Any:
     """`telegram.Update` parsed by python-telegram-bot; fails on a missing required or an unknown field."""
     update = telegram.Update.de_json(data, None)
     assert update is not None and update.update_id == data["update_id"]
-    assert unknown_fields(update) == [], data
+    assert [f for f in unknown_fields(update) if not f.endswith(tuple(_NEWER_THAN_PTB))] == [], data
     return update
 
 
@@ -1090,6 +1145,7 @@ _NEWER_THAN_PTB = frozenset({".can_send_welcome_messages"})
 _PTB_RESULTS: dict[str, Any] = {
     "ForumTopic": telegram.ForumTopic,
     "MessageId": telegram.MessageId,
+    "File": telegram.File,
     **dict.fromkeys(
         (
             "ChatMemberOwner",

@@ -168,6 +168,45 @@ async def test_bad_shapes_name_their_problem(admin: Admin) -> None:
     assert await admin.store.revision() == before
 
 
+@pytest.mark.parametrize(
+    ("body", "named"),
+    [
+        ("title: {id: x}\nparaphrases: {id: [kartu hilang]}\nanswer: {id: yes}", "ya/tidak"),
+        ("title: {id: 12}\nparaphrases: {id: [kartu hilang]}\nanswer: {id: x}", "(<code>12</code>)"),
+        ("title: {id: x}\nparaphrases: {id: [kartu hilang, 2023]}\nanswer: {id: x}", "(<code>2023</code>)"),
+        ("title: {id: x}\nparaphrases: {id: [kartu hilang]}\nanswer: {id: 2025-01-01}", "angka atau tanggal"),
+    ],
+)
+async def test_a_value_yaml_reads_as_no_text_is_refused_not_saved_as_true(admin: Admin, body: str, named: str) -> None:
+    before = await admin.store.revision()
+    refused = text_of(await admin.say("faq_set", f"lost_card\n{body}"))
+    assert "tidak disimpan" in refused and named in refused and "tanda kutip" in refused
+    assert await admin.store.revision() == before
+    assert await admin.store.get("lost_card") is None
+
+
+async def test_a_version_that_no_longer_renders_is_not_rolled_back_to(admin: Admin) -> None:
+    entry = await admin.store.get("survey")
+    assert entry is not None
+    # Saved when templates could still read `old_global` (say): it would fail in front of participants now.
+    await admin.store.save(dataclasses.replace(entry, answer={"id": "Isi survei {{ old_global }}"}), ADMIN)
+    await admin.store.save(entry, ADMIN)  # an admin has put the good text back: version 3
+    before = await admin.store.revision()
+    refused = text_of(await admin.say("faq_rollback", "survey 2"))
+    assert "tidak dikembalikan ke versi 2" in refused and "old_global" in refused
+    assert await admin.store.revision() == before and await admin.store.current_version("survey") == 3
+    assert "versi 4" in text_of(await admin.say("faq_rollback", "survey 1"))  # a good version still comes back
+
+
+async def test_an_edit_on_a_fresh_database_keeps_the_seeded_faq(sqlite_engine: AsyncEngine) -> None:
+    store = FaqStore(sqlite_engine)  # nothing seeded yet: no participant has asked anything
+    provider = FaqCatalogProvider.from_knowledge(store)
+    flow = AdminFlow(store, provider, {ADMIN})
+    await flow.handle(Incoming(EventKind.COMMAND, ADMIN, "faq_set", "physical_card\n" + NEW_ENTRY_YAML))
+    entries = (await provider.catalog()).entries
+    assert "physical_card" in entries and "certificate_missing" in entries and "survey" in entries
+
+
 async def test_a_non_admin_is_refused_and_nothing_changes(admin: Admin) -> None:
     before = await admin.store.revision()
     for command, argument in [

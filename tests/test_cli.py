@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import os
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -12,7 +15,13 @@ from typing import Any
 import pytest
 
 from bot.cli import main
+from core.db import make_engine
+from core.demo import PERSONAS
 from core.diagnosis import Stage
+from core.faq import FaqEntry
+from core.faq_store import FaqStore
+from tests.fake_bot_api import FakeBotApi
+from tests.test_e2e_telegram import TOKEN, environment, start_bot, stop
 
 SCRIPT = Path(sys.executable).parent / "prakerja-bot"
 
@@ -135,3 +144,91 @@ def test_bad_setting_is_one_line(tmp_path: Path) -> None:
     result = run(tmp_path, "status", "1", env={"DEFAULT_LOCALE": "fr"})
     assert result.returncode == 2
     assert "DEFAULT_LOCALE" in result.stderr and "Traceback" not in result.stderr
+
+
+# --- faq match --------------------------------------------------------------------------------------------------------
+def faq_match(tmp_path: Path, questions: list[str]) -> list[dict[str, Any]]:
+    result = run(tmp_path, "faq", "match", stdin="".join(f"{q}\n" for q in questions))
+    assert result.returncode == 0, result.stderr
+    rows = [json.loads(line) for line in result.stdout.splitlines()]
+    assert all(list(row) == ["question", "faq_id", "score"] for row in rows)  # DESIGN.md §4
+    return rows
+
+
+def test_faq_match_answers_every_line_in_order(tmp_path: Path) -> None:
+    questions = ["sertif blm muncul gmn kak", "", "   ", "resep sambal terasi", "kapan insentif cair"]
+    rows = faq_match(tmp_path, questions)
+    assert [row["question"] for row in rows] == questions  # blank lines too: output line N answers input line N
+    assert rows[1] == {"question": "", "faq_id": None, "score": 0} and rows[2]["faq_id"] is None
+    assert rows[0]["faq_id"] == "certificate_missing" and rows[0]["score"] > 0
+    assert rows[3]["faq_id"] is None
+    assert not (tmp_path / "cli.db").exists()  # no database yet: the knowledge file, and none is created
+
+
+def test_faq_match_uses_the_faq_the_admins_edited(tmp_path: Path) -> None:
+    question = "apakah cs tetap buka saat libur lebaran"
+    assert run(tmp_path, "migrate").returncode == 0
+    [before] = faq_match(tmp_path, [question])  # a database the bot never seeded: the knowledge file
+    assert before["faq_id"] != "holiday_service"
+
+    async def edit() -> None:
+        engine = make_engine(f"sqlite+aiosqlite:///{tmp_path / 'cli.db'}")
+        try:
+            store = FaqStore(engine)
+            await store.seed_from_knowledge()
+            holiday = FaqEntry(
+                id="holiday_service",
+                title={"id": "Layanan saat libur", "en": "Service on holidays"},
+                paraphrases={"id": ["apakah layanan buka saat libur lebaran", "cs libur lebaran buka tidak"]},
+                answer={"id": "Buka setiap hari.", "en": "Open every day."},
+            )
+            await store.save(holiday, author_id=1)
+            await store.delete("survey", author_id=1)
+        finally:
+            await engine.dispose()
+
+    asyncio.run(edit())
+    after, survey = faq_match(tmp_path, [question, "cara mengisi survei evaluasi prakerja"])
+    assert after["faq_id"] == "holiday_service"
+    assert survey["faq_id"] != "survey"  # deleted by an admin: the bot no longer answers with it
+
+
+# --- run: never seeds or wipes a database it did not create -----------------------------------------------------------
+async def run_until_polling(cwd: Path, env: dict[str, str]) -> str:
+    """`prakerja-bot run` against a fake Telegram until it polls, then stopped; returns what it printed."""
+    async with FakeBotApi(TOKEN) as api:
+        log = cwd / "run.log"
+        process = start_bot(cwd, env | {"BOT_API_URL": api.url}, log)
+        try:
+            await api.wait_for(lambda: bool(api.calls_to("getUpdates")) or process.poll() is not None, 60, "polling")
+            assert process.poll() is None, log.read_text()
+        finally:
+            await stop(process, kill=True)  # what it did to the database is done before it polls
+    return log.read_text()
+
+
+def participants(database: Path) -> int:
+    with contextlib.closing(sqlite3.connect(database)) as conn:
+        count: int = conn.execute("SELECT count(*) FROM participants").fetchone()[0]
+        return count
+
+
+async def test_run_creates_demo_data_only_for_the_default_database_on_first_start(tmp_path: Path) -> None:
+    # A production database, migrated and waiting for its first import, and a new file somewhere else (a
+    # deployment's database too): run fills neither with demo personas.
+    production, elsewhere = tmp_path / "prod.db", tmp_path / "new" / "bot.db"
+    assert run(tmp_path, "migrate", env={"DATABASE_URL": f"sqlite+aiosqlite:///{production}"}).returncode == 0
+    (tmp_path / "new").mkdir()
+    printed, _ = await asyncio.gather(
+        run_until_polling(tmp_path, environment(f"sqlite+aiosqlite:///{production}")),
+        run_until_polling(tmp_path / "new", environment(f"sqlite+aiosqlite:///{elsewhere}")),
+    )
+    assert participants(production) == 0 and participants(elsewhere) == 0
+    assert "no participants yet" in printed and "No demo database yet" not in printed
+
+    # ./run.sh's first start (no DATABASE_URL, no database yet): the demo personas.
+    fresh = tmp_path / "fresh"
+    fresh.mkdir()
+    default_env = {k: v for k, v in environment("").items() if k != "DATABASE_URL"}
+    assert "No demo database yet" in await run_until_polling(fresh, default_env)
+    assert participants(fresh / "data" / "prakerja.db") == len(PERSONAS)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 
 import pytest
@@ -13,6 +13,7 @@ from core.diagnosis import (
     DiagnosisEngine,
     Done,
     EnrollmentFacts,
+    Flag,
     Holder,
     InstallmentFacts,
     NextAction,
@@ -20,8 +21,10 @@ from core.diagnosis import (
     ParticipantStatus,
     PayoutFacts,
     Stage,
+    Step,
+    troubleshooting_steps,
 )
-from core.rules import default_rules
+from core.rules import Remedy, default_rules
 
 ENGINE = DiagnosisEngine(default_rules(), WorkingCalendar())
 BASE_ENROLLMENT = EnrollmentFacts(
@@ -91,6 +94,25 @@ def test_needs_rating_on_the_platform_in_2020() -> None:
     assert d2021.rating_place == "dashboard"
 
 
+def test_a_rating_still_to_give_goes_where_ratings_are_given_today() -> None:
+    # Completed on 1 March 2021, before the dashboard took over ratings (18 March 2021), and still not rated in
+    # 2026: the rating is given now, so on the dashboard — the completion date does not decide.
+    early_2021: dict[str, Any] = {"purchased_on": date(2021, 2, 1), "completed_on": date(2021, 3, 1)}
+    d = diagnose(date(2026, 4, 10), **early_2021).diagnoses[0]
+    assert (d.stage, d.rating_place) == (Stage.NEEDS_RATING, "dashboard")
+
+
+@pytest.mark.parametrize(
+    ("rated_on", "place"),
+    [(date(2021, 3, 17), "platform"), (date(2021, 3, 18), "dashboard"), (date(2022, 1, 5), "dashboard")],
+)
+def test_a_rating_given_is_judged_by_its_own_date(rated_on: date, place: str) -> None:
+    # Completed before the switch in every case: only the rating's date matters.
+    facts: dict[str, Any] = {"purchased_on": date(2021, 2, 1), "completed_on": date(2021, 3, 1), "rated_on": rated_on}
+    d = diagnose(rated_on + timedelta(days=1), **facts).diagnoses[0]
+    assert (d.stage, d.rating_place) == (Stage.AWAITING_PLATFORM_REPORT, place)
+
+
 def test_awaiting_platform_report_then_overdue_after_three_working_days() -> None:
     rated = date(2026, 4, 6)  # Monday
     kwargs: dict[str, Any] = {"completed_on": rated, "rated_on": rated}
@@ -152,15 +174,32 @@ CERT: dict[str, Any] = {
 
 
 def test_certificate_issued_waits_for_the_schedule_then_goes_to_an_agent() -> None:
+    # DESIGN §1: the PMO puts the certificate *and* the incentive schedule on the dashboard within 1 working day of
+    # having the report (reported Tue 7 Apr): the schedule is due with the certificate, not a day after it.
     d = diagnose(date(2026, 4, 8), **CERT).diagnoses[0]
-    assert (d.stage, d.next_action, d.expected_by) == (
+    assert (d.stage, d.next_action, d.expected_by, d.overdue) == (
         Stage.CERTIFICATE_ISSUED,
         NextAction.WAIT_INCENTIVE_SCHEDULE,
-        date(2026, 4, 9),
+        date(2026, 4, 8),
+        False,
     )
     assert d.name_check is not None and d.name_check.matches  # case and title do not count
-    late = diagnose(date(2026, 4, 13), **CERT).diagnoses[0]
+    late = diagnose(date(2026, 4, 9), **CERT).diagnoses[0]
     assert (late.overdue, late.next_action) == (True, NextAction.CONTACT_AGENT)
+
+
+def test_schedule_due_with_a_certificate_the_pmo_issued_late() -> None:
+    # Reported Tue 7 Apr, certificate only on Mon 13 Apr, no schedule with it: the schedule is as late as the
+    # certificate was, so an agent takes it at once.
+    late_certificate = CERT | {"issued_on": date(2026, 4, 13)}
+    d = diagnose(date(2026, 4, 13), **late_certificate).diagnoses[0]
+    assert (d.expected_by, d.overdue, d.next_action) == (date(2026, 4, 8), True, NextAction.CONTACT_AGENT)
+
+
+def test_schedule_without_a_report_date_counts_from_the_certificate() -> None:
+    d = diagnose(date(2026, 4, 9), **(CERT | {"reported_on": None})).diagnoses[0]
+    assert (d.stage, d.expected_by, d.overdue) == (Stage.CERTIFICATE_ISSUED, date(2026, 4, 9), False)
+    assert diagnose(date(2026, 4, 10), **(CERT | {"reported_on": None})).diagnoses[0].overdue
 
 
 def test_printed_name_of_another_person_is_a_mismatch() -> None:
@@ -198,13 +237,38 @@ def test_incentive_outcomes(status: str, reason: str | None, stage: Stage, actio
 
 
 def test_scheduled_incentive_overdue_after_the_payment_window() -> None:
+    # DESIGN §1: payment 3–5 working days after the schedule *appears* — with the certificate, Wed 8 Apr — so by
+    # Wed 15 Apr, not 5 working days after the date the schedule names (Tue 14 Apr).
     installment = InstallmentFacts(1, 600_000, date(2026, 4, 14), "scheduled", enrollment_id=1)
-    on_time = diagnose(date(2026, 4, 21), installments=(installment,), **CERT)
-    assert on_time.incentives[0].expected_by == date(2026, 4, 21)
+    on_time = diagnose(date(2026, 4, 15), installments=(installment,), **CERT)
+    assert on_time.incentives[0].expected_by == date(2026, 4, 15)
     assert not on_time.needs_agent
-    late = diagnose(date(2026, 4, 22), installments=(installment,), **CERT)
+    late = diagnose(date(2026, 4, 16), installments=(installment,), **CERT)
     assert late.incentives[0].overdue and late.needs_agent
     assert late.diagnoses[0].next_action == NextAction.CONTACT_AGENT
+
+
+def test_a_later_monthly_installment_is_not_due_before_its_own_date() -> None:
+    # 2020 scheme: four installments published with the certificate, each naming its month.
+    second = InstallmentFacts(2, 600_000, date(2026, 5, 14), "scheduled", enrollment_id=1)
+    status = diagnose(date(2026, 5, 14), installments=(second,), **CERT)
+    assert (status.incentives[0].expected_by, status.incentives[0].overdue) == (date(2026, 5, 14), False)
+    assert diagnose(date(2026, 5, 15), installments=(second,), **CERT).incentives[0].overdue
+
+
+def test_payment_window_without_a_known_publication_counts_from_the_schedule() -> None:
+    unlinked = InstallmentFacts(1, 600_000, date(2026, 4, 14), "scheduled", enrollment_id=None)
+    view = ENGINE.installment(unlinked, date(2026, 4, 15))
+    assert (view.expected_by, view.overdue) == (date(2026, 4, 21), False)
+
+
+@pytest.mark.parametrize("reason", sorted(default_rules().transfer_failures))
+def test_every_failure_reason_in_the_rules_has_its_remedy(reason: str) -> None:
+    installment = InstallmentFacts(1, 600_000, date(2026, 4, 14), "failed", enrollment_id=1, failure_reason=reason)
+    result = diagnose(date(2026, 4, 15), installments=(installment,), **CERT)
+    d = result.diagnoses[0]
+    assert (d.stage, d.failure_reason) == (Stage.INCENTIVE_FAILED, reason)
+    assert d.next_action.value == default_rules().transfer_failures[reason].value == result.incentives[0].remedy
 
 
 def test_two_enrollments_in_different_stages() -> None:
@@ -238,3 +302,85 @@ def test_payout_warnings_before_a_transfer_fails() -> None:
     warnings = ENGINE.participant_status(facts, date(2026, 4, 2)).payout_warnings
     assert set(warnings) == {"account_inactive", "ewallet_unverified", "phone_changed", "name_mismatch"}
     assert ENGINE.participant_status(PARTICIPANT, date(2026, 4, 2)).payout_warnings == ()
+
+
+# --- membership: revoked, and the first purchase after the scheme's deadline --------------------------------------
+IN_PROGRESS: dict[str, Any] = {"completed_on": date(2026, 4, 6), "rated_on": date(2026, 4, 6)}
+
+
+def test_a_revoked_membership_stops_a_training_in_progress() -> None:
+    # DESIGN §1: membership is active or revoked; revoked, nothing moves on, so no date is promised and the only
+    # step is a person (the complaint form or an agent).
+    facts = replace(PARTICIPANT, membership="revoked", enrollments=(replace(BASE_ENROLLMENT, **IN_PROGRESS),))
+    status = ENGINE.participant_status(facts, date(2026, 4, 7))
+    (d,) = status.diagnoses
+    assert d.stage == Stage.AWAITING_PLATFORM_REPORT  # where the records stand
+    assert (d.holder, d.next_action, d.expected_by, d.overdue) == (
+        Holder.PMO,
+        NextAction.MEMBERSHIP_REVOKED,
+        None,
+        False,
+    )
+    assert d.flags == (Flag.MEMBERSHIP_REVOKED,)
+    assert status.needs_agent
+    assert troubleshooting_steps(d) == (Step.ESCALATE,)
+
+
+def test_a_revoked_membership_leaves_a_settled_training_as_it_is() -> None:
+    installment = InstallmentFacts(1, 600_000, date(2026, 4, 14), "transferred", enrollment_id=1)
+    facts = replace(
+        PARTICIPANT,
+        membership="revoked",
+        enrollments=(replace(BASE_ENROLLMENT, **CERT),),
+        installments=(installment,),
+    )
+    (d,) = ENGINE.participant_status(facts, date(2026, 4, 20)).diagnoses
+    assert (d.stage, d.next_action, d.flags) == (
+        Stage.INCENTIVE_TRANSFERRED,
+        NextAction.NONE,
+        (Flag.MEMBERSHIP_REVOKED,),
+    )
+
+
+def test_an_active_membership_is_not_flagged() -> None:
+    (d,) = diagnose(date(2026, 4, 7), **IN_PROGRESS).diagnoses
+    assert (d.next_action, d.flags) == (NextAction.WAIT_PLATFORM_REPORT, ())
+
+
+@pytest.mark.parametrize(
+    ("scheme", "accepted_on", "deadline"),
+    [("2023", date(2026, 3, 25), date(2026, 4, 9)), ("2020", date(2020, 8, 1), date(2020, 8, 31))],
+)
+def test_a_first_purchase_after_the_schemes_deadline_is_flagged(scheme: str, accepted_on: date, deadline: date) -> None:
+    def flags(*purchases: date) -> list[tuple[Flag, ...]]:
+        enrollments = tuple(
+            replace(BASE_ENROLLMENT, enrollment_id=n, purchased_on=bought) for n, bought in enumerate(purchases, 1)
+        )
+        facts = replace(PARTICIPANT, scheme=scheme, accepted_on=accepted_on, enrollments=enrollments)
+        return [d.flags for d in ENGINE.participant_status(facts, deadline + timedelta(days=60)).diagnoses]
+
+    assert flags(deadline) == [()]  # on the last day: in time
+    assert flags(deadline + timedelta(days=1)) == [(Flag.PURCHASED_AFTER_DEADLINE,)]
+    # The deadline is for the first training only: a second one bought later is normal.
+    assert flags(deadline, deadline + timedelta(days=30)) == [(), ()]
+    late = (Flag.PURCHASED_AFTER_DEADLINE,)
+    assert flags(deadline + timedelta(days=1), deadline + timedelta(days=2)) == [late, late]
+
+
+def test_a_late_first_purchase_keeps_its_pipeline() -> None:
+    # The membership is still active in the records: the diagnosis goes on and only flags it for staff.
+    late: dict[str, Any] = {
+        "purchased_on": date(2026, 4, 20),  # accepted 25 Mar: the 2023 scheme's 15 days ended 9 Apr
+        "completed_on": date(2026, 4, 27),
+        "rated_on": date(2026, 4, 27),
+    }
+    (d,) = diagnose(date(2026, 4, 28), **late).diagnoses
+    assert (d.stage, d.next_action, d.flags) == (
+        Stage.AWAITING_PLATFORM_REPORT,
+        NextAction.WAIT_PLATFORM_REPORT,
+        (Flag.PURCHASED_AFTER_DEADLINE,),
+    )
+
+
+def test_every_remedy_the_rules_may_name_is_a_next_action() -> None:
+    assert {remedy.value for remedy in Remedy} <= {action.value for action in NextAction}

@@ -134,7 +134,11 @@ async def desks(demo_db: Path, tmp_path_factory: pytest.TempPathFactory) -> Asyn
             for fake, groups, agents in configurations:
                 setup_groups(fake)
                 tmp = tmp_path_factory.mktemp("agents")
-                env = environment(copy_db(demo_db, tmp), STAFF_CHAT_ID=groups, AGENT_IDS=agents)
+                # The tests follow one another in one staff group, faster than Telegram's 20 messages a minute there;
+                # the limit itself is tested on a clock the test turns (test_staff_sender.py).
+                env = environment(
+                    copy_db(demo_db, tmp), STAFF_CHAT_ID=groups, AGENT_IDS=agents, STAFF_MESSAGES_PER_MINUTE="600"
+                )
                 made.append(Desk(fake, tmp, env, spawn(fake, tmp, env, "bot")))
             await until_polling(made[0].bot)
             yield Desks(*made)
@@ -335,6 +339,8 @@ async def test_a_whole_case_from_asking_for_an_agent_to_the_satisfaction_answer(
 
     await api.wait_for(lambda: bool(queue()), WAIT, "the queue")
     assert f"#{case_id} · " in body(queue()[-1]) and f"dipegang {AGENT}" in body(queue()[-1])
+    [listed] = [c for c in api.calls_to("sendMessage", STAFF) if "Antrean kasus" in str(c.params["text"])]
+    assert f'<a href="https://t.me/c/123/{thread}">#{case_id}</a> · belum terverifikasi' in str(listed.params["text"])
 
     # /close: the participant is asked for a score; a score is thanked.
     api.push_group_message(STAFF, AGENT, "/close", thread)
@@ -343,15 +349,21 @@ async def test_a_whole_case_from_asking_for_an_agent_to_the_satisfaction_answer(
     scores = [b["text"] for row in keyboard_of(api.sent_calls(user)[-1]) for b in row]
     assert scores == ["1", "2", "3", "4", "5"]
     await topic_gets(api, STAFF, thread, says(f"🔒 Kasus #{case_id} ditutup oleh Sari"), "the close notice")
+    scores_id, _ = api.button(user, "5")
     _, [thanks] = await participant.press("5", 1)
     assert thanks == text("satisfaction_thanks")
+    # Forged answers (a score out of range, a case number past the database's integers) are expired buttons.
+    forged = [api.push_callback(user, data, scores_id) for data in (f"0000|c|{case_id}_9", "0000|c|" + "9" * 23 + "_5")]
+    await api.wait_for(lambda: None not in [api.answered(q) for q in forged], WAIT, "answers to forged scores")
+    assert [a.params["text"] for a in map(api.answered, forged) if a] == [text("button_expired")] * 2
 
-    # Writing again within 24 hours reopens the case in the same topic.
+    # Writing again within 24 hours reopens the case in the same topic, and the agents are told so.
     shown = len(api.topic_messages(STAFF, thread))
     [reopened] = await participant.send("maaf kak, satu lagi", 1)
     assert reopened == text("case_reopened")
     await topic_gets(api, STAFF, thread, says("maaf kak, satu lagi"), "the relay after reopening")
-    assert len(api.topic_messages(STAFF, thread)) == shown + 1
+    notice = f"🔄 Kasus #{case_id} dibuka kembali: peserta menulis lagi setelah kasus ditutup. Masih dipegang {AGENT}."
+    assert [body(m) for m in api.topic_messages(STAFF, thread)[shown:]] == [notice, "maaf kak, satu lagi"]
     assert [c for c in api.calls_to("createForumTopic") if c.ok and str(user) in c.params["name"]] != []
     assert len([c for c in api.calls_to("createForumTopic") if str(user) in c.params["name"]]) == 1
     api.push_group_message(STAFF, AGENT, "Silakan Kak", thread)
@@ -456,6 +468,32 @@ async def test_albums_documents_voice_and_edits_reach_the_topic(participant: Par
     assert to_participant.params["message_ids"] == [p["message"]["message_id"] for p in parts]
     assert to_participant.params["from_chat_id"] == STAFF
     assert not [c for c in api.calls_to("copyMessage", user)]  # no part went on its own
+    # The agent corrects the album's caption: the participant's copy is corrected too.
+    await asyncio.sleep(0.3)  # the copies' ids are written down
+    api.push_edited(STAFF, parts[0]["message"]["message_id"], "contoh yang benar")
+    edit = await api.wait_for_call("editMessageCaption", user)
+    assert edit.ok and edit.params["message_id"] == to_participant.result[0]["message_id"]
+    assert api.message(user, edit.params["message_id"]).caption == "contoh yang benar"
+    await participant.quiet()
+
+
+async def test_a_photo_or_album_captioned_note_stays_in_the_topic(participant: Participant) -> None:
+    api, user = participant.api, participant.user
+    thread, _ = await participant.ask_for_agent()
+    api.push_group_photo(STAFF, AGENT, thread, caption="/note tangkapan layar sistem internal")
+    await topic_gets(api, STAFF, thread, says("📝 Catatan (photo) disimpan"), "the note saved")
+    for n in range(3):  # an album whose first part is captioned "/note": none of its parts is relayed
+        caption = "/note riwayat transfer dari bank" if n == 0 else None
+        api.push_group_photo(STAFF, AGENT, thread, caption=caption, media_group_id="agent-note-album")
+    api.push_group_message(STAFF, AGENT, "Baik Kak, sedang kami cek.", thread)  # a reply after them still goes
+    reply = "Baik Kak, sedang kami cek."
+    await api.wait_for(lambda: any(body(m) == reply for m in participant.bot_messages()), WAIT, "the reply")
+    await asyncio.sleep(2.0)  # past the album's settling time
+    assert [m for m in participant.bot_messages() if m.photo] == []
+    assert api.calls_to("copyMessages", user) == []
+    api.push_group_message(STAFF, AGENT, "/status", thread)
+    status = await topic_gets(api, STAFF, thread, says("📝 [photo] tangkapan layar"), "the notes in the card")
+    assert "📝 [photo] riwayat transfer" in body(status)
     await participant.quiet()
 
 

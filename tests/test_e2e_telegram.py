@@ -6,11 +6,14 @@ One bot process serves the module; every test talks as its own Telegram user, so
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import os
+import sqlite3
 import subprocess
 import sys
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -56,6 +59,7 @@ class RunningBot:
     api: FakeBotApi
     process: subprocess.Popen[bytes]
     log: Path
+    database: Path | None = None  # its SQLite file
 
     def log_size(self) -> int:
         return self.log.stat().st_size
@@ -98,7 +102,8 @@ async def stop(process: subprocess.Popen[bytes], kill: bool = False) -> None:
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def running(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[RunningBot]:
     tmp = tmp_path_factory.mktemp("e2e")
-    database_url = f"sqlite+aiosqlite:///{tmp / 'e2e.db'}"
+    database = tmp / "e2e.db"
+    database_url = f"sqlite+aiosqlite:///{database}"
     demo = await asyncio.to_thread(
         subprocess.run,
         [str(SCRIPT), "demo"],
@@ -112,7 +117,7 @@ async def running(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Run
     async with FakeBotApi(TOKEN) as api:
         log = tmp / "bot.log"
         process = await asyncio.to_thread(start_bot, tmp, environment(database_url, BOT_API_URL=api.url), log)
-        running = RunningBot(api, process, log)
+        running = RunningBot(api, process, log, database)
         try:
             await api.wait_for(lambda: bool(api.calls_to("getUpdates")) or process.poll() is not None, 30, "polling")
             running.assert_healthy()
@@ -226,9 +231,7 @@ async def test_a_whole_certificate_conversation(chat: Conversation) -> None:
     assert thanks == text("troubleshoot_solved")
     assert len(api.calls_to("editMessageReplyMarkup", user)) == 2
 
-    # Quick look-ups need no "typing…" (tests/test_delivery.py: slow ones do); the command menu exists in both
-    # languages.
-    assert {c.params["action"] for c in api.calls_to("sendChatAction", user)} <= {"typing"}
+    # The command menu exists in both languages. ("typing…": test_typing_shows_only_while_a_look_up_is_slow.)
     for language, locale in (("", "id"), ("en", "en")):
         commands = api.commands["all_private_chats", language]
         assert [c["command"] for c in commands] == ["start", "status", "help", "lang", "cancel", "logout"]
@@ -364,3 +367,44 @@ async def test_a_double_tap_advances_one_step(chat: Conversation) -> None:
     answers = [chat.api.answered(first), chat.api.answered(second)]
     assert [a.params.get("text") for a in answers if a is not None].count(text("button_expired")) == 1
     await chat.settled()
+
+
+@contextlib.contextmanager
+def write_lock(database: Path) -> Iterator[None]:
+    """Hold the SQLite file's write lock, as a long import does: every turn that writes waits for it."""
+    conn = sqlite3.connect(database, isolation_level=None)
+    try:
+        conn.execute("PRAGMA busy_timeout=10000")
+        conn.execute("BEGIN IMMEDIATE")
+        yield
+        conn.execute("ROLLBACK")
+    finally:
+        conn.close()
+
+
+async def test_typing_shows_only_while_a_look_up_is_slow(chat: Conversation) -> None:
+    """Slow turns (the database busy with a writer for a second): "typing…" for a linked participant's question,
+    which may read their records, and none for a stranger's; quick turns show none (tests/test_delivery.py)."""
+    api, user, database = chat.api, chat.user, chat.running.database
+    assert database is not None
+    await chat.send("/status", 2)
+    await chat.share_contact(DEDI_PHONE, user)
+    await chat.send(DEDI_BORN, 3)
+    stranger = Conversation(chat.running, next(_users), log_start=chat.log_start)
+    typed_before = len(api.calls_to("sendChatAction", user))  # identifying may be slow too on a loaded machine
+    question = "kapan insentif prakerja dicairkan"
+    with write_lock(database):
+        started = time.monotonic()
+        api.push_message(user, question)
+        api.push_message(stranger.user, question)
+        await asyncio.sleep(1.0)
+        assert api.sent(user)[chat.seen :] == [] and api.sent(stranger.user) == []  # both wait for the lock
+    [answer] = await chat.replies(1)
+    [other] = await stranger.replies(1)
+    assert "Kak Dedi Kurniawan, jadwal insentifmu belum ada" in answer and "Dedi" not in other
+    typing = api.calls_to("sendChatAction", user)[typed_before:]
+    assert [c.params["action"] for c in typing] == ["typing"]
+    assert started + 0.3 <= typing[0].at < api.sent_calls(user)[-1].at  # after 0.3 s, before the answer
+    assert api.calls_to("sendChatAction", stranger.user) == []  # a stranger's question reads no records
+    await chat.settled()
+    await stranger.settled()

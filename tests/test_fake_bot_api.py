@@ -334,3 +334,25 @@ async def test_a_forum_group_topics_copies_and_members(api: FakeBotApi, bot: Bot
     assert again.message_thread_id > thread
     check_with_ptb(api)
     assert {kind for kind, _ in api.results} >= {"ForumTopic", "MessageId", "ChatMemberAdministrator", "ChatMemberLeft"}
+
+
+async def test_files_caption_edits_and_member_changes(api: FakeBotApi, bot: Bot) -> None:
+    """A document's content comes back through getFile and the file URL; a caption edit and a member leaving are
+    updates as Telegram sends them (python-telegram-bot parses them)."""
+    update = api.push_document(USER, "entri.yaml", caption="/faq_set x", content=b"title: {id: x}\n")
+    document = update["message"]["document"]
+    assert document["file_size"] == 15
+    downloaded = await bot.download(document["file_id"])
+    assert downloaded is not None and downloaded.read() == b"title: {id: x}\n"
+    with pytest.raises(TelegramBadRequest, match="invalid file_id"):
+        await bot.get_file("no-such-file")
+
+    group = -100_555_001
+    api.add_forum_group(group, members={USER: "administrator"})
+    photo = api.push_group_photo(group, USER, caption="lama")["message"]["message_id"]
+    edited = api.push_edited(group, photo, "baru")["edited_message"]
+    assert edited["caption"] == "baru" and "text" not in edited and edited["photo"]
+    left = api.push_chat_member(group, USER, "left")["chat_member"]
+    assert (left["old_chat_member"]["status"], left["new_chat_member"]["status"]) == ("administrator", "left")
+    assert (await bot.get_chat_member(group, USER)).status == "left"
+    check_with_ptb(api)

@@ -4,23 +4,31 @@ text safe to match."""
 from __future__ import annotations
 
 import ast
+import asyncio
+import html
 import importlib.util
 import json
 import re
 import sys
 import time
+from datetime import date
 from pathlib import Path
 from typing import Any
 
-import jinja2
 import pytest
-import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from bot.flows.views import participant_view
+from bot.texts import default_renderer, load_yaml
 from core import faq
+from core.calendar import default_calendar, today_in_jakarta
+from core.db import make_engine
+from core.demo import PERSONAS, recreate_database, seed_demo
 from core.faq import FaqEntry, FaqMatcher, clean_text, load_faq, load_off_topic, load_slang
-from core.paths import PROJECT_ROOT, knowledge_dir
+from core.paths import PROJECT_ROOT
+from core.rules import default_rules
+from core.status import DatabaseStatusSource, StatusService
 
 INTENTS = [
     "certificate_missing",
@@ -44,29 +52,6 @@ SHARED = PROJECT_ROOT.parent / "shared"
 DEV_SET = SHARED / "dev_questions.jsonl"
 # Questions written for these tests in the participants' style, never used to write the paraphrases' wording.
 HELDOUT_SET = Path(__file__).with_name("faq_heldout.jsonl")
-
-PARTICIPANTS: list[dict[str, Any] | None] = [
-    None,
-    {
-        "name": "Siti <b>Aminah</b> & Co",  # must come out escaped
-        "scheme": "2023",
-        "platform_name": "Tokopedia",
-        "platform_contact_url": "https://www.tokopedia.com/help",
-        "next_incentive_date": "12 Mei 2025",
-    },
-    {
-        "name": "Budi",
-        "scheme": "2020",
-        "platform_name": None,
-        "platform_contact_url": None,
-        "next_incentive_date": None,
-    },
-]
-
-
-def rupiah(amount: int) -> str:
-    """The renderer's filter, reproduced for the tests: 600000 → "Rp600.000"."""
-    return f"Rp{amount:,}".replace(",", ".")
 
 
 @pytest.fixture(scope="module")
@@ -149,32 +134,113 @@ def assert_telegram_html(text: str) -> None:
     assert "**" not in text and "__" not in text and "](" not in text
 
 
-@pytest.mark.parametrize("participant", PARTICIPANTS, ids=["anonymous", "identified", "identified-sparse"])
+@pytest.fixture(scope="module")
+def persona_contexts(tmp_path_factory: pytest.TempPathFactory) -> list[tuple[str, dict[str, Any]]]:
+    """The `participant` context the bot gives FAQ answers, for each demo persona (seeded into an SQLite file)."""
+
+    async def build(path: Path) -> list[tuple[str, dict[str, Any]]]:
+        engine = make_engine(f"sqlite+aiosqlite:///{path}")
+        try:
+            await recreate_database(engine)
+            created = await seed_demo(engine, default_rules(), default_calendar(), b"k", today_in_jakarta())
+            source = DatabaseStatusSource(engine)
+            try:
+                statuses = [(persona.name, await StatusService(source).status(pid)) for pid, persona in created]
+            finally:
+                source.close()
+        finally:
+            await engine.dispose()
+        directory = load_yaml("platforms.yaml")
+        return [(name, participant_view(directory, status)) for name, status in statuses if status is not None]
+
+    contexts = asyncio.run(build(tmp_path_factory.mktemp("faq") / "faq.db"))
+    assert len(contexts) == len(PERSONAS)
+    return contexts
+
+
+_TAG = re.compile(r"<[^>]+>")
+# A sentence or bullet run into the next: "beda nama.Kak", "pertama• Insentif", "(Tokopedia)Kontak".
+_GLUED = re.compile(r"(?<=[a-z0-9])[.!?)](?=[A-Z•])|\)(?=[A-Za-z])|\S•")
+
+
+def assert_nothing_glued(text: str, what: str) -> None:
+    plain = html.unescape(_TAG.sub("", text))
+    glued = [plain[max(m.start() - 20, 0) : m.end() + 20] for m in _GLUED.finditer(plain)]
+    assert glued == [], what
+
+
 @pytest.mark.parametrize("lang", ["id", "en"])
-def test_every_answer_renders(entries: list[FaqEntry], lang: str, participant: dict[str, Any] | None) -> None:
-    env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)
-    env.filters["rupiah"] = rupiah
-    context = {
-        "rules": yaml.safe_load((knowledge_dir() / "rules.yaml").read_text(encoding="utf-8")),
-        "directory": yaml.safe_load((knowledge_dir() / "platforms.yaml").read_text(encoding="utf-8")),
-        "participant": participant,
-    }
+def test_every_answer_renders_for_nobody_and_every_persona(
+    entries: list[FaqEntry], persona_contexts: list[tuple[str, dict[str, Any]]], lang: str
+) -> None:
+    """Through the bot's own renderer, with the context the bot builds: whole sentences on their own lines."""
+    renderer = default_renderer()
+    for who, participant in [("nobody", None), *persona_contexts]:
+        for entry in entries:
+            text = renderer.render_source(entry.answer[lang], lang, participant=participant)
+            what = f"{entry.id}/{lang}/{who}"
+            assert 40 < len(text) < 4096, what
+            assert "None" not in text, what
+            assert not re.search(r"\d{4}-\d\d-\d\d", text), f"{what}: a date left in ISO form"
+            assert_telegram_html(text)
+            assert_nothing_glued(text, what)
+
+
+def test_names_in_answers_are_escaped(
+    entries: list[FaqEntry], persona_contexts: list[tuple[str, dict[str, Any]]]
+) -> None:
+    participant = dict(persona_contexts[-1][1], name="Siti <b>Aminah</b> & Co")
     for entry in entries:
-        text = env.from_string(entry.answer[lang]).render(context).strip()
-        assert 40 < len(text) < 4096, entry.id
-        assert "None" not in text, entry.id
-        assert_telegram_html(text)
-        if participant is not None and "Siti" in text:
+        text = default_renderer().render_source(entry.answer["id"], "id", participant=participant)
+        assert "<b>Aminah" not in text
+        if "Siti" in text:
             assert "&lt;b&gt;Aminah&lt;/b&gt; &amp; Co" in text
 
 
+def answer_for(entries: list[FaqEntry], faq_id: str, participant: dict[str, Any] | None, lang: str = "id") -> str:
+    entry = next(e for e in entries if e.id == faq_id)
+    return default_renderer().render_source(entry.answer[lang], lang, participant=participant)
+
+
+def test_the_reported_glued_sentences_are_apart(
+    entries: list[FaqEntry], persona_contexts: list[tuple[str, dict[str, Any]]]
+) -> None:
+    by_name = dict(persona_contexts)
+    assert "beda nama.\n" in answer_for(entries, "certificate_wrong_name", by_name["Citra Dewi"])
+    assert "pelatihan pertama.\nKak Lukman Hakim, jadwal" in answer_for(
+        entries, "incentive_schedule", by_name["Lukman Hakim"]
+    )
+    assert "untuk pelatihan pertama\n• Insentif survei" in answer_for(entries, "incentive_amount", None)
+    assert "for the first training\n• Survey incentive" in answer_for(entries, "incentive_amount", None, "en")
+
+
+def test_the_wrong_name_answer_compares_the_participants_own_names(
+    entries: list[FaqEntry], persona_contexts: list[tuple[str, dict[str, Any]]]
+) -> None:
+    by_name = dict(persona_contexts)
+    tika = answer_for(entries, "certificate_wrong_name", by_name["Kartika Sari"])
+    assert "Nama terdaftarmu: <b>Kartika Sari</b>" in tika
+    assert re.search(r'\n• .+: nama di (sertifikat|lembaga) "Tika Permata" — <b>berbeda</b>', tika)
+    # A title is no different name: the diagnosis's own judgement, not an exact comparison.
+    lukman = answer_for(entries, "certificate_wrong_name", by_name["Lukman Hakim"], "en")
+    assert 'the name on the certificate is "Lukman Hakim S.Kom" — it matches' in lukman
+    nobody = answer_for(entries, "certificate_wrong_name", by_name["Ayu Lestari"])
+    assert "belum ada nama dari lembaga" in nobody
+    assert "Nama terdaftarmu" not in answer_for(entries, "certificate_wrong_name", None)
+
+
+def test_the_next_incentive_date_is_written_out(
+    entries: list[FaqEntry], persona_contexts: list[tuple[str, dict[str, Any]]]
+) -> None:
+    lukman = dict(persona_contexts)["Lukman Hakim"]
+    day: date = lukman["next_incentive_date"]
+    month = ("Januari", "Februari", "Maret", "April", "Mei", "Juni", "Juli", "Agustus", "September", "Oktober",
+             "November", "Desember")[day.month - 1]  # fmt: skip
+    assert f"{day.day} {month} {day.year}</b>" in answer_for(entries, "incentive_schedule", lukman)
+
+
 def test_amounts_come_from_the_rules(entries: list[FaqEntry]) -> None:
-    env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)
-    env.filters["rupiah"] = rupiah
-    rules = yaml.safe_load((knowledge_dir() / "rules.yaml").read_text(encoding="utf-8"))
-    directory = yaml.safe_load((knowledge_dir() / "platforms.yaml").read_text(encoding="utf-8"))
-    amount = next(e for e in entries if e.id == "incentive_amount")
-    text = env.from_string(amount.answer["id"]).render(rules=rules, directory=directory, participant=None)
+    text = answer_for(entries, "incentive_amount", None)
     assert "Rp600.000" in text and "Rp2.400.000" in text and "Rp3.500.000" in text and "Rp50.000" in text
 
 
@@ -201,6 +267,7 @@ def test_clean_text_strips_noise() -> None:
         ("udh ga bs login", "sudah tidak bisa login"),
         ("certificate not showing", "sertifikat tidak muncul"),  # English words reuse the Indonesian ones
         ("HALO MIN, INSENTIF SAYA KOK BELUM MASUK YA???", "insentif belum masuk"),
+        ("seluruh modul sudah tuntas", "semua modul sudah selesai"),  # synonyms: one word each
     ],
 )
 def test_normalisation(matcher: FaqMatcher, messy: str, clean: str) -> None:
@@ -246,6 +313,12 @@ def test_heldout_set_accuracy(matcher: FaqMatcher) -> None:
 def test_off_topic_gets_no_answer(matcher: FaqMatcher, question: str) -> None:
     result = matcher.match(question)
     assert result.kind == "none" and result.faq_id is None
+
+
+def test_a_question_about_two_entries_is_no_confident_answer(matcher: FaqMatcher) -> None:
+    # The modules are done, the certificate is missing: not a sure answer about finishing the training.
+    result = matcher.match("udh selesai semua modul tp sertifikatnya ga nongol2")
+    assert result.kind == "suggest" and "certificate_missing" in [c.faq_id for c in result.top(3)]
 
 
 def test_verdicts(matcher: FaqMatcher) -> None:

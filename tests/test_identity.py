@@ -16,8 +16,10 @@ from core.identity import (
     keyed_hash,
     mask_phone,
     normalize_phone,
+    parse_birth_date,
     parse_nik,
     redact,
+    redact_free_text,
     verify_keyed_hash,
 )
 
@@ -102,5 +104,58 @@ def test_masking() -> None:
 def test_redact_never_leaves_a_long_digit_run(text: str) -> None:
     digits_run = 0
     for ch in redact(text):
+        digits_run = digits_run + 1 if ch.isascii() and ch.isdigit() else 0
+        assert digits_run < 10
+
+
+_MONTHS_ID = ("Januari", "Februari", "Maret", "April", "Mei", "Juni", "Juli", "Agustus", "September", "Oktober",
+              "November", "Desember")  # fmt: skip
+
+
+def written(day: date) -> list[str]:
+    """A birth date the ways the identify step takes it (README: 17-08-1990, 17/08/1990, 1990-08-17, …)."""
+    return [
+        f"{day:%d-%m-%Y}",
+        f"{day:%d/%m/%Y}",
+        f"{day:%Y-%m-%d}",
+        f"{day:%d.%m.%Y}",
+        f"{day.day}-{day.month}-{day.year}",
+        f"{day:%d %m %Y}",
+        f"{day.day} {_MONTHS_ID[day.month - 1]} {day.year}",
+        f"{day.day} {_MONTHS_ID[day.month - 1][:3].lower()} {day.year}",
+    ]
+
+
+@given(st.dates(date(1930, 1, 1), date(2010, 12, 31)))
+def test_a_birth_date_in_free_text_is_masked_whichever_way_it_is_written(day: date) -> None:
+    for form in written(day):
+        assert parse_birth_date(form) == day, form  # a second-factor answer...
+        kept = redact_free_text(f"kak lahir saya {form}, sertifikat kok belum muncul?")
+        assert kept == "kak lahir saya [tanggal], sertifikat kok belum muncul?", form  # ...never kept
+
+
+@pytest.mark.parametrize(
+    ("typed", "kept"),
+    [
+        ("0004", "****"),
+        ("nik saya 0004 kak", "nik saya **** kak"),
+        ("4 digit terakhir NIK: 0004", "4 digit terakhir NIK: ****"),
+        ("NIK 3273-0117-0895-0004 salah?", "NIK **************** salah?"),  # a whole NIK: its last 4 answer too
+        ("hp 081234567890", "hp ********7890"),  # as `redact`: a phone keeps its last 4 for the agent
+        ("insentif 2023 berapa", "insentif 2023 berapa"),  # ordinary questions keep their numbers
+        ("skema 2020-2022 dapat 4 kali", "skema 2020-2022 dapat 4 kali"),
+        ("jadwal saya 12-05-2099", "jadwal saya 12-05-2099"),  # no birth date: in the future
+        ("Rp600.000 untuk 3 survei", "Rp600.000 untuk 3 survei"),
+        ("modul 3 dari 10 selesai 2024", "modul 3 dari 10 selesai 2024"),
+    ],
+)
+def test_free_text_keeps_what_is_not_a_second_factor(typed: str, kept: str) -> None:
+    assert redact_free_text(typed) == kept
+
+
+@given(st.text(max_size=200))
+def test_free_text_redaction_is_at_least_redact(text: str) -> None:
+    digits_run = 0
+    for ch in redact_free_text(text):
         digits_run = digits_run + 1 if ch.isascii() and ch.isdigit() else 0
         assert digits_run < 10

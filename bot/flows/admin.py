@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import html
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from html.parser import HTMLParser
@@ -17,13 +17,15 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
+from jinja2.exceptions import SecurityError
 from markupsafe import Markup
 
 from bot.charts import ChartLabels, trend_chart
 from bot.flows.faq import FLOW_INTENTS
 from bot.flows.faq_catalog import FaqCatalogProvider
 from bot.flows.types import Incoming, Reply
-from bot.texts import LOCALES, Renderer, TemplateError, default_renderer, load_yaml
+from bot.flows.views import SAMPLE_PARTICIPANTS
+from bot.texts import LOCALES, Renderer, default_renderer, load_yaml
 from core.calendar import JAKARTA, today_in_jakarta
 from core.faq import FaqEntry, Slang
 from core.faq_store import (
@@ -60,31 +62,6 @@ ENTRY_KEYS = frozenset({"id", "title", "paraphrases", "answer"})
 TELEGRAM_TAGS = frozenset({"b", "i", "u", "s", "a", "code", "pre", "tg-spoiler", "blockquote"})
 TELEGRAM_ENTITIES = frozenset({"lt", "gt", "amp", "quot"})
 MAX_RENDERED = 4096
-
-# The `participant` an answer may see (bot/flows/views.py participant_view): a full one and a sparse one, so that
-# a template that assumes a platform or an upcoming incentive fails here rather than in a participant's chat.
-SAMPLE_PARTICIPANTS: tuple[dict[str, Any], ...] = (
-    {
-        "name": "Siti Rahayu",
-        "scheme": "2023",
-        "membership": "active",
-        "platform_name": "Pijar Mahir",
-        "platform_contact_url": "https://pijarmahir.id/bantuan",
-        "next_incentive_date": date(2026, 4, 6),
-        "payout_channel": "OVO",
-        "payout_warnings": ["ewallet_unverified"],
-    },
-    {
-        "name": "Budi",
-        "scheme": "2020",
-        "membership": "revoked",
-        "platform_name": "",
-        "platform_contact_url": "",
-        "next_incentive_date": None,
-        "payout_channel": "",
-        "payout_warnings": [],
-    },
-)
 
 
 @dataclass(frozen=True)
@@ -159,6 +136,9 @@ class AdminFlow:
         """One admin command: `event.text` is the command name, `event.argument` what follows it."""
         if not self.is_admin(event.user_id):
             return self.refusal()
+        # On a fresh database the FAQ is seeded from knowledge/ when first used: an admin's edit made before any
+        # participant asked must not be the first revision, or the seed would never come.
+        await self.catalogs.catalog()
         command = event.text.lower()
         argument = event.argument.strip()
         if document is not None and len(document) > MAX_DOCUMENT_BYTES:
@@ -284,6 +264,12 @@ class AdminFlow:
         if version is None:
             return self._usage("faq_rollback")
         faq_id = parts[0]
+        old = await self.store.entry_at(faq_id, version)
+        # What rendered when it was saved may not any more (a template feature or a value since taken away).
+        problems = self._answer_problems(old) if old is not None else []
+        if problems:
+            lines = [Markup(line) for line in dict.fromkeys(self._text(p.key, **p.values) for p in problems)]
+            return self._say("faq_rollback_refused", faq_id=faq_id, version=version, problems=lines)
         try:
             new_version = await self.store.rollback(faq_id, version, user_id)
         except FaqStoreError as error:
@@ -371,19 +357,21 @@ class AdminFlow:
         problems: list[_Problem] = []
         if not entry.answer.get("id"):
             return problems  # reported as missing already
+        broken: set[str] = set()
         for locale in LOCALES:
             # A missing English answer falls back to the Indonesian one, rendered with English dates.
             language = locale if entry.answer.get(locale) else "id"
             source = entry.answer[language]
             for participant in (None, *SAMPLE_PARTICIPANTS):
+                if source in broken:
+                    break  # never rendered again: the same mistake would be reported for every sample
                 who = "none" if participant is None else str(participant["name"])
                 try:
                     text = self.answer_renderer.render_source(source, locale, participant=participant)
-                except TemplateError as exc:
-                    problems.append(
-                        _Problem("faq_template_error", {"language": language, "who": who, "detail": str(exc)})
-                    )
-                    break  # the same mistake would be reported for every sample
+                except Exception as exc:  # whatever a template does wrong, the admin hears it and nothing is saved
+                    problems.append(_template_problem(language, who, exc))
+                    broken.add(source)
+                    break
                 for code, detail in _telegram_html_problems(text):
                     problems.append(
                         _Problem("faq_html_problem", {"language": language, "who": who, "code": code, "detail": detail})
@@ -442,6 +430,13 @@ def stats_context(figures: Mapping[str, Any]) -> dict[str, Any]:
     return context
 
 
+def _template_problem(language: str, who: str, exc: Exception) -> _Problem:
+    """An answer that does not render: the sandbox's refusal (reaching into Python's internals) or any other error."""
+    if isinstance(exc, SecurityError) or isinstance(exc.__cause__, SecurityError):
+        return _Problem("faq_template_unsafe", {"language": language})
+    return _Problem("faq_template_error", {"language": language, "who": who, "detail": _short(str(exc), 300)})
+
+
 def _store_problem(problem: FaqProblem) -> _Problem:
     return _Problem("faq_problem", {"code": problem.code, "field": problem.field, "limit": problem.limit})
 
@@ -452,7 +447,9 @@ def _texts(value: object, name: str, problems: list[_Problem]) -> dict[str, str]
     if not isinstance(value, dict) or any(isinstance(v, dict | list) or v is None for v in value.values()):
         problems.append(_Problem("faq_yaml_shape", {"field": name, "shape": "texts"}))
         return {}
-    return {str(k): str(v) for k, v in value.items()}
+    if not _all_text(name, value.items(), problems):
+        return {}
+    return dict(value)
 
 
 def _lists(value: object, name: str, problems: list[_Problem]) -> dict[str, list[str]]:
@@ -464,7 +461,18 @@ def _lists(value: object, name: str, problems: list[_Problem]) -> dict[str, list
     if any(isinstance(item, dict | list) or item is None for v in value.values() for item in v):
         problems.append(_Problem("faq_yaml_shape", {"field": name, "shape": "lists"}))
         return {}
-    return {str(k): [str(item) for item in v] for k, v in value.items()}
+    if not _all_text(name, ((k, item) for k, v in value.items() for item in v), problems):
+        return {}
+    return dict(value)
+
+
+def _all_text(name: str, pairs: Iterable[tuple[object, object]], problems: list[_Problem]) -> bool:
+    """YAML reads `yes`, `no`, `12` or a date as something other than text: refused (with a hint to quote it),
+    never saved as "True"."""
+    wrong = [(k, v) for k, v in pairs if not isinstance(k, str) or not isinstance(v, str)]
+    for language, value in wrong[:3]:
+        problems.append(_Problem("faq_yaml_not_text", {"field": name, "language": str(language), "value": str(value)}))
+    return not wrong
 
 
 class _TelegramHtml(HTMLParser):

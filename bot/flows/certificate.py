@@ -12,6 +12,7 @@ stateDiagram-v2
 
 from __future__ import annotations
 
+from bot.flows import incentive
 from bot.flows.agent import hand_over
 from bot.flows.callbacks import Action
 from bot.flows.state import Phase
@@ -21,15 +22,12 @@ from bot.flows.views import diagnosis_view
 from core.diagnosis import Diagnosis, ParticipantStatus, Stage, Step, troubleshooting_steps
 
 
-async def start(turn: Turn, participant_id: int) -> None:
-    status = await turn.records(participant_id)
+async def start(turn: Turn, participant_id: int, with_incentive: bool = False) -> None:
+    """The summary of every training (`with_incentive`: and of the incentive, as /status promises), then the steps
+    for the one training, or a choice of training."""
+    status = await _summary(turn, participant_id, with_incentive, buttons=True)
     if status is None:
         return
-    views = [diagnosis_view(turn.services.directory, d, turn.locale) for d in status.diagnoses]
-    if status.diagnoses[0].stage is Stage.NOT_PURCHASED:
-        turn.say("certificate_not_purchased", d=views[0], name=status.facts.legal_name)
-        return
-    turn.say("certificate_summary", diagnoses=views, name=status.facts.legal_name)
     if len(status.diagnoses) == 1:
         await _begin(turn, participant_id, status.diagnoses[0])
         return
@@ -46,6 +44,30 @@ async def start(turn: Turn, participant_id: int) -> None:
         if d.enrollment is not None
     ]
     turn.say("certificate_choose", *rows)
+
+
+async def overview(turn: Turn, participant_id: int) -> None:
+    """The certificate and incentive summary alone, without steps or buttons (while an agent has the chat)."""
+    await _summary(turn, participant_id, with_incentive=True, buttons=False)
+
+
+async def _summary(turn: Turn, participant_id: int, with_incentive: bool, buttons: bool) -> ParticipantStatus | None:
+    """Says the summary; returns the records when there are trainings to go through (None: nothing more to do)."""
+    status = await turn.records(participant_id)
+    if status is None:
+        return None
+    views = [diagnosis_view(turn.services.directory, d, turn.locale) for d in status.diagnoses]
+    if status.diagnoses[0].stage is Stage.NOT_PURCHASED:
+        turn.say("certificate_not_purchased", d=views[0], name=status.facts.legal_name)
+        return None
+    text = turn.text("certificate_summary", diagnoses=views, name=status.facts.legal_name)
+    agent: tuple[Button, ...] = ()
+    if with_incentive:
+        # One message: the participant reads where each certificate and each payment stands together.
+        incentive_text, agent = incentive.summary(turn, status, in_status=True)
+        text = f"{text}\n\n{incentive_text}"
+    turn.say_text(text, agent if buttons else ())
+    return status
 
 
 async def choose(turn: Turn, participant_id: int, enrollment_id: str) -> None:

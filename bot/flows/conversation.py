@@ -18,11 +18,14 @@ from bot.flows.faq_catalog import FaqCatalogProvider
 from bot.flows.state import Phase, State
 from bot.flows.turn import FlowServices, Turn
 from bot.flows.types import EventKind, Incoming, Outcome, Reply
-from core.identity import redact
+from core.cases import CaseView
+from core.identity import redact, redact_free_text
 
 MAX_TEXT = 4096  # Telegram's own limit: longer input is cut, never refused
 TRANSCRIPT_LINES = 12
 AGENT_COMMANDS = frozenset({"claim", "note", "canned", "close", "queue"})
+# The participant's own commands: answered by the bot from any state, never relayed to an agent.
+OWN_COMMANDS = frozenset({"start", "help", "status", "cancel", "lang", "logout"})
 _TAGS = re.compile(r"<[^>]+>")
 
 
@@ -37,7 +40,10 @@ class Conversation:
             return True
         if event.kind is EventKind.COMMAND:
             return event.text.lower() in ("status", "start")
-        return stored is not None and stored.get("phase") == Phase.AWAIT_SECOND_FACTOR
+        if stored is None:
+            return False
+        # A linked participant's question may lead to their records (an answer about them, or a flow).
+        return stored.get("phase") == Phase.AWAIT_SECOND_FACTOR or bool(stored.get("linked"))
 
     async def handle(self, event: Incoming, stored: dict[str, Any] | None) -> Outcome:
         state = State.from_dict(stored, self.services.default_locale)
@@ -57,6 +63,7 @@ class Conversation:
         may_have_a_person = self.services.cases is not None and (context is None or context.had_case)
         if may_have_a_person and await self._with_a_person(turn):
             await self._log(turn, "relay" if turn.relay_case else event.kind.value)
+            self._note_link(turn)
             return Outcome(turn.replies, state.to_dict(), turn.notice, turn.relay_case)
         match event.kind:
             case EventKind.COMMAND:
@@ -71,7 +78,14 @@ class Conversation:
                 turn.say("not_understood_media")
         self._remember(turn)
         await self._log(turn, event.kind.value)
+        self._note_link(turn)
         return Outcome(turn.replies, state.to_dict(), turn.notice)
+
+    @staticmethod
+    def _note_link(turn: Turn) -> None:
+        """Whether the chat is linked, as this turn last knew it: the front end's hint for `may_look_up`."""
+        if turn.link_read:
+            turn.state.linked = int(turn.participant_id is not None)
 
     async def _participant(self, turn: Turn, refresh: bool = False) -> int | None:
         if refresh or not turn.link_read:
@@ -90,7 +104,7 @@ class Conversation:
         if event.kind is EventKind.TEXT and turn.answered_second_factor:
             lines.append("👤 [verifikasi]")  # a birth date or NIK digits: never shown to anyone
         elif event.kind is EventKind.TEXT:
-            lines.append("👤 " + redact(event.text)[:200])
+            lines.append("👤 " + redact_free_text(event.text)[:200])
         elif event.kind is EventKind.COMMAND:
             lines.append(f"👤 /{event.text[:32]}")
         elif event.kind is EventKind.CONTACT:
@@ -101,15 +115,15 @@ class Conversation:
         del lines[:-TRANSCRIPT_LINES]
 
     async def _with_a_person(self, turn: Turn) -> bool:
-        """While a case is open the bot stays out of the way: messages go to the agent, /cancel closes the case."""
+        """While a case is open the bot stays out of the way: messages go to the agent. The participant's own
+        commands are answered here and never relayed (/cancel closes the case)."""
         cases = self.services.cases
         assert cases is not None
         event = turn.event
         pressed = unpack(event.text) if event.kind is EventKind.BUTTON else None
         if pressed is not None and pressed.action is Action.SATISFACTION:
-            case_id, _, score = pressed.argument.partition("_")
-            rated = case_id.isdigit() and score.isdigit() and await cases.rate(int(case_id), event.user_id, int(score))
-            if rated:
+            case_id, score = pressed.numbers  # in range: `unpack` refuses anything else
+            if await cases.rate(case_id, event.user_id, score):
                 turn.say("satisfaction_thanks")
             else:
                 turn.notice = turn.text("button_expired")
@@ -121,23 +135,56 @@ class Conversation:
                 turn.say("case_reopened")
         if case is None:
             return False
-        if event.kind is EventKind.COMMAND and event.text.lower() in ("cancel", "start"):
-            if event.text.lower() == "cancel":
-                await cases.close(case.id, event.user_id, source_kind="participant")
-                await cases.post_to_topic(case, turn.text("case_closed_by_participant_staff"))
-                turn.state.reset()
-                turn.say("case_closed_by_participant")
-                return True
-            turn.say("case_in_progress")
-            return True
-        if event.kind is EventKind.BUTTON:
-            turn.notice = turn.text("case_in_progress")
-            return True
-        if event.kind is EventKind.CONTACT:
-            turn.say("case_in_progress")
-            return True
-        turn.relay_case = case
+        match event.kind:
+            case EventKind.COMMAND if event.text.lower() in OWN_COMMANDS:
+                await self._command_with_a_person(turn, case)
+            case EventKind.BUTTON:
+                current = pressed is not None and bool(turn.state.nonce) and pressed.nonce == turn.state.nonce
+                if pressed is not None and current and pressed.action is Action.LANG:
+                    await self._set_locale(turn, pressed.argument)
+                else:
+                    turn.notice = turn.text("case_in_progress" if current else "button_expired")
+            case EventKind.CONTACT:
+                turn.say("case_in_progress")
+            case _:
+                turn.relay_case = case
         return True
+
+    async def _command_with_a_person(self, turn: Turn, case: CaseView) -> None:
+        cases = self.services.cases
+        assert cases is not None
+        name, user_id = turn.event.text.lower(), turn.event.user_id
+        if name == "cancel":
+            await cases.close(case.id, user_id, source_kind="participant")
+            await cases.post_to_topic(case, turn.text("case_closed_by_participant_staff"))
+            turn.state.reset()
+            turn.say("case_closed_by_participant")
+        elif name == "logout":
+            if await self.services.accounts.logout(user_id):
+                # Unlinked, this Telegram account may be in other hands now: the agent must not go on talking
+                # about the records with it, so the case closes too (the participant is told).
+                turn.participant_id, turn.link_read = None, True
+                await cases.close(case.id, user_id, source_kind="participant")
+                await cases.post_to_topic(case, turn.text("case_closed_by_logout_staff"))
+                turn.state.reset()
+                turn.replies.append(Reply(turn.text("logout_done_case_closed"), remove_keyboard=True))
+            else:
+                turn.say("logout_not_linked")
+                turn.say("case_in_progress")
+        elif name == "status":
+            participant_id = await self._participant(turn)
+            if participant_id is None:
+                # Verifying would send the second factor to the agent: it waits until the case is closed.
+                turn.say("case_status_not_linked")
+            else:
+                await certificate.overview(turn, participant_id)
+        elif name == "lang":
+            await self._lang(turn)
+        elif name == "help":
+            turn.say("help")
+            turn.say("case_in_progress")
+        else:  # start
+            turn.say("case_in_progress")
 
     # --- entry points -------------------------------------------------------------------------------------
     async def _command(self, turn: Turn) -> None:
@@ -160,22 +207,11 @@ class Conversation:
         elif name == "status":
             await self._with_identity(turn, "status", participant_id)
         elif name == "lang":
-            argument = turn.event.argument.strip().lower()
-            if argument in ("id", "en"):
-                turn.state.locale = argument
-                await self.services.accounts.set_locale(turn.event.user_id, argument)
-                turn.say("lang_set")
-            else:
-                turn.say(
-                    "lang_choose",
-                    (
-                        turn.button("btn_lang_id", Action.LANG, "id"),
-                        turn.button("btn_lang_en", Action.LANG, "en"),
-                    ),
-                )
+            await self._lang(turn)
         elif name == "logout":
             turn.state.reset()
             done = await self.services.accounts.logout(turn.event.user_id)
+            turn.participant_id, turn.link_read = None, True
             turn.replies.append(Reply(turn.text("logout_done" if done else "logout_not_linked"), remove_keyboard=True))
         elif name in AGENT_COMMANDS:
             turn.say("agent_only_command")
@@ -217,28 +253,44 @@ class Conversation:
             return
         participant_id = await self._participant(turn)
         match pressed.action:
-            case Action.START if pressed.argument in ("certificate", "incentive", "agent", "status"):
+            case Action.START:
                 await self._start_flow(turn, pressed.argument, participant_id)
             case Action.FAQ:
                 start = await faq.picked(turn, pressed.argument, participant_id)
                 if start is not None:
                     await self._start_flow(turn, start, participant_id)
-            case Action.HELPFUL if pressed.argument in ("y", "n"):
+            case Action.HELPFUL:
                 await faq.feedback(turn, pressed.argument == "y")
             case Action.ENROLLMENT if participant_id is not None:
                 await certificate.choose(turn, participant_id, pressed.argument)
-            case Action.STEP if participant_id is not None and pressed.argument in ("next", "solved"):
+            case Action.STEP if participant_id is not None:
                 await certificate.step(turn, participant_id, pressed.argument)
             case Action.AGENT:
                 await hand_over(turn, participant_id, "participant_asked")
-            case Action.LANG if pressed.argument in ("id", "en"):
-                turn.state.locale = pressed.argument
-                await self.services.accounts.set_locale(turn.event.user_id, pressed.argument)
-                turn.say("lang_set")
+            case Action.LANG:
+                await self._set_locale(turn, pressed.argument)
             case _:
                 turn.notice = turn.text("button_expired")
 
     # --- shared steps -------------------------------------------------------------------------------------
+    async def _lang(self, turn: Turn) -> None:
+        argument = turn.event.argument.strip().lower()
+        if argument in ("id", "en"):
+            await self._set_locale(turn, argument)
+            return
+        turn.say(
+            "lang_choose",
+            (
+                turn.button("btn_lang_id", Action.LANG, "id"),
+                turn.button("btn_lang_en", Action.LANG, "en"),
+            ),
+        )
+
+    async def _set_locale(self, turn: Turn, locale: str) -> None:
+        turn.state.locale = locale
+        await self.services.accounts.set_locale(turn.event.user_id, locale)
+        turn.say("lang_set")
+
     def _menu(self, turn: Turn) -> None:
         turn.say(
             "menu",
@@ -270,5 +322,5 @@ class Conversation:
             return
         if flow == "incentive":
             await incentive.start(turn, participant_id)
-        else:  # "certificate" and "status" both lead with the summary of every training
-            await certificate.start(turn, participant_id)
+        else:  # "certificate" and "status" both lead with the summary of every training; status adds the incentive
+            await certificate.start(turn, participant_id, with_incentive=flow == "status")

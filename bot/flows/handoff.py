@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import html
+import re
 from datetime import UTC, datetime
 from typing import Any
 
@@ -12,6 +14,14 @@ from core.cases import CaseService
 from core.hours import SupportDesk
 from core.identity import mask_phone, redact
 from core.status import StatusService
+
+MAX_MESSAGE = 4096  # Telegram's limit, counted on the text after its HTML is parsed
+_TAGS = re.compile(r"<[^>]+>")
+
+
+def plain_length(text_html: str) -> int:
+    """How long Telegram finds a message: tags and entities parsed, counted in UTF-16 units (emoji count twice)."""
+    return len(html.unescape(_TAGS.sub("", text_html)).encode("utf-16-le")) // 2
 
 
 class CaseHandoff:
@@ -48,22 +58,36 @@ class CaseHandoff:
             views = [diagnosis_view(self.directory, d, "id") for d in status.diagnoses]
             incentives = [installment_view(i) for i in status.incentives]
             stage = status.headline.stage.value
-        text = self.renderer.render(
-            "case_card",
-            "id",
-            person=person,
-            display_name=request.display_name,
-            user_id=request.user_id,
-            reason=request.reason,
-            diagnoses=views,
-            incentives=incentives,
-            steps=request.steps_tried,
-            transcript=[redact(line) for line in request.transcript],
-            case_label=case_label,
+        text = self._fitted_card(
+            {
+                "person": person,
+                "display_name": request.display_name,
+                "user_id": request.user_id,
+                "reason": request.reason,
+                "diagnoses": views,
+                "incentives": incentives,
+                "steps": request.steps_tried,
+                "transcript": [redact(line) for line in request.transcript],
+                "case_label": case_label,
+            }
         )
         name = person["name"] if person else (request.display_name or str(request.user_id))
         topic = self.renderer.render("case_topic_name", "id", name=name, user_id=request.user_id)
         return text, topic, stage
+
+    def _fitted_card(self, context: dict[str, Any]) -> str:
+        """The card within Telegram's 4,096 characters: the oldest chat lines go first, then the tails of the steps,
+        the incentives and the enrollments; who the participant is and the commands always stay."""
+        text = self.renderer.render("case_card", "id", **context)
+        for key in ("transcript", "steps", "incentives", "diagnoses"):
+            while plain_length(text) > MAX_MESSAGE and context[key]:
+                context = context | {key: context[key][1:] if key == "transcript" else context[key][:-1]}
+                text = self.renderer.render("case_card", "id", **context)
+        if plain_length(text) > MAX_MESSAGE:  # only a freak name is left that long: plain text, cut
+            plain = html.unescape(_TAGS.sub("", text))
+            excess = plain_length(html.escape(plain, quote=False)) - (MAX_MESSAGE - 1)
+            text = html.escape(plain[:-excess] + "…", quote=False)  # a character is at least one unit: fits
+        return text
 
     async def request(self, request: HandoffRequest) -> HandoffResult:
         if not self.cases.staffed:

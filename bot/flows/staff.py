@@ -7,16 +7,39 @@ from __future__ import annotations
 
 import html
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
+
+from markupsafe import Markup
 
 from bot.flows.callbacks import SATISFACTION_NONCE, Action, pack
 from bot.flows.handoff import CaseHandoff
 from bot.flows.turn import HandoffRequest
 from bot.flows.types import Button, Reply
-from bot.texts import Renderer
+from bot.texts import Renderer, load_yaml
 from core.calendar import JAKARTA
-from core.cases import CaseService, CaseView
+from core.cases import CaseService, CaseView, QueuedCase
 from core.hours import SupportDesk
+
+QUEUE_PAGE = 3500  # characters of /queue lines per message: well under Telegram's 4,096 with the heading
+
+
+@lru_cache(maxsize=1)
+def staff_renderer() -> Renderer:
+    """What the staff group reads: the shared messages plus the support desk's own texts (`knowledge/support.yaml`)."""
+    messages = load_yaml("messages.yaml")["messages"] | load_yaml("support.yaml")["messages"]
+    return Renderer(messages, {"rules": load_yaml("rules.yaml"), "directory": load_yaml("platforms.yaml")})
+
+
+def mask_name(name: str) -> str:
+    """Siti Rahayu → Si** Ra****: agents recognise the person in a list, a passer-by learns little."""
+    return " ".join(word[:2] + "*" * (len(word) - 2) for word in name.split())
+
+
+def topic_link(staff_chat_id: int, topic_id: int) -> str | None:
+    """t.me/c/<id>/<thread>: a supergroup's id without its -100 prefix opens the topic for its members."""
+    text = str(staff_chat_id)
+    return f"https://t.me/c/{text.removeprefix('-100')}/{topic_id}" if text.startswith("-100") else None
 
 
 @dataclass(frozen=True)
@@ -42,9 +65,38 @@ class StaffDesk:
         case = await self.cases.case_for_topic(chat_id, thread_id)
         return case if case is not None and case.status != "closed" else None
 
-    async def queue(self) -> str:
-        cases = [{**c.__dict__, "opened_at": c.opened_at.astimezone(JAKARTA)} for c in await self.cases.queue()]
-        return self.text("staff_queue", cases=cases)
+    async def queue(self, staff_chat_id: int) -> list[str]:
+        """This staff group's open cases, oldest first: as many messages as Telegram's 4,096 characters need."""
+        lines = [
+            Markup(self.text("staff_queue_line", **self._queue_line(q))) for q in await self.cases.queue(staff_chat_id)
+        ]
+        pages: list[list[Markup]] = [[]]
+        size = 0
+        for line in lines:
+            if pages[-1] and size + len(line) + 1 > QUEUE_PAGE:
+                pages.append([])
+                size = 0
+            pages[-1].append(line)
+            size += len(line) + 1
+        return [
+            self.text("staff_queue_page", total=len(lines), page=n, pages=len(pages), lines=page)
+            for n, page in enumerate(pages, start=1)
+        ]
+
+    @staticmethod
+    def _queue_line(queued: QueuedCase) -> dict[str, Any]:
+        case = queued.case
+        link = topic_link(case.staff_chat_id, case.topic_id) if case.staff_chat_id and case.topic_id else None
+        return {
+            "case_id": case.id,
+            "link": link,
+            "name": mask_name(queued.participant_name) if queued.participant_name else None,
+            "opened_at": case.opened_at.astimezone(JAKARTA),
+            "status": case.status,
+            "claimed_by": case.claimed_by,
+            "stage": case.stage,
+            "reason": case.reason,
+        }
 
     async def claim(self, case: CaseView, agent_id: int, agent_name: str) -> StaffOutcome:
         previous = await self.cases.claim(case.id, agent_id)
@@ -55,6 +107,34 @@ class StaffDesk:
             return StaffOutcome(self.text("staff_note_empty"), case=case)
         await self.cases.note(case.id, agent_id, text.strip())
         return StaffOutcome(self.text("staff_note_saved"), case=case)
+
+    async def media_note(
+        self, case: CaseView, agent_id: int, kind: str, text: str, file_ids: list[str], media_group_id: str | None
+    ) -> StaffOutcome:
+        """A photo or file captioned "/note …": internal like a text note (an album's other parts stay with it)."""
+        await self.cases.note(case.id, agent_id, text.strip(), kind, file_ids, media_group_id)
+        return StaffOutcome(self.text("staff_note_media_saved", kind=kind), case=case)
+
+    async def album_part(
+        self,
+        case: CaseView,
+        agent_id: int,
+        kind: str,
+        text: str | None,
+        file_ids: list[str],
+        chat_id: int,
+        message_id: int,
+        media_group_id: str,
+    ) -> None:
+        """One part of an agent's album (each comes as its own update, maybe to another worker): queued, so that the
+        outbox sends the album as one — unless a part was captioned "/note …", which keeps the whole album internal
+        (a part queued before that note is dropped by the sender)."""
+        if await self.cases.album_is_note(case.id, media_group_id):
+            await self.cases.note(case.id, agent_id, text or "", kind, file_ids, media_group_id)
+            return
+        await self.cases.relay_album_part_to_participant(
+            case, agent_id, kind, text, chat_id, message_id, media_group_id
+        )
 
     async def status(self, case: CaseView) -> StaffOutcome:
         """A fresh case card: the diagnosis as of now, and the conversation so far."""

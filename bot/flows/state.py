@@ -27,7 +27,9 @@ class State:
     step_index: int = 0
     answer_id: int = 0  # last FAQ answer, for "did this help?"
     others: list[str] = field(default_factory=list)  # the next FAQ matches, offered on "no"
+    question: str = ""  # the participant's last question (redacted), stored with the answer they pick for it
     transcript: list[str] = field(default_factory=list)  # the last lines of the chat, for an agent's case card
+    linked: int = 0  # 1: the chat was linked to a participant at the end of the last turn (a hint, not a check)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any] | None, default_locale: str) -> State:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Any
 
 from core.diagnosis import Diagnosis, InstallmentStatusView, ParticipantStatus
@@ -64,8 +65,27 @@ def installment_view(i: InstallmentStatusView) -> dict[str, Any]:
     }
 
 
+def name_checks(status: ParticipantStatus) -> list[dict[str, Any]]:
+    """Per training, the name the institution used (printed on the certificate once issued) and whether it is the
+    participant's registered name, as the diagnosis judged it (titles, case and spacing never count)."""
+    checks = []
+    for d in status.diagnoses:
+        if d.enrollment is None or d.name_check is None:
+            continue
+        checks.append(
+            {
+                "training": d.enrollment.training_title,
+                "institution": d.enrollment.institution_name,
+                "other_name": d.name_check.other_name,
+                "on_certificate": d.enrollment.issued_on is not None,
+                "matches": d.name_check.matches,
+            }
+        )
+    return checks
+
+
 def participant_view(directory: dict[str, Any], status: ParticipantStatus) -> dict[str, Any]:
-    """The `participant` context of FAQ answers and summaries."""
+    """The `participant` context of FAQ answers and summaries (SAMPLE_PARTICIPANTS has the same keys)."""
     facts = status.facts
     headline = status.headline
     platform = platform_entry(directory, headline.enrollment.platform_code) if headline.enrollment else None
@@ -79,4 +99,48 @@ def participant_view(directory: dict[str, Any], status: ParticipantStatus) -> di
         "next_incentive_date": min(upcoming) if upcoming else None,
         "payout_channel": facts.payout.channel if facts.payout else "",
         "payout_warnings": list(status.payout_warnings),
+        "names": name_checks(status),
     }
+
+
+# Made-up participants an admin's FAQ answer must render for before it is saved: every key `participant_view`
+# gives, once filled in and once as sparse as real records can be.
+SAMPLE_PARTICIPANTS: tuple[dict[str, Any], ...] = (
+    {
+        "name": "Siti Rahayu",
+        "scheme": "2023",
+        "membership": "active",
+        "platform_name": "Pijar Mahir",
+        "platform_contact_url": "https://pijarmahir.id/bantuan",
+        "next_incentive_date": date(2026, 4, 6),
+        "payout_channel": "OVO",
+        "payout_warnings": ["ewallet_unverified"],
+        "names": [
+            {
+                "training": "Barista Profesional",
+                "institution": "Vokasi Nusantara",
+                "other_name": "Siti Rahayu S.Kom",
+                "on_certificate": True,
+                "matches": True,
+            },
+            {
+                "training": "Tata Rias Pengantin",
+                "institution": "dandan.id",
+                "other_name": "Sita Rahma",
+                "on_certificate": False,
+                "matches": False,
+            },
+        ],
+    },
+    {
+        "name": "Budi",
+        "scheme": "2020",
+        "membership": "revoked",
+        "platform_name": "",
+        "platform_contact_url": "",
+        "next_incentive_date": None,
+        "payout_channel": "",
+        "payout_warnings": [],
+        "names": [],
+    },
+)

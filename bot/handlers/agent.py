@@ -8,7 +8,7 @@ import time
 from aiogram import Bot, F, Router
 from aiogram.enums import ChatMemberStatus
 from aiogram.exceptions import TelegramAPIError, TelegramForbiddenError
-from aiogram.types import Message
+from aiogram.types import ChatMemberUpdated, Message
 
 from bot.flows.staff import StaffDesk, StaffOutcome
 from bot.handlers.delivery import deliver
@@ -20,7 +20,11 @@ router = Router(name=__name__)
 _COMMAND = re.compile(r"^/([A-Za-z]+)(?:@\w+)?(?:\s+(.*))?$", re.DOTALL)  # "/Claim" is a command too, never relayed
 _MEMBER = {ChatMemberStatus.CREATOR, ChatMemberStatus.ADMINISTRATOR, ChatMemberStatus.MEMBER}
 _membership_cache: dict[tuple[int, int], tuple[bool, float]] = {}
-MEMBERSHIP_TTL = 300.0
+# Saves a getChatMember call per agent message. Telegram tells the bot (an admin of the group) when a member leaves
+# or is removed (chat_member updates, see `on_member_change`), but only the worker that gets that update hears of
+# it: a removed member may act for at most this long on the others.
+MEMBERSHIP_TTL = 60.0
+STAFF_COMMANDS = frozenset({"claim", "note", "status", "canned", "close", "queue"})
 
 
 async def in_staff_chat(message: Message, staff_chat_ids: list[int]) -> bool:
@@ -29,6 +33,13 @@ async def in_staff_chat(message: Message, staff_chat_ids: list[int]) -> bool:
 
 router.message.filter(in_staff_chat)
 router.edited_message.filter(in_staff_chat)
+
+
+@router.chat_member()
+async def on_member_change(update: ChatMemberUpdated, staff_chat_ids: list[int]) -> None:
+    """Someone joined, left or was removed: forget what we knew, so a removed member cannot act from the cache."""
+    if update.chat.id in staff_chat_ids:
+        _membership_cache.pop((update.chat.id, update.new_chat_member.user.id), None)
 
 
 async def is_agent(bot: Bot, chat_id: int, user_id: int, agent_ids: list[int]) -> bool:
@@ -53,19 +64,21 @@ async def _post(staff: StaffDesk, message: Message, outcome: StaffOutcome) -> No
 
 
 @router.message(on_loop(F.text.regexp(_COMMAND).as_("command")))
+@router.message(on_loop(F.caption.regexp(_COMMAND).as_("command")))  # a photo captioned "/note …" is a note too
 async def on_command(
     message: Message, bot: Bot, staff: StaffDesk, agent_ids: list[int], command: re.Match[str]
 ) -> None:
     name, argument = command.group(1).lower(), command.group(2) or ""
-    if name not in ("claim", "note", "status", "canned", "close", "queue"):
-        return
+    if name not in STAFF_COMMANDS:
+        return  # e.g. "/start" in a topic: neither a staff command nor relayed (a participant never sees commands)
     assert message.from_user is not None
     agent = message.from_user
     if not await is_agent(bot, message.chat.id, agent.id, agent_ids):
         await staff.cases.post_to_staff_chat(message.chat.id, message.message_thread_id, staff.text("staff_not_agent"))
         return
     if name == "queue":
-        await staff.cases.post_to_staff_chat(message.chat.id, message.message_thread_id, await staff.queue())
+        for page in await staff.queue(message.chat.id):
+            await staff.cases.post_to_staff_chat(message.chat.id, message.message_thread_id, page)
         return
     case = await staff.active_case(message.chat.id, message.message_thread_id if message.is_topic_message else None)
     if case is None:
@@ -75,6 +88,9 @@ async def on_command(
     match name:
         case "claim":
             outcome = await staff.claim(case, agent.id, agent.full_name)
+        case "note" if message.text is None:
+            kind, _, file_ids = describe(message)
+            outcome = await staff.media_note(case, agent.id, kind, argument, file_ids, message.media_group_id)
         case "note":
             outcome = await staff.note(case, agent.id, argument)
         case "status":
@@ -125,15 +141,10 @@ async def on_topic_message(message: Message, bot: Bot, staff: StaffDesk, agent_i
     if case is None:
         await staff.cases.post_to_staff_chat(message.chat.id, message.message_thread_id, staff.text("staff_no_case"))
         return
-    kind, text, _ = describe(message)
+    kind, text, file_ids = describe(message)
     if message.media_group_id:
-        # An album's parts come one update each (maybe to different workers): the outbox sends them as one album.
-        await staff.cases.relay_album_part_to_participant(
-            case, message.chat.id, message.message_id, message.media_group_id
-        )
-        await staff.cases.record_agent_message(
-            case.id, author.id, kind, text, message.chat.id, message.message_id, None
-        )
+        part = (message.chat.id, message.message_id, message.media_group_id)
+        await staff.album_part(case, author.id, kind, text, file_ids, *part)
         return
     try:
         copy = await bot.copy_message(case.telegram_user_id, message.chat.id, message.message_id)
@@ -153,6 +164,8 @@ async def on_topic_edit(message: Message, bot: Bot, staff: StaffDesk, agent_ids:
     """An agent corrects a message (its text, or a photo's caption): the participant's copy is corrected too."""
     if message.from_user is None or not await is_agent(bot, message.chat.id, message.from_user.id, agent_ids):
         return
+    if _COMMAND.match(message.text or message.caption or ""):
+        return  # edited into "/note …" (or another command): what is meant for the topic is not mirrored
     case = await staff.active_case(message.chat.id, message.message_thread_id)
     if case is None:
         return

@@ -31,8 +31,9 @@ _PG_IMPORT_LOCK = 7_246_301_120
 _SQLITE_LOCK_WAIT_SECONDS = 3600.0
 _SQLITE_CACHE_KIB = 65_536
 _SQLITE_CHUNK_SCHEMA = "import_chunk"  # an attached in-memory database: each chunk's image replaces it
-_SQLITE_TYPES = {ColumnType.ID: "INTEGER", ColumnType.OPTIONAL_ID: "INTEGER"}
+_SQLITE_TYPES = {ColumnType.ID: "INTEGER", ColumnType.OPTIONAL_ID: "INTEGER", ColumnType.BOOLEAN: "INTEGER"}
 _POSTGRES_TYPES = {
+    ColumnType.BOOLEAN: "BOOLEAN",
     ColumnType.ID: "BIGINT",
     ColumnType.OPTIONAL_ID: "BIGINT",
     ColumnType.PAST_DATE: "DATE",
@@ -125,6 +126,10 @@ class Backend:
     def json_snapshot(self, fields: Sequence[tuple[str, str]]) -> str:
         """A `created` event's data: `{"field": value, …}` of the (name, SQL expression) pairs, nulls kept."""
         raise NotImplementedError
+
+    def json_boolean(self, value: str) -> str:
+        """A boolean column as event data takes it: JSON true/false (SQLite stores 1/0)."""
+        return value
 
 
 class SqliteBackend(Backend):
@@ -232,6 +237,9 @@ class SqliteBackend(Backend):
             part = f"',\"{f.name}\":[' || json_quote({f.old}) || ',' || json_quote({f.new}) || ']'"
             parts.append(part if f.when is None else f"CASE WHEN {f.when} THEN {part} ELSE '' END")
         return "'{' || substr(" + " || ".join(parts) + ", 2) || '}'"
+
+    def json_boolean(self, value: str) -> str:
+        return f"json(CASE WHEN {value} THEN 'true' WHEN NOT {value} THEN 'false' END)"
 
     def json_snapshot(self, fields: Sequence[tuple[str, str]]) -> str:
         # One C call per row: at a million rows far cheaper than building the text in Python or with ||.

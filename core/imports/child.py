@@ -30,7 +30,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from core.imports.reading import Column, ImportFileReader, Record, RowConverter
+from core.imports.reading import Column, ImportFileReader, Record, RowConverter, RowProblem, RowTransform
 from core.imports.report import ImportFileError, RejectedRow
 
 _HEADER = struct.Struct("!cQQ")  # kind, pickle length, raw length
@@ -53,6 +53,8 @@ class ReadJob:
     # (CREATE TABLE rows …, INSERT INTO rows … VALUES …) for an SQLite image of each chunk, whose INSERT takes
     # "" for an empty optional value; None: records, with None.
     image_sql: tuple[str, str] | None = None
+    # The kind's per-row work after typing (see `RowTransform`); its records then fill the image or the COPY.
+    transform: RowTransform | None = None
 
 
 @dataclass
@@ -91,6 +93,8 @@ def _read(job: ReadJob, out: BinaryIO) -> None:
         for chunk in reader.chunks(converter, job.order):
             rows = chunk.records
             rejected = [(row.line, row.reason) for row in chunk.rejected]
+            if job.transform is not None:
+                rows = _transformed(job.transform, rows, rejected)
             if job.image_sql:
                 _send(out, _CHUNK, (chunk.rows_read, rejected, len(rows), None), _image(job.image_sql, rows))
             else:
@@ -101,6 +105,16 @@ def _read(job: ReadJob, out: BinaryIO) -> None:
         _send(out, _END, reader.sha256)
     finally:
         reader.close()
+
+
+def _transformed(transform: RowTransform, records: list[Record], rejected: list[tuple[int, str]]) -> list[Record]:
+    out: list[Record] = []
+    for record in records:
+        try:
+            out.append(transform(record))
+        except RowProblem as problem:
+            rejected.append((record[-1], problem.reason))  # a record ends with its line
+    return out
 
 
 def _image(sql: tuple[str, str], rows: Sequence[Record]) -> bytes:

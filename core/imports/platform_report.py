@@ -1,6 +1,7 @@
 """A platform's daily report: the state of each enrollment (bought, completed, name, rated, sent to the PMO).
 
-An unknown voucher creates the enrollment; a known one gets the facts that differ. Built for a million rows:
+An unknown voucher creates the enrollment; a known one gets the facts that differ, unless the report is older
+than the one that last changed them (a file imported late): that row changes nothing. Built for a million rows:
 rows are independent, so the file is checked and applied chunk by chunk, each step one set-based statement.
 """
 
@@ -37,7 +38,8 @@ _ENROLLMENT_COLUMNS = (
 def _changed(stored: str, staged: str) -> str:
     parts = [f"{stored}.purchased_on <> {staged}.purchased_on"]
     parts += [changed_optional(f"{stored}.{fact}", f"{staged}.{fact}") for fact in _OPTIONAL_FACTS]
-    return "(" + " OR ".join(parts) + ")"
+    not_stale = f"({stored}.last_report_date IS NULL OR {stored}.last_report_date <= {staged}.report_date)"
+    return f"({' OR '.join(parts)}) AND {not_stale}"
 
 
 class PlatformReportImport(ImportSpec):
@@ -94,9 +96,9 @@ class PlatformReportImport(ImportSpec):
             created = await db.execute(
                 db.insert_new(
                     "enrollments",
-                    _ENROLLMENT_COLUMNS,
+                    f"{_ENROLLMENT_COLUMNS}, last_report_date",
                     "SELECT s.voucher_code, s.participant_id, t.id, s.platform, s.purchased_on, s.completed_on, "
-                    f"s.name_at_institution, s.rated_on, s.reported_on FROM {chunk} AS s "
+                    f"s.name_at_institution, s.rated_on, s.reported_on, s.report_date FROM {chunk} AS s "
                     "JOIN participants AS p ON p.id = s.participant_id "
                     "JOIN platforms AS pl ON pl.code = s.platform JOIN trainings AS t ON t.code = s.training_code "
                     f"WHERE (CASE {row_problem} END) IS NULL ORDER BY s.pos",
@@ -137,7 +139,7 @@ class PlatformReportImport(ImportSpec):
 
     async def _apply_changes(self, db: Backend, chunk: str, params: dict[str, Any]) -> int:
         known = f"{chunk} AS s JOIN enrollments AS e ON e.voucher_code = s.voucher_code AND e.id <= :last_id"
-        where = _changed("e", "s")
+        where = _changed("e", "s")  # a row from an older report than the one stored is left out: unchanged
         # The events first, while the stored values are still the old ones they record.
         changed_data = db.json_object(
             [JsonField("purchased_on", "e.purchased_on", "s.purchased_on", "e.purchased_on <> s.purchased_on")]
@@ -152,7 +154,7 @@ class PlatformReportImport(ImportSpec):
         )
         if changed:
             updates = ", ".join(
-                ["purchased_on = s.purchased_on"]
+                ["purchased_on = s.purchased_on", "last_report_date = s.report_date"]
                 + [f"{fact} = COALESCE(s.{fact}, e.{fact})" for fact in _OPTIONAL_FACTS]
             )
             await db.execute(

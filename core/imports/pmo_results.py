@@ -1,7 +1,9 @@
 """The PMO's processing results: the certificate of each enrollment and, optionally, its incentive schedule.
 
 One row per installment, the certificate fields repeated on each; a row without installment columns carries
-the certificate alone. A re-reported installment keeps its transfer status: only the PMO's facts change.
+the certificate alone. A re-reported installment keeps its transfer status: only the PMO's facts change. A row
+processed before the stored certificate was (its `issued_on`: the processing date of the results that last set
+it) comes from an older file: it changes neither the certificate nor an installment.
 """
 
 from __future__ import annotations
@@ -17,6 +19,11 @@ _CERTIFICATE_CHANGED = (
 )
 _INSTALLMENT_CHANGED = "i.amount <> s.amount OR i.scheduled_on <> s.scheduled_on OR i.enrollment_id IS NULL"
 _SAME_INSTALLMENT = "i.participant_id = s.participant_id AND i.seq = s.installment_seq"
+# The installment was set by newer results, for its own enrollment (another of the participant's vouchers).
+_NEWER_INSTALLMENT = (
+    "EXISTS (SELECT 1 FROM certificates AS ic WHERE ic.enrollment_id = i.enrollment_id "
+    "AND ic.issued_on > s.processed_on)"
+)
 
 
 class PmoResultsImport(ImportSpec):
@@ -32,7 +39,7 @@ class PmoResultsImport(ImportSpec):
     )
     key = ("voucher_code", "installment_seq")
     work_columns = (
-        ", enrollment_id INTEGER, participant_id INTEGER, first_of_voucher INTEGER,"
+        ", enrollment_id INTEGER, participant_id INTEGER, first_of_voucher INTEGER, stale INTEGER,"
         " cert_action VARCHAR(8), inst_action VARCHAR(8)"
     )
     stage_indexes = (("certificate_number",), ("participant_id", "installment_seq"))
@@ -99,20 +106,25 @@ class PmoResultsImport(ImportSpec):
         params = source.params()
         # Mark what each row changes before anything is written (every row of a voucher shares its certificate).
         await db.execute(
+            f"UPDATE {stage} AS s SET stale = 1 WHERE EXISTS (SELECT 1 FROM certificates AS c "
+            "WHERE c.enrollment_id = s.enrollment_id AND c.issued_on > s.processed_on)"
+        )
+        await db.execute(
             f"UPDATE {stage} AS s SET cert_action = 'created' "
             "WHERE NOT EXISTS (SELECT 1 FROM certificates AS c WHERE c.enrollment_id = s.enrollment_id)"
         )
         await db.execute(
-            f"UPDATE {stage} AS s SET cert_action = 'changed' WHERE EXISTS (SELECT 1 FROM certificates AS c "
-            f"WHERE c.enrollment_id = s.enrollment_id AND ({_CERTIFICATE_CHANGED}))"
+            f"UPDATE {stage} AS s SET cert_action = 'changed' WHERE s.stale IS NULL AND EXISTS (SELECT 1 "
+            f"FROM certificates AS c WHERE c.enrollment_id = s.enrollment_id AND ({_CERTIFICATE_CHANGED}))"
         )
         await db.execute(
-            f"UPDATE {stage} AS s SET inst_action = 'created' WHERE s.installment_seq IS NOT NULL AND "
-            f"NOT EXISTS (SELECT 1 FROM incentive_installments AS i WHERE {_SAME_INSTALLMENT})"
+            f"UPDATE {stage} AS s SET inst_action = 'created' WHERE s.installment_seq IS NOT NULL AND s.stale IS NULL "
+            f"AND NOT EXISTS (SELECT 1 FROM incentive_installments AS i WHERE {_SAME_INSTALLMENT})"
         )
         await db.execute(
-            f"UPDATE {stage} AS s SET inst_action = 'changed' WHERE EXISTS (SELECT 1 FROM "
-            f"incentive_installments AS i WHERE {_SAME_INSTALLMENT} AND ({_INSTALLMENT_CHANGED}))"
+            f"UPDATE {stage} AS s SET inst_action = 'changed' WHERE s.stale IS NULL AND EXISTS (SELECT 1 FROM "
+            f"incentive_installments AS i WHERE {_SAME_INSTALLMENT} AND ({_INSTALLMENT_CHANGED}) "
+            f"AND NOT {_NEWER_INSTALLMENT})"
         )
 
         first = "s.first_of_voucher = 1"

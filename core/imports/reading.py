@@ -42,6 +42,7 @@ class ColumnType(Enum):
     OPTIONAL_DATE = auto()  # ISO date, may lie ahead (a payment schedule)
     CHOICE = auto()  # one of `choices`, matched case-insensitively
     OPTIONAL_CHOICE = auto()
+    BOOLEAN = auto()  # true/false, yes/no, ya/tidak, 1/0 (any case; JSON true/false too)
 
 
 _OPTIONAL = {
@@ -52,6 +53,10 @@ _OPTIONAL = {
     ColumnType.OPTIONAL_CHOICE,
 }
 _DATES = {ColumnType.PAST_DATE, ColumnType.OPTIONAL_PAST_DATE, ColumnType.OPTIONAL_DATE}
+_BOOLEANS = {
+    **dict.fromkeys(("true", "yes", "ya", "1"), True),
+    **dict.fromkeys(("false", "no", "tidak", "0"), False),
+}
 
 
 @dataclass(frozen=True)
@@ -81,6 +86,14 @@ class RowProblem(Exception):
         self.reason = reason
 
 
+class RowTransform(Protocol):
+    """Per-row work a kind needs beyond typing its columns (hashing identifiers, normalising phones): runs in the
+    reading process on each converted record, returns the record the chunk table holds (the kind's
+    `staged_columns`, then the line), or raises `RowProblem`. Picklable, and importing nothing heavy."""
+
+    def __call__(self, record: Record) -> Record: ...
+
+
 def _strict_id(raw: str) -> int:
     if raw.isdigit() and raw.isascii():
         value = int(raw)
@@ -107,6 +120,11 @@ def iso_date(day: date) -> str:
 def plain_date(day: date) -> date:
     """A date as asyncpg binds it."""
     return day
+
+
+def as_date(value: date | str) -> date:
+    """A converted (or staged) date back as a `date`: SQLite's are ISO text."""
+    return value if isinstance(value, date) else date.fromisoformat(value)
 
 
 class RowConverter:
@@ -216,6 +234,12 @@ class RowConverter:
             except ValueError:
                 raise RowProblem(f"bad_number: {column.name}") from None
         memo = self._memos[index]
+        if kind is ColumnType.BOOLEAN:
+            flag = _BOOLEANS.get(text.casefold())
+            if flag is None:
+                raise RowProblem(f"bad_value: {column.name}")
+            memo[raw] = flag
+            return flag
         if column.is_date:
             day = _parse_iso_date(text)
             if day is None:
@@ -476,7 +500,9 @@ def _json_values(text: str, names: Sequence[str], known: set[str]) -> list[str]:
             values.append("")
         elif isinstance(value, str):
             values.append(value)
-        elif isinstance(value, int) and not isinstance(value, bool):
+        elif isinstance(value, bool):
+            values.append("true" if value else "false")
+        elif isinstance(value, int):
             values.append(str(value))
         else:
             raise RowProblem(f"bad_value: {name}")

@@ -7,13 +7,20 @@ from enum import StrEnum
 
 
 class ImportKind(StrEnum):
+    """In the order a new database is loaded: reference data, participants, then what happens to them."""
+
+    PLATFORMS = "platforms"
+    TRAININGS = "trainings"
+    PARTICIPANTS = "participants"
+    PAYOUT_ACCOUNTS = "payout-accounts"
     PLATFORM_REPORT = "platform-report"
     PMO_RESULTS = "pmo-results"
     TRANSFERS = "transfers"
 
 
 class ImportFileError(Exception):
-    """The file as a whole cannot be imported (encoding, header, format); `str(exc)` is a one-line reason."""
+    """The file as a whole cannot be imported (encoding, header, format, a setting the kind needs); `str(exc)` is
+    a one-line reason."""
 
 
 @dataclass(frozen=True, slots=True)

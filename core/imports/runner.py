@@ -25,11 +25,13 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from core.calendar import today_in_jakarta
 from core.imports.backend import Backend, backend_for
+from core.imports.catalog import PlatformsImport, TrainingsImport
 from core.imports.child import ChildReader, ChunkData, ReadJob
+from core.imports.participants import ParticipantsImport, PayoutAccountsImport
 from core.imports.platform_report import PlatformReportImport
 from core.imports.pmo_results import PmoResultsImport
 from core.imports.reading import Column, ImportFileReader
-from core.imports.report import ImportKind, ImportReport, RejectedRow
+from core.imports.report import ImportFileError, ImportKind, ImportReport, RejectedRow
 from core.imports.spec import Applied, EventSource, ImportSpec
 from core.imports.transfers import TransfersImport
 from core.models import ImportBatch
@@ -40,6 +42,9 @@ CHUNK_ROWS = 50_000  # rows parsed per step: a chunk's image is ~15 MB, its Pyth
 FIRST_CHUNK_ROWS = 10_000  # the database starts on the file while the child parses on
 
 _SPECS: dict[ImportKind, Callable[[], ImportSpec]] = {
+    ImportKind.PLATFORMS: PlatformsImport,
+    ImportKind.TRAININGS: TrainingsImport,
+    ImportKind.PAYOUT_ACCOUNTS: PayoutAccountsImport,
     ImportKind.PLATFORM_REPORT: PlatformReportImport,
     ImportKind.PMO_RESULTS: PmoResultsImport,
     ImportKind.TRANSFERS: TransfersImport,
@@ -55,15 +60,18 @@ async def run_import(
     *,
     today: date | None = None,
     progress: Progress | None = None,
+    pii_key: bytes | None = None,
 ) -> ImportReport:
-    """Import one file of `kind` (CSV or JSON Lines, by extension); `progress` gets the rows read so far.
+    """Import one file of `kind` (CSV or JSON Lines, by extension); `progress` gets the rows read so far;
+    `pii_key` (PII_HASH_KEY) is what participants' NIK and card numbers are hashed with.
 
-    Raises `ImportFileError` when the file as a whole is unusable (nothing is written then). Otherwise returns
-    the report: either every row applied or unchanged (status "applied"), or the rejected rows with their line
-    numbers and nothing applied (status "rejected", the batch recorded as such).
+    Raises `ImportFileError` when the file as a whole is unusable, or the participants import has no `pii_key`
+    (nothing is written then). Otherwise returns the report: either every row applied or unchanged (status
+    "applied"), or the rejected rows with their line numbers and nothing applied (status "rejected", the batch
+    recorded as such).
     """
     kind = ImportKind(kind)
-    spec = _SPECS[kind]()
+    spec = _spec(kind, pii_key)
     path = Path(path)
     today = today or today_in_jakarta()
     started_at = datetime.now(UTC)
@@ -87,6 +95,16 @@ async def run_import(
                     await conn.commit()
     finally:
         await child.stop()
+
+
+def _spec(kind: ImportKind, pii_key: bytes | None) -> ImportSpec:
+    if kind is not ImportKind.PARTICIPANTS:
+        return _SPECS[kind]()
+    if not pii_key:
+        raise ImportFileError(
+            "the participants import needs the PII hash key (PII_HASH_KEY) to store NIK and card numbers"
+        )
+    return ParticipantsImport(pii_key)
 
 
 def _check_file(reader: ImportFileReader) -> None:
@@ -119,7 +137,8 @@ async def _run(
             today=today,
             date_value=db.date_value,
             order=spec.load_order,
-            image_sql=db.chunk_image_sql(spec.columns),
+            image_sql=db.chunk_image_sql(spec.staged_columns),
+            transform=spec.transform(today),
         )
     )
 
@@ -199,9 +218,10 @@ class _Run:
     async def create_tables(self) -> None:
         spec = self.spec
         # A streaming kind keeps only each row's key in the stage, for the duplicate check across chunks.
-        staged = [c for c in spec.columns if c.name in spec.key] if spec.streaming else spec.columns
+        columns = spec.staged_columns
+        staged = [c for c in columns if c.name in spec.key] if spec.streaming else columns
         await self.db.create_stage(self.stage, staged, spec.work_columns)
-        await self.db.create_chunk_table(self.stage, spec.columns)
+        await self.db.create_chunk_table(self.stage, columns)
 
     async def drop_tables(self) -> None:
         for table in (self.db.chunk_table(self.stage), self.stage):

@@ -5,9 +5,10 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import date
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from core.imports.reading import Column, ColumnType
+from core.imports.reading import Column, ColumnType, RowTransform
 from core.imports.report import ImportKind
 
 if TYPE_CHECKING:
@@ -19,6 +20,12 @@ Check = tuple[str, str]  # (SQL condition on the staged row `s`, SQL expression 
 def sql_text(value: str) -> str:
     """A string literal for SQL built from our own constants (never from file contents)."""
     return "'" + value.replace("'", "''") + "'"
+
+
+def masked_phone_sql(e164: str) -> str:
+    """`core.identity.mask_phone` in SQL (both dialects): a phone as the event log keeps it."""
+    stars = f"substr('**********', 1, length({e164}) - 8)"  # E.164 has at most 15 digits
+    return f"(substr({e164}, 1, 6) || {stars} || substr({e164}, length({e164}) - 1))"
 
 
 def changed_optional(stored: str, staged: str) -> str:
@@ -85,6 +92,10 @@ class ImportSpec(ABC):
     """One kind of import. Each chunk of the file arrives in a table of its own (`chunk`: pos 1…n in load
     order, the declared columns, then `line`).
 
+    `columns` are the file's. A kind whose rows need Python work beyond typing (identifiers hashed, phones
+    normalised) names a `transform`, run in the reading process; the chunk and the stage then hold its output,
+    the `staged_columns`.
+
     A `streaming` kind's rows are independent: `process_chunk` checks and applies each chunk as it comes, so
     the database works while the next chunk is parsed; each chunk is sorted by `load_order` (a record index)
     when set. Other kinds copy each chunk into a temporary table (`stage`, rows `s`) and are processed once,
@@ -101,9 +112,18 @@ class ImportSpec(ABC):
     streaming: ClassVar[bool] = False
     load_order: ClassVar[int | None] = None
 
+    @property
+    def staged_columns(self) -> tuple[Column, ...]:
+        """The columns of the chunk and stage tables: the file's, or what `transform` makes of them."""
+        return self.columns
+
+    def transform(self, today: date) -> RowTransform | None:
+        """The per-row work of the reading process, if the kind needs any."""
+        return None
+
     async def stage_rows(self, db: Backend, chunk: str, stage: str, columns: Sequence[str] | None = None) -> None:
-        """Append the chunk's rows (their `columns`, default all declared ones, and line) to the stage."""
-        names = ", ".join([*(columns or [c.name for c in self.columns]), "line"])
+        """Append the chunk's rows (their `columns`, default all staged ones, and line) to the stage."""
+        names = ", ".join([*(columns or [c.name for c in self.staged_columns]), "line"])
         await db.execute(f"INSERT INTO {stage} ({names}) SELECT {names} FROM {chunk} ORDER BY pos")
 
     async def process_chunk(
@@ -117,7 +137,7 @@ class ImportSpec(ABC):
     def row_checks(self) -> list[Check]:
         """Checks on one staged row alone; the first that holds names the problem."""
         checks: list[Check] = []
-        for column in self.columns:
+        for column in self.staged_columns:
             name, limit = f"s.{column.name}", column.max_len
             missing, too_long = sql_text(f"missing: {column.name}"), sql_text(f"too_long: {column.name}")
             if column.type is ColumnType.TEXT and limit is not None:
@@ -167,6 +187,11 @@ class ImportSpec(ABC):
         if found or not apply:
             return Applied(rejected=found)
         return await self.apply(db, stage, source)
+
+
+async def rows_with_action(db: Backend, stage: str) -> Applied:
+    """What a kind that marks each staged row's `action` (created / changed) applied."""
+    return Applied(rows=int(await db.scalar(f"SELECT COUNT(*) FROM {stage} WHERE action IS NOT NULL")))
 
 
 async def duplicates(db: Backend, stage: str, key: Sequence[str], after: int) -> list[tuple[int, str]]:

@@ -1,0 +1,195 @@
+"""The human desk's rules without Telegram: when agents answer (working days and hours in Asia/Jakarta), the 24-hour
+reopening, what a case stores (redacted), /queue in pages with topic links, a case card cut to Telegram's size, and
+the staff-membership cache forgetting a member who left."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from aiogram import Bot
+from aiogram.types import Chat, ChatMemberLeft, ChatMemberMember, ChatMemberUpdated, User
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from bot.app import build_app
+from bot.flows.handoff import MAX_MESSAGE, CaseHandoff, plain_length
+from bot.flows.turn import HandoffRequest
+from bot.handlers import agent
+from bot.settings import Settings
+from bot.telegram import make_bot
+from core.calendar import JAKARTA, default_calendar, today_in_jakarta
+from core.cases import CaseService
+from core.demo import recreate_database, seed_demo
+from core.hours import default_support_desk
+from core.models import CaseMessage, OutboxMessage
+from core.rules import default_rules
+from tests.fake_bot_api import FakeBotApi
+from tests.html_check import html_problems
+
+GROUP_A, GROUP_B = -100_700_001, -100_700_002
+AGENT = 9_800_001
+USER = 9_810_001
+
+
+def jakarta(text: str) -> datetime:
+    return datetime.fromisoformat(text).replace(tzinfo=JAKARTA)
+
+
+# --- business hours -------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("now", "answer_by"),
+    [
+        ("2025-03-04 10:00", None),  # Tuesday, in hours
+        ("2025-03-04 08:00", None),  # the minute they open
+        ("2025-03-04 07:59", "2025-03-04 08:00"),  # before opening: the same day
+        ("2025-03-04 17:00", "2025-03-05 08:00"),  # closing time is out of hours
+        ("2025-03-07 18:30", "2025-03-10 08:00"),  # Friday evening: Monday
+        ("2025-03-08 10:00", "2025-03-10 08:00"),  # Saturday
+        ("2025-03-09 23:59", "2025-03-10 08:00"),  # Sunday night
+        ("2026-03-17 18:00", "2026-03-25 08:00"),  # Nyepi (18 cuti bersama, 19) then Lebaran cuti bersama (20, 23, 24)
+        ("2025-03-27 17:30", "2025-04-08 08:00"),  # Nyepi cuti bersama 28 Mar, Idul Fitri 31 Mar–1 Apr, cuti to 7 Apr
+        ("2025-03-31 10:00", "2025-04-08 08:00"),  # on Idul Fitri itself, in what would be business hours
+        ("2025-04-02 07:00", "2025-04-08 08:00"),  # a cuti bersama morning
+    ],
+)
+def test_when_agents_answer(now: str, answer_by: str | None) -> None:
+    desk = default_support_desk()
+    expected = jakarta(answer_by) if answer_by else None
+    assert desk.next_open(jakarta(now)) == expected
+    assert desk.next_open(jakarta(now).astimezone(UTC)) == expected  # the same instant given in UTC
+
+
+def test_the_holidays_used_above_are_the_calendars() -> None:
+    calendar = default_calendar()
+    closed = ["2025-03-28", "2025-03-31", "2025-04-01", "2025-04-02", "2025-04-07", "2026-03-18", "2026-03-19"]
+    assert not any(calendar.is_working_day(datetime.fromisoformat(d).date()) for d in closed)
+    assert calendar.is_working_day(datetime.fromisoformat("2025-04-08").date())
+
+
+# --- cases ----------------------------------------------------------------------------------------------------------
+@pytest.fixture
+async def cases(sqlite_engine: AsyncEngine) -> CaseService:
+    return CaseService(sqlite_engine, [GROUP_A, GROUP_B], default_support_desk())
+
+
+async def open_and_close(cases: CaseService) -> datetime:
+    opened = await cases.open_case(USER, None, "participant_asked", "id", None, [], "<b>kartu</b>", "P")
+    closed = await cases.close(opened.case.id, AGENT)
+    assert closed is not None and closed.closed_at is not None
+    return closed.closed_at
+
+
+async def test_writing_again_within_24_hours_reopens_the_case(cases: CaseService) -> None:
+    closed_at = await open_and_close(cases)
+    assert await cases.reopen_recent(USER, now=closed_at + timedelta(hours=24) + timedelta(seconds=1)) is None
+    reopened = await cases.reopen_recent(USER, now=closed_at + timedelta(hours=24) - timedelta(seconds=1))
+    assert reopened is not None and reopened.status == "open"
+    closed_again = await cases.close(reopened.id, AGENT)
+    assert closed_again is not None and closed_again.closed_at is not None
+    assert await cases.reopen_recent(USER, now=closed_again.closed_at + timedelta(hours=24)) is not None  # just in
+
+
+async def test_a_case_closed_by_the_participant_stays_closed(cases: CaseService) -> None:
+    opened = await cases.open_case(USER, None, "participant_asked", "id", None, [], "<b>kartu</b>", "P")
+    await cases.close(opened.case.id, USER, source_kind="participant")
+    assert await cases.reopen_recent(USER) is None
+
+
+async def test_case_messages_are_stored_redacted(cases: CaseService, sqlite_engine: AsyncEngine) -> None:
+    opened = await cases.open_case(USER, None, "participant_asked", "id", None, [], "<b>kartu</b>", "P")
+    said = "NIK saya 3174012345678901, lahir 17-08-1990, HP 081234567890"
+    await cases.relay_from_participant(opened.case, "text", said, [], USER, 1)
+    await cases.record_agent_message(opened.case.id, AGENT, "text", "Saya telepon ke 081298765432 ya", GROUP_A, 2, 5)
+    await cases.note(opened.case.id, AGENT, "nomor kartu 5123456789012345")
+    async with sqlite_engine.connect() as conn:
+        stored = " | ".join(str(t) for t in (await conn.scalars(select(CaseMessage.text))).all())
+    for secret in ("3174012345678901", "17-08-1990", "081234567890", "081298765432", "5123456789012345"):
+        assert secret not in stored
+    assert "NIK saya" in stored and "Saya telepon ke" in stored and "nomor kartu" in stored
+
+
+async def test_an_edit_too_long_for_one_message_is_relayed_in_two(cases: CaseService) -> None:
+    opened = await cases.open_case(USER, None, "participant_asked", "id", None, [], "<b>kartu</b>", "P")
+    await cases.relay_from_participant(opened.case, "text", "y" * 4096, [], USER, 1, header="✏️ diubah:\n")
+    async with cases.sessions() as session:
+        payloads = await session.scalars(select(OutboxMessage.payload).where(OutboxMessage.method == "relayText"))
+        texts = [p["text"] for p in payloads.all()]
+    assert [len(t) for t in texts] == [4096, len("✏️ diubah:\n")] and "".join(texts) == "✏️ diubah:\n" + "y" * 4096
+
+
+# --- /queue ---------------------------------------------------------------------------------------------------------
+async def test_the_queue_comes_in_pages_of_this_group_with_links_and_masked_names(sqlite_engine: AsyncEngine) -> None:
+    await recreate_database(sqlite_engine)
+    personas = await seed_demo(sqlite_engine, default_rules(), default_calendar(), b"k", today_in_jakarta())
+    app = build_app(Settings(_env_file=None, staff_chat_id=[GROUP_A, GROUP_B]), sqlite_engine)
+    try:
+        staff = app.staff
+        assert staff is not None
+        staff.cases.staff_chat_ids = [GROUP_A]
+        participant_id, persona = personas[0]
+        ids = []
+        for n in range(80):
+            who = participant_id if n == 0 else None
+            opened = await staff.cases.open_case(USER + n, who, "overdue", "id", "awaiting_pmo", [], "kartu", "P")
+            await staff.cases.topic_created(USER + n, GROUP_A, 1000 + n)
+            ids.append(opened.case.id)
+        staff.cases.staff_chat_ids = [GROUP_B]
+        elsewhere = await staff.cases.open_case(USER + 99, None, "overdue", "id", None, [], "kartu", "P")
+        pages = await staff.queue(GROUP_A)
+    finally:
+        app.status_source.close()
+    assert len(pages) >= 2
+    assert all(plain_length(page) <= MAX_MESSAGE and html_problems(page) == [] for page in pages)
+    assert pages[0].startswith(f"<b>Antrean kasus (80)</b>, terlama dulu — bagian 1/{len(pages)}")
+    listed = [int(n) for page in pages for n in re.findall(r">#(\d+)</a>", page)]
+    assert listed == ids and elsewhere.case.id not in listed  # oldest first, each once, only this group's
+    assert f'<a href="https://t.me/c/700001/1000">#{ids[0]}</a>' in pages[0]
+    first, last = persona.name.split()[0], persona.name.split()[-1]
+    assert f"{first[:2]}{'*' * (len(first) - 2)}" in pages[0] and last not in "".join(pages)
+    assert "belum terverifikasi" in pages[0]
+
+
+# --- the case card --------------------------------------------------------------------------------------------------
+async def test_a_long_case_card_is_cut_to_fit(sqlite_engine: AsyncEngine) -> None:
+    app = build_app(Settings(_env_file=None, staff_chat_id=[GROUP_A]), sqlite_engine)
+    try:
+        staff = app.staff
+        assert staff is not None
+        handoff: CaseHandoff = staff.handoff
+        lines = [f"👤 pesan {n:02d} " + "kata " * 38 for n in range(40)]  # about 8,000 characters
+        request = HandoffRequest(USER, None, "participant_asked", "id", ["rating"], lines, "Peserta")
+        card, _, _ = await handoff.card(request)
+        freak = HandoffRequest(USER, None, "participant_asked", "id", [], [], "A&B " * 1500)
+        cut, _, _ = await handoff.card(freak)
+    finally:
+        app.status_source.close()
+    assert plain_length(card) <= MAX_MESSAGE and html_problems(card) == []
+    assert "pesan 39" in card and "pesan 00" not in card  # the oldest lines went first
+    assert "/claim" in card and "Belum terverifikasi" in card
+    assert plain_length(cut) <= MAX_MESSAGE and html_problems(cut) == [] and cut.endswith("…")
+
+
+# --- who is staff ---------------------------------------------------------------------------------------------------
+async def test_a_member_who_leaves_is_no_agent_at_once(api: FakeBotApi) -> None:
+    api.add_forum_group(GROUP_A, members={AGENT: "member"})
+    bot: Bot = make_bot(Settings(_env_file=None, bot_token=api.token, bot_api_url=api.url))
+    try:
+        assert await agent.is_agent(bot, GROUP_A, AGENT, [])
+        api.set_member(GROUP_A, AGENT, "left")
+        assert await agent.is_agent(bot, GROUP_A, AGENT, [])  # remembered (one getChatMember per minute) …
+        user = User(id=AGENT, is_bot=False, first_name="Sari")
+        left = ChatMemberUpdated(
+            chat=Chat(id=GROUP_A, type="supergroup", title="Prakerja Staff", is_forum=True),
+            from_user=user,
+            date=datetime.now(UTC),
+            old_chat_member=ChatMemberMember(user=user),
+            new_chat_member=ChatMemberLeft(user=user),
+        )
+        await agent.on_member_change(left, [GROUP_A])  # … until Telegram says they left
+        assert not await agent.is_agent(bot, GROUP_A, AGENT, [])
+        assert agent.MEMBERSHIP_TTL <= 60
+    finally:
+        await bot.session.close()
+        agent._membership_cache.clear()
