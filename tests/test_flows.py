@@ -394,7 +394,7 @@ async def test_answers_that_promise_an_action_come_with_its_button(world: World)
     ]
 
     [schedule] = await chat.send("kapan insentif prakerja dicairkan")
-    assert "jadwal insentif tampil di dashboard" in schedule
+    assert "jadwal insentif muncul bersamaan di dashboard" in schedule
     assert chat.labels() == [text("btn_check_incentive"), text("btn_yes"), text("btn_no")]
     assert await chat.press(text("btn_check_incentive")) == [text("identify_needed"), text("identify_ask_contact")]
     [summary] = await chat.identify(BY_NAME["Dedi Kurniawan"], via="button")
