@@ -10,7 +10,7 @@ from bot.flows.admin import AdminFlow
 from bot.flows.conversation import Conversation
 from bot.flows.faq_catalog import FaqCatalogProvider
 from bot.flows.handoff import CaseHandoff
-from bot.flows.staff import StaffDesk, staff_renderer
+from bot.flows.staff import AgentRoster, StaffDesk, staff_renderer
 from bot.flows.turn import FaqCatalog, FlowServices, Handoff, NoAgents
 from bot.settings import Settings
 from bot.texts import default_renderer, load_yaml
@@ -76,7 +76,13 @@ def build_app(settings: Settings, engine: AsyncEngine | None = None) -> App:
         context=TurnContextReader(engine),
     )
     # Agents read the shared messages plus the desk's own (support.yaml); participants never see the latter.
-    staff = StaffDesk(cases, handoff, staff_renderer(), desk) if cases and isinstance(handoff, CaseHandoff) else None
+    # Who may act as an agent is the app's (one roster per process, not a module-level cache).
+    roster = AgentRoster(frozenset(settings.agent_ids))
+    staff = (
+        StaffDesk(cases, handoff, staff_renderer(), desk, roster)
+        if cases and isinstance(handoff, CaseHandoff)
+        else None
+    )
     # The FAQ in use lives in the database (admins edit it); every turn checks for a newer revision.
     store = FaqStore(engine)
     catalogs = FaqCatalogProvider.from_knowledge(store)

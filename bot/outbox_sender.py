@@ -31,18 +31,27 @@ from bot.send_errors import backoff, is_transient
 from bot.texts import Renderer
 from core.cases import CaseService
 from core.identity import redact
-from core.outbox import STAFF, Outbox, OutboxItem
+from core.outbox import (
+    STAFF,
+    CopyToTopic,
+    CreateTopic,
+    OutboundMessage,
+    Outbox,
+    OutboxItem,
+    RelayText,
+    StaffPost,
+    TopicNotice,
+)
 
 log = logging.getLogger(__name__)
 MAX_TEXT = 4096
 ALBUM_SETTLE_SECONDS = 1.5  # an album's parts arrive as separate updates; wait for all of them
 TEXT_SETTLE_SECONDS = 1.0  # a participant's texts typed in quick succession go into the topic as one message
-PER_CHAT = 200  # pending items looked at per staff group and round: one group's backlog never hides another's
+PER_PARTY = 50  # pending items looked at per participant (and group) and round: no backlog hides another's
+BURST_COPIES = 10  # a participant's single photos and files queued back to back go in one call, up to this many
 WINDOW = timedelta(minutes=1)
 TOPIC_RETRY_FIRST, TOPIC_RETRY_CAP = 30.0, 600.0  # a topic Telegram refuses to create (rights, not a forum)
 LOST_NOTICE = "staff_relay_lost"
-RELAYS = ("relayText", "copyMessages")
-_NOT_SENT = ("topic_user", "case_id", "media_group_id", "queued_at")
 # Telegram's words when the bot may not post in the group at all: a report in the topic would fail the same way.
 _GROUP_REFUSES = ("not enough rights", "chat not found", "chat_write_forbidden", "have no rights")
 
@@ -92,6 +101,8 @@ class StaffSender:
         self.clock = clock
         self.windows: dict[tuple[int, str], SendWindow] = {}
         self.failures: dict[int, int] = {}  # outbox id → failures in a row, for the backoff (not the give-up budget)
+        self.served: dict[tuple[int, int], int] = {}  # (group, participant) → when last served, for round-robin
+        self._turn = 0
         self._seeded = False
 
     def window(self, chat_id: int, kind: str) -> SendWindow:
@@ -105,7 +116,7 @@ class StaffSender:
         now = self.clock()
         self.windows.clear()
         for chat_id, method, sent_at in sorted(await self.outbox.sent_since(STAFF, now - WINDOW), key=lambda r: r[2]):
-            self.window(chat_id, _kind(method)).take(sent_at)
+            self.window(chat_id, "topic" if method == "createForumTopic" else "message").take(sent_at)
         self._seeded = True
 
     async def run(self, stop: asyncio.Event, idle: float = 0.3) -> None:
@@ -124,7 +135,7 @@ class StaffSender:
         """Send what is due; returns how many outbox items were completed."""
         if not self._seeded:
             await self._seed()
-        items = await self.outbox.pending(STAFF, per_chat=PER_CHAT)
+        items = self._in_turn(await self.outbox.pending(STAFF, per_party=PER_PARTY))
         now = self.clock()
         blocked_chats: set[int] = set()
         waiting_users: set[int] = set()
@@ -133,53 +144,48 @@ class StaffSender:
         while index < len(items):
             item = items[index]
             index += 1
-            user = item.payload.get("topic_user")
-            creates_topic = item.method == "createForumTopic"
+            user = item.topic_user
+            message = item.message
+            creates_topic = isinstance(message, CreateTopic)
             if item.chat_id in blocked_chats or (user is not None and user in waiting_users and not creates_topic):
                 # Keep each chat's and each topic's order: nothing overtakes a waiting item. A topic's creation is
                 # what its messages wait for: it goes ahead of them (after a deleted topic it is queued after them).
                 continue
             if item.waiting(now):
                 if user is not None and not creates_topic:
-                    waiting_users.add(int(user))  # its retry time has not come: the topic's later messages wait too
+                    waiting_users.add(user)  # its retry time has not come: the topic's later messages wait too
                 continue
             if creates_topic and await self._topic_exists(item):
                 await self.outbox.mark_sent([item.id])  # queued twice (a case reopened meanwhile): one topic only
                 done += 1
                 continue
-            kind = _kind(item.method)
+            kind = _kind(message)
             if not self.window(item.chat_id, kind).ready(self.clock()):
                 blocked_chats.add(item.chat_id)
                 continue
             thread_id: int | None = None
-            if user is not None and item.method != "createForumTopic":
-                topic = await self.cases.topic_of(int(user))
+            if user is not None and not creates_topic:
+                topic = await self.cases.topic_of(user)
                 if topic is None or topic[1] is None:
-                    waiting_users.add(int(user))  # its topic is still being created
+                    waiting_users.add(user)  # its topic is still being created
                     continue
                 thread_id = topic[1]
             group = [item]
-            if item.method == "relayText":
-                if self._age(item) < TEXT_SETTLE_SECONDS:
+            if isinstance(message, RelayText | CopyToTopic):
+                settle = TEXT_SETTLE_SECONDS if isinstance(message, RelayText) else ALBUM_SETTLE_SECONDS
+                if (isinstance(message, RelayText) or message.media_group_id) and self._age(message) < settle:
                     if user is not None:
-                        waiting_users.add(int(user))
+                        waiting_users.add(user)
                     else:
                         blocked_chats.add(item.chat_id)
                     continue
-                group = self._merge_texts(item, items[index:])
-            elif item.method == "copyMessages" and item.payload.get("media_group_id"):
-                if self._age(item) < ALBUM_SETTLE_SECONDS:
-                    if user is not None:
-                        waiting_users.add(int(user))
-                    else:
-                        blocked_chats.add(item.chat_id)
-                    continue
-                group = [
-                    i for i in items[index - 1 :] if i.payload.get("media_group_id") == item.payload["media_group_id"]
-                ]
+                group = self._merge(item, items[index:])
             ok = await self._send(item, group, thread_id)
             if ok:
                 self.window(item.chat_id, kind).take(self.clock())
+                if user is not None:
+                    self._turn += 1
+                    self.served[item.chat_id, user] = self._turn
                 done += len(group)
                 consumed = {i.id for i in group}
                 items = items[:index] + [i for i in items[index:] if i.id not in consumed]
@@ -187,102 +193,135 @@ class StaffSender:
                 blocked_chats.add(item.chat_id)
         return done
 
-    def _merge_texts(self, first: OutboxItem, rest: list[OutboxItem]) -> list[OutboxItem]:
-        """A participant's texts queued back to back become one message (up to Telegram's 4,096 characters)."""
+    def _in_turn(self, items: list[OutboxItem]) -> list[OutboxItem]:
+        """Round-robin between the participants of a group: each one's first waiting message, the one served longest
+        ago first, then each one's second, … (one participant's 40 photos never hold another's case card back).
+        Each participant's own order is kept; messages outside any topic count as one more participant."""
+        position: dict[tuple[int, int | None], int] = {}
+        ranked = []
+        for item in items:
+            party = (item.chat_id, item.topic_user)
+            rank = position.get(party, 0)
+            position[party] = rank + 1
+            served = self.served.get((item.chat_id, item.topic_user), 0) if item.topic_user is not None else 0
+            ranked.append(((rank, served, item.id), item))
+        return [item for _, item in sorted(ranked, key=lambda pair: pair[0])]
+
+    def _merge(self, first: OutboxItem, rest: list[OutboxItem]) -> list[OutboxItem]:
+        """A participant's texts queued back to back become one message (up to Telegram's 4,096 characters); an
+        album goes as one; single photos and files sent in a burst go in one call (up to an album's 10)."""
+        message = first.message
+        mine = [i for i in rest if i.chat_id == first.chat_id and i.topic_user == first.topic_user]
+        if isinstance(message, CopyToTopic) and message.media_group_id:
+            return [first] + [i for i in mine if _album(i) == message.media_group_id]
         group = [first]
-        length = len(first.payload["text"])
-        for item in rest:
-            if item.chat_id != first.chat_id or item.payload.get("topic_user") != first.payload.get("topic_user"):
-                continue  # other topics' messages do not stand in the way
-            if item.method != "relayText":
-                break  # a photo in between: the texts after it stay after it
-            length += len(item.payload["text"]) + 1
-            if length > MAX_TEXT:
-                break
-            group.append(item)
+        if isinstance(message, RelayText):
+            length = len(message.text)
+            for item in mine:
+                if not isinstance(item.message, RelayText):
+                    break  # a photo in between: the texts after it stay after it
+                length += len(item.message.text) + 1
+                if length > MAX_TEXT:
+                    break
+                group.append(item)
+        elif isinstance(message, CopyToTopic):
+            for item in mine:
+                copy = item.message
+                if (
+                    not isinstance(copy, CopyToTopic)
+                    or copy.media_group_id
+                    or copy.from_chat_id != message.from_chat_id
+                ):
+                    break
+                if len(group) >= BURST_COPIES or item.waiting(self.clock()):
+                    break
+                group.append(item)
         return group
 
     async def _topic_exists(self, item: OutboxItem) -> bool:
         """A queued topic creation that is no longer needed: the participant's topic exists, or moved elsewhere."""
-        topic = await self.cases.topic_of(int(item.payload["topic_user"]))
+        topic = await self.cases.topic_of(int(item.topic_user or 0))
         return topic is None or topic[0] != item.chat_id or topic[1] is not None
 
     async def _send(self, item: OutboxItem, group: list[OutboxItem], thread_id: int | None) -> bool:
         """Make the call; True when the group is done with (sent, or given up and reported)."""
         call: Callable[[], Awaitable[Any]]
-        payload = {k: v for k, v in item.payload.items() if k not in _NOT_SENT}
-        if thread_id is None:  # a notice outside any case (/queue, a refusal) names its topic itself
-            thread_id = payload.pop("message_thread_id", None)
-        payload.pop("message_thread_id", None)
-        if item.method == "createForumTopic":
-            user = int(item.payload["topic_user"])
+        message = item.message
+        match message:
+            case CreateTopic(name):
+                user = int(item.topic_user or 0)
 
-            async def call() -> Any:
-                topic = await self.bot(CreateForumTopic(chat_id=item.chat_id, name=payload["name"]))
-                await self.cases.topic_created(user, item.chat_id, topic.message_thread_id)
+                async def call() -> Any:
+                    topic = await self.bot(CreateForumTopic(chat_id=item.chat_id, name=name))
+                    await self.cases.topic_created(user, item.chat_id, topic.message_thread_id)
 
-        elif item.method == "relayText":
-            text = "\n".join(i.payload["text"] for i in group)
+            case RelayText():
+                text = "\n".join(i.message.text for i in group if isinstance(i.message, RelayText))
 
-            async def call() -> Any:
-                return await self.bot(
-                    SendMessage(chat_id=item.chat_id, text=text, message_thread_id=thread_id, parse_mode=None)
-                )
-
-        elif item.method == "copyMessages":
-            ids = sorted({m for i in group for m in i.payload["message_ids"]})
-
-            async def call() -> Any:
-                return await self.bot(
-                    CopyMessages(
-                        chat_id=item.chat_id,
-                        from_chat_id=payload["from_chat_id"],
-                        message_ids=ids,
-                        message_thread_id=thread_id,
+                async def call() -> Any:
+                    return await self.bot(
+                        SendMessage(chat_id=item.chat_id, text=text, message_thread_id=thread_id, parse_mode=None)
                     )
-                )
 
-        elif item.method == "notice":  # named by its text key: rendered here, in the staff group's language
-            try:
-                notice = self.texts.render(payload["notice"], "id", **payload.get("context", {}))
-            except Exception as exc:  # a bug, not Telegram's doing: keep it visibly failed
-                await self._give_up(item, group, f"render: {exc}", report=False)
+            case CopyToTopic(from_chat_id=from_chat):
+                ids = sorted({m for i in group if isinstance(i.message, CopyToTopic) for m in i.message.message_ids})
+
+                async def call() -> Any:
+                    return await self.bot(
+                        CopyMessages(
+                            chat_id=item.chat_id, from_chat_id=from_chat, message_ids=ids, message_thread_id=thread_id
+                        )
+                    )
+
+            case TopicNotice(key, context):  # rendered here, in the staff group's language
+                try:
+                    notice = self.texts.render(key, "id", **context)
+                except Exception as exc:  # a bug, not Telegram's doing: keep it visibly failed
+                    await self._give_up(item, group, f"render: {exc}", report=False)
+                    return True
+
+                async def call() -> Any:
+                    return await self.bot(
+                        SendMessage(chat_id=item.chat_id, text=notice, message_thread_id=thread_id, parse_mode="HTML")
+                    )
+
+            case StaffPost(text_html, own_thread):
+                # A post outside any case (/queue, a refusal) names its thread itself.
+                where = thread_id if item.topic_user is not None else own_thread
+
+                async def call() -> Any:
+                    return await self.bot(
+                        SendMessage(chat_id=item.chat_id, text=text_html, message_thread_id=where, parse_mode="HTML")
+                    )
+
+            case _:  # a participant's message in the staff lane: a bug, kept visibly failed
+                await self._give_up(item, group, f"not a staff message: {type(message).__name__}", report=False)
                 return True
-
-            async def call() -> Any:
-                return await self.bot(
-                    SendMessage(chat_id=item.chat_id, text=notice, message_thread_id=thread_id, parse_mode="HTML")
-                )
-
-        else:  # sendMessage and anything else shaped like it
-
-            async def call() -> Any:
-                return await self.bot(SendMessage(chat_id=item.chat_id, message_thread_id=thread_id, **payload))
 
         try:
             await call()
         except TelegramRetryAfter as exc:
             pause = self.clock() + timedelta(seconds=exc.retry_after)
-            self.window(item.chat_id, _kind(item.method)).pause_until = pause
+            self.window(item.chat_id, _kind(message)).pause_until = pause
             await self.outbox.retry_later(item.id, exc.retry_after, "429", count_attempt=False, now=self.clock())
             return False
         except (TelegramBadRequest, TelegramForbiddenError) as exc:
-            if item.method == "createForumTopic":
+            if isinstance(message, CreateTopic):
                 # E.g. the bot may not manage topics: an admin can fix it, so try again (never give up), not in a
                 # tight loop; the participant writing again brings the next try forward.
                 log.error("staff sender: cannot create a topic in %s: %s", item.chat_id, redact(exc.message))
                 delay = backoff(self._failed(item), TOPIC_RETRY_FIRST, TOPIC_RETRY_CAP)
                 await self.outbox.retry_later(item.id, delay, exc.message, count_attempt=False, now=self.clock())
                 return False
-            lost = item.payload.get("topic_user")
-            message = exc.message.lower()
-            if isinstance(exc, TelegramBadRequest) and lost is not None and ("thread" in message or "topic" in message):
+            lost = item.topic_user
+            text = exc.message.lower()
+            if isinstance(exc, TelegramBadRequest) and lost is not None and ("thread" in text or "topic" in text):
                 # Someone deleted the participant's topic: make a new one; this message waits for it.
-                await self.cases.topic_lost(int(lost))
+                await self.cases.topic_lost(lost)
                 return False
             # Anything else (a message Telegram refuses, a staff group that refuses the bot) would block the whole
             # group's queue if retried for ever: given up, and reported.
-            refused = isinstance(exc, TelegramForbiddenError) or any(w in message for w in _GROUP_REFUSES)
+            refused = isinstance(exc, TelegramForbiddenError) or any(w in text for w in _GROUP_REFUSES)
             await self._give_up(item, group, exc.message, group_refuses=refused)
             return True
         except Exception as exc:
@@ -305,11 +344,10 @@ class StaffSender:
         self.failures[item.id] = self.failures.get(item.id, 0) + 1
         return self.failures[item.id]
 
-    def _age(self, item: OutboxItem) -> float:
-        created = item.payload.get("queued_at")
-        if not isinstance(created, int | float):
+    def _age(self, message: RelayText | CopyToTopic) -> float:
+        if not message.queued_at:
             return ALBUM_SETTLE_SECONDS
-        return self.clock().timestamp() - created
+        return self.clock().timestamp() - message.queued_at
 
     async def _give_up(
         self,
@@ -326,20 +364,27 @@ class StaffSender:
         self.failures.pop(item.id, None)
         for i in group:
             await self.outbox.mark_failed(i.id, reason)
-        if not report or item.case_id is None or item.payload.get("topic_user") is None:
+        if not report or item.case_id is None or item.topic_user is None:
             return  # a notice outside any case (/queue, a refusal): the log line is all there is to tell
-        is_report = item.method == "notice" and item.payload.get("notice") == LOST_NOTICE
-        relayed = item.method in RELAYS or (is_report and bool(item.payload.get("context", {}).get("relayed")))
+        message = item.message
+        relays = isinstance(message, RelayText | CopyToTopic)
+        is_report = isinstance(message, TopicNotice) and message.key == LOST_NOTICE
+        relayed = relays or (isinstance(message, TopicNotice) and is_report and bool(message.context.get("relayed")))
         if group_refuses or is_report:
             if relayed:
                 await self.cases.tell_participant(item.case_id, "relay_lost", {}, f"relay_lost:{item.id}")
             return
-        what = "text" if item.method == "relayText" else "media" if item.method == "copyMessages" else "bot"
-        excerpt = "\n".join(i.payload["text"] for i in group)[:300] if item.method == "relayText" else ""
-        context = {"what": what, "reason": reason[:200], "excerpt": excerpt, "relayed": item.method in RELAYS}
+        what = "text" if isinstance(message, RelayText) else "media" if isinstance(message, CopyToTopic) else "bot"
+        texts = [i.message.text for i in group if isinstance(i.message, RelayText)]
+        # The excerpt is what the agents need to ask again; the notice's row is scrubbed once it is posted.
+        context = {"what": what, "reason": reason[:200], "excerpt": "\n".join(texts)[:300], "relayed": relays}
         await self.cases.notice(item.case_id, LOST_NOTICE, context)
 
 
-def _kind(method: str) -> str:
+def _album(item: OutboxItem) -> str | None:
+    return item.message.media_group_id if isinstance(item.message, CopyToTopic) else None
+
+
+def _kind(message: OutboundMessage) -> str:
     """Which limit a call counts against: topic creations have their own."""
-    return "topic" if method == "createForumTopic" else "message"
+    return "topic" if isinstance(message, CreateTopic) else "message"

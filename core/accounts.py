@@ -136,22 +136,28 @@ class AccountService:
 
     async def logout(self, telegram_user_id: int) -> bool:
         async with self.sessions.begin() as session:
-            link = await session.get(TelegramLink, telegram_user_id)
-            if link is None:
-                return False
-            session.add(
-                Event(
-                    participant_id=link.participant_id,
-                    entity="telegram_links",
-                    entity_id=str(telegram_user_id),
-                    kind="unlinked",
-                    data={},
-                    source_kind="participant",
-                    source_ref=str(telegram_user_id),
-                )
-            )
-            await session.delete(link)
-            return True
+            return await unlink(session, telegram_user_id)
+
+
+async def unlink(session: AsyncSession, telegram_user_id: int) -> bool:
+    """Forget which participant this Telegram account is, in the caller's transaction (a /logout during a case
+    closes the case in the same one); False when it was not linked."""
+    link = await session.get(TelegramLink, telegram_user_id)
+    if link is None:
+        return False
+    session.add(
+        Event(
+            participant_id=link.participant_id,
+            entity="telegram_links",
+            entity_id=str(telegram_user_id),
+            kind="unlinked",
+            data={},
+            source_kind="participant",
+            source_ref=str(telegram_user_id),
+        )
+    )
+    await session.delete(link)
+    return True
 
 
 def _active_lock(attempts: IdentityAttempts | None, now: datetime) -> datetime | None:

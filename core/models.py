@@ -20,6 +20,7 @@ from sqlalchemy import (
     Integer,
     MetaData,
     String,
+    Text,
     UniqueConstraint,
     func,
 )
@@ -263,6 +264,7 @@ class Case(Base):
     closed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     closed_by: Mapped[int | None] = mapped_column(BigInteger)
     satisfaction: Mapped[int | None] = mapped_column(Integer)
+    card_html: Mapped[str | None] = mapped_column(Text)  # the card posted when it opened: posted again in a new topic
 
 
 class ParticipantTopic(Base):
@@ -273,6 +275,7 @@ class ParticipantTopic(Base):
     telegram_user_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     staff_chat_id: Mapped[int] = mapped_column(BigInteger)
     topic_id: Mapped[int | None] = mapped_column(Integer)  # None while its creation is queued
+    name: Mapped[str | None] = mapped_column(String(128))  # plain text: a recreated topic gets it again
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
 
@@ -292,7 +295,7 @@ class CaseMessage(Base):
     source_message_id: Mapped[int | None] = mapped_column(Integer)
     relayed_message_id: Mapped[int | None] = mapped_column(Integer)  # its copy on the other side, for edits
     media_group_id: Mapped[str | None] = mapped_column(String(64))
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now(), index=True)
 
 
 class OutboxStatus(StrEnum):
@@ -316,13 +319,15 @@ class OutboxMessage(Base):
     method: Mapped[str] = mapped_column(String(32))  # sendMessage, copyMessage, createForumTopic, …
     payload: Mapped[dict[str, Any]] = mapped_column(JSON)
     case_id: Mapped[int | None] = mapped_column(Integer)
+    # The participant whose topic a staff message belongs to: the sender serves participants in turn.
+    topic_user: Mapped[int | None] = mapped_column(BigInteger)
     dedupe_key: Mapped[str | None] = mapped_column(String(128), unique=True)
     status: Mapped[str] = mapped_column(String(16), default=OutboxStatus.PENDING, index=True)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     not_before: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     error: Mapped[str | None] = mapped_column(String(300))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
-    sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), index=True)
 
 
 class FaqVersion(Base):

@@ -1,15 +1,17 @@
 """The durable outbox: Bot API calls written in the same transaction as the change they report, sent later.
 
-Core only records what to send and its fate; the Telegram sender (bot/outbox_sender.py) makes the calls.
+Core only records what to send and its fate; the Telegram senders (bot/outbox_sender.py, bot/notifications.py) make
+the calls. Each kind of message is one frozen dataclass below; `encode`/`decode` are the one place that turns them
+into a row's `method` and JSON `payload` and back, and the senders match on the type.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from core.db import make_sessionmaker
@@ -22,21 +24,183 @@ PARTICIPANT = "participant"
 MAX_ATTEMPTS = 8
 
 
+# --- what can be sent -----------------------------------------------------------------------------------------------
+# Into a staff group. Those with a `topic_user` (on the row) go into that participant's topic, once it exists.
+@dataclass(frozen=True)
+class CreateTopic:
+    """A participant's forum topic (plain-text name)."""
+
+    name: str
+
+
+@dataclass(frozen=True)
+class RelayText:
+    """A participant's text for their topic; texts queued close together are merged by the sender."""
+
+    text: str
+    queued_at: float
+    edit_of: int | None = None  # an edit's message id: a newer edit of it replaces this one while it waits
+
+
+@dataclass(frozen=True)
+class CopyToTopic:
+    """A participant's media (one message, or an album's part) copied into their topic."""
+
+    from_chat_id: int
+    message_ids: tuple[int, ...]
+    queued_at: float
+    media_group_id: str | None = None
+
+
+@dataclass(frozen=True)
+class TopicNotice:
+    """A bot notice named by its text key: core holds no wording, the sender renders it in the staff language."""
+
+    key: str
+    context: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class StaffPost:
+    """Ready HTML: a case card, a command's answer. Outside any topic it goes to `thread_id` (or the group)."""
+
+    text_html: str
+    thread_id: int | None = None
+
+
+# To a participant's private chat.
+@dataclass(frozen=True)
+class ParticipantNotification:
+    """`notify_{kind}` rendered in the participant's language (a certificate, a transfer, a lost relay)."""
+
+    kind: str
+    locale: str
+    context: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class AgentCopy:
+    """An agent's message (or an album's part) copied from the topic, under the bot's name."""
+
+    from_chat_id: int
+    message_ids: tuple[int, ...]
+    queued_at: float
+    media_group_id: str | None = None
+
+
+@dataclass(frozen=True)
+class AgentText:
+    """A text on an agent's behalf (a canned reply, the satisfaction question), with its buttons (label, data)."""
+
+    text_html: str
+    buttons: tuple[tuple[tuple[str, str], ...], ...] = ()
+
+
+@dataclass(frozen=True)
+class AgentEdit:
+    """An agent corrected a message: the participant's copy of `source_message_id` gets the new text or caption
+    (the copy's id is looked up when it is sent, after the copy itself)."""
+
+    source_message_id: int
+    text: str | None
+    caption: str | None
+    entities: tuple[dict[str, Any], ...] = ()
+
+
+OutboundMessage = (
+    CreateTopic
+    | RelayText
+    | CopyToTopic
+    | TopicNotice
+    | StaffPost
+    | ParticipantNotification
+    | AgentCopy
+    | AgentText
+    | AgentEdit
+)
+STAFF_KINDS = (CreateTopic, RelayText, CopyToTopic, TopicNotice, StaffPost)
+
+
+def encode(message: OutboundMessage) -> tuple[str, dict[str, Any]]:
+    """(method, payload) for the row. The method names are those rows had before the types (still readable)."""
+    match message:
+        case CreateTopic(name):
+            return "createForumTopic", {"name": name}
+        case RelayText(text, queued_at, edit_of):
+            return "relayText", {"text": text, "queued_at": queued_at} | ({"edit_of": edit_of} if edit_of else {})
+        case CopyToTopic(from_chat, ids, queued_at, album) | AgentCopy(from_chat, ids, queued_at, album):
+            payload: dict[str, Any] = {"from_chat_id": from_chat, "message_ids": list(ids), "queued_at": queued_at}
+            return "copyMessages", payload | ({"media_group_id": album} if album else {})
+        case TopicNotice(key, context):
+            return "notice", {"notice": key, "context": context}
+        case StaffPost(text_html, thread_id):
+            payload = {"text": text_html, "parse_mode": "HTML"}
+            return "sendMessage", payload | ({"message_thread_id": thread_id} if thread_id is not None else {})
+        case ParticipantNotification(kind, locale, context):
+            return "notify", {"kind": kind, "locale": locale, "context": context}
+        case AgentText(text_html, buttons):
+            return "agentText", {"text": text_html, "buttons": [[list(b) for b in row] for row in buttons]}
+        case AgentEdit(source, text, caption, entities):
+            return "agentEdit", {"source": source, "text": text, "caption": caption, "entities": list(entities)}
+    raise TypeError(f"not an outbox message: {message!r}")
+
+
+def decode(lane: str, method: str, payload: dict[str, Any]) -> OutboundMessage:
+    """The message a row holds (rows written before the types carried `topic_user` and `case_id` in the payload)."""
+    match method:
+        case "createForumTopic":
+            return CreateTopic(str(payload["name"]))
+        case "relayText":
+            edit_of = payload.get("edit_of")
+            return RelayText(str(payload["text"]), float(payload.get("queued_at") or 0), edit_of)
+        case "copyMessages":
+            ids = tuple(int(m) for m in payload["message_ids"])
+            args = (
+                int(payload["from_chat_id"]),
+                ids,
+                float(payload.get("queued_at") or 0),
+                payload.get("media_group_id"),
+            )
+            return CopyToTopic(*args) if lane == STAFF else AgentCopy(*args)
+        case "notice":
+            return TopicNotice(str(payload["notice"]), dict(payload.get("context") or {}))
+        case "sendMessage":
+            return StaffPost(str(payload["text"]), payload.get("message_thread_id"))
+        case "notify":
+            return ParticipantNotification(str(payload["kind"]), str(payload.get("locale") or "id"),
+                                           dict(payload.get("context") or {}))  # fmt: skip
+        case "agentText":
+            rows = tuple(tuple((str(label), str(data)) for label, data in row) for row in payload.get("buttons", []))
+            return AgentText(str(payload["text"]), rows)
+        case "agentEdit":
+            entities = tuple(dict(e) for e in payload.get("entities") or [])
+            return AgentEdit(int(payload["source"]), payload.get("text"), payload.get("caption"), entities)
+    raise ValueError(f"unknown outbox method {method!r}")
+
+
+def lane_of(message: OutboundMessage) -> str:
+    return STAFF if isinstance(message, STAFF_KINDS) else PARTICIPANT
+
+
 @dataclass(frozen=True)
 class OutboxItem:
     id: int
     lane: str
     chat_id: int
-    method: str
-    payload: dict[str, Any]
+    message: OutboundMessage
     case_id: int | None
     attempts: int
     not_before: datetime | None = None  # set while a failed send waits for its retry
+    topic_user: int | None = None  # a staff message for this participant's topic
 
     def waiting(self, now: datetime) -> bool:
         if self.not_before is None:
             return False
         return _utc(self.not_before) > now
+
+    @property
+    def method(self) -> str:
+        return encode(self.message)[0]
 
 
 def _utc(value: datetime) -> datetime:
@@ -44,25 +208,40 @@ def _utc(value: datetime) -> datetime:
 
 
 def _item(row: OutboxMessage) -> OutboxItem:
-    return OutboxItem(row.id, row.lane, row.chat_id, row.method, row.payload, row.case_id, row.attempts, row.not_before)
+    payload = row.payload or {}
+    topic_user = row.topic_user if row.topic_user is not None else payload.get("topic_user")
+    case_id = row.case_id if row.case_id is not None else payload.get("case_id")
+    message = decode(row.lane, row.method, payload)
+    return OutboxItem(row.id, row.lane, row.chat_id, message, case_id, row.attempts, row.not_before, topic_user)
 
 
 def enqueue(
     session: AsyncSession,
-    lane: str,
     chat_id: int,
-    method: str,
-    payload: dict[str, Any],
+    message: OutboundMessage,
     *,
     case_id: int | None = None,
+    topic_user: int | None = None,
     dedupe_key: str | None = None,
 ) -> OutboxMessage:
     """Add to the caller's transaction: the message exists exactly when the change does."""
+    method, payload = encode(message)
     row = OutboxMessage(
-        lane=lane, chat_id=chat_id, method=method, payload=payload, case_id=case_id, dedupe_key=dedupe_key
+        lane=lane_of(message),
+        chat_id=chat_id,
+        method=method,
+        payload=payload,
+        case_id=case_id,
+        topic_user=topic_user,
+        dedupe_key=dedupe_key,
     )
     session.add(row)
     return row
+
+
+# What a row keeps once it is done with: nothing of the message itself (a participant's words, a card). The method,
+# chat and times stay, for the senders' rate limits and the operator.
+SCRUBBED: dict[str, Any] = {}
 
 
 class Outbox:
@@ -87,13 +266,15 @@ class Outbox:
             ).all()
             return [_item(r) for r in rows]
 
-    async def pending(self, lane: str, per_chat: int = 100) -> list[OutboxItem]:
-        """Every pending item, due or waiting for a retry, oldest first — at most `per_chat` of each chat, so that one
-        chat's backlog never hides another chat's messages. A sender that keeps each chat's order must see what waits,
-        so that nothing queued later overtakes it (also after a restart)."""
-        rank = func.row_number().over(partition_by=OutboxMessage.chat_id, order_by=OutboxMessage.id).label("rank")
+    async def pending(self, lane: str, per_party: int = 100) -> list[OutboxItem]:
+        """Every pending item, due or waiting for a retry, oldest first — at most `per_party` of each participant's
+        topic in each chat (and of each chat's messages outside topics), so that one participant's backlog never
+        hides another's messages. A sender that keeps each topic's order must see what waits, so that nothing
+        queued later overtakes it (also after a restart)."""
+        party = func.coalesce(OutboxMessage.topic_user, 0)
+        rank = func.row_number().over(partition_by=(OutboxMessage.chat_id, party), order_by=OutboxMessage.id)
         ranked = (
-            select(OutboxMessage.id, rank)
+            select(OutboxMessage.id, rank.label("rank"))
             .where(OutboxMessage.lane == lane, OutboxMessage.status == OutboxStatus.PENDING)
             .subquery()
         )
@@ -102,7 +283,7 @@ class Outbox:
                 await session.scalars(
                     select(OutboxMessage)
                     .join(ranked, ranked.c.id == OutboxMessage.id)
-                    .where(ranked.c.rank <= per_chat)
+                    .where(ranked.c.rank <= per_party)
                     .order_by(OutboxMessage.id)
                 )
             ).all()
@@ -154,7 +335,7 @@ class Outbox:
             await session.execute(
                 update(OutboxMessage)
                 .where(OutboxMessage.id.in_(ids))
-                .values(status=OutboxStatus.SENT, sent_at=now or datetime.now(UTC))
+                .values(status=OutboxStatus.SENT, sent_at=now or datetime.now(UTC), payload=SCRUBBED)
             )
 
     async def retry_later(
@@ -170,7 +351,7 @@ class Outbox:
                 row.attempts += 1
             row.error = error[:300]
             if count_attempt and row.attempts >= MAX_ATTEMPTS:
-                row.status = OutboxStatus.FAILED
+                row.status, row.payload = OutboxStatus.FAILED, SCRUBBED
                 return False
             row.status = OutboxStatus.PENDING
             row.not_before = (now or datetime.now(UTC)) + timedelta(seconds=delay)
@@ -181,5 +362,29 @@ class Outbox:
             await session.execute(
                 update(OutboxMessage)
                 .where(OutboxMessage.id == item_id)
-                .values(status=OutboxStatus.FAILED, error=error[:300])
+                .values(status=OutboxStatus.FAILED, error=error[:300], payload=SCRUBBED)
             )
+
+    async def replace_pending(self, item_id: int, message: OutboundMessage) -> bool:
+        """Put a newer version in place of a message still waiting (an edit of an edit); False if it went already."""
+        method, payload = encode(message)
+        async with self.sessions.begin() as session:
+            result = await session.execute(
+                update(OutboxMessage)
+                .where(OutboxMessage.id == item_id, OutboxMessage.status == OutboxStatus.PENDING)
+                .values(method=method, payload=payload)
+            )
+            return bool(getattr(result, "rowcount", 0))
+
+    async def purge(self, before: datetime) -> int:
+        """Retention: rows done with (sent, or given up) before `before` are deleted."""
+        async with self.sessions.begin() as session:
+            result = await session.execute(
+                delete(OutboxMessage).where(
+                    or_(
+                        (OutboxMessage.status == OutboxStatus.SENT) & (OutboxMessage.sent_at < before),
+                        (OutboxMessage.status == OutboxStatus.FAILED) & (OutboxMessage.created_at < before),
+                    )
+                )
+            )
+            return int(getattr(result, "rowcount", 0) or 0)

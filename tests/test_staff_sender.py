@@ -22,7 +22,7 @@ from bot.settings import Settings
 from bot.telegram import make_bot
 from bot.texts import default_renderer
 from core.accounts import AccountService
-from core.cases import CaseService, CaseView
+from core.cases import CaseService, CaseView, ChatMessage
 from core.hours import default_support_desk
 from core.models import OutboxMessage, OutboxStatus
 from core.outbox import PARTICIPANT, STAFF, Outbox
@@ -176,7 +176,7 @@ async def test_texts_written_while_the_group_is_at_its_limit_go_as_one_message(d
     await sender.drain_once()  # the topic, its card and 19 notices: the minute's 20 messages
     lines = ["halo kak", "sertifikat saya belum muncul", "sudah 2 minggu", "tolong dicek", "terima kasih"]
     for n, line in enumerate(lines):
-        await desk.cases.relay_from_participant(case, "text", line, [], FIRST_USER, 100 + n)
+        await desk.cases.relay_from_participant(case, ChatMessage("text", line, [], FIRST_USER, 100 + n))
     desk.clock.at(30)
     await sender.drain_once()
     assert desk.topic_texts(FIRST_USER) == ["kartu"]  # late under load …
@@ -191,7 +191,7 @@ async def test_network_and_server_errors_never_use_up_a_relay(desk: Desk) -> Non
     sender = desk.sender()
     desk.clock.at(0)
     await sender.drain_once()
-    await desk.cases.relay_from_participant(case, "text", "masih ada orang?", [], FIRST_USER, 7)
+    await desk.cases.relay_from_participant(case, ChatMessage("text", "masih ada orang?", [], FIRST_USER, 7))
     desk.api.fail_next("sendMessage", server_error(), times=12, chat_id=GROUP_A)
     unreachable = make_bot(Settings(_env_file=None, bot_token=desk.api.token, bot_api_url="http://127.0.0.1:9"))
     try:
@@ -213,8 +213,8 @@ async def test_a_relay_telegram_refuses_is_reported_in_the_topic(desk: Desk) -> 
     sender = desk.sender()
     desk.clock.at(0)
     await sender.drain_once()
-    await desk.cases.relay_from_participant(case, "photo", "bukti", ["f"], FIRST_USER, photo)
-    await desk.cases.relay_from_participant(case, "text", "x" * 4096, [], FIRST_USER, photo + 1)
+    await desk.cases.relay_from_participant(case, ChatMessage("photo", "bukti", ["f"], FIRST_USER, photo))
+    await desk.cases.relay_from_participant(case, ChatMessage("text", "x" * 4096, [], FIRST_USER, photo + 1))
     desk.api.fail_next("copyMessages", bad_request("message to copy not found"), chat_id=GROUP_A)
     desk.api.fail_next("sendMessage", bad_request("message is too long"), chat_id=GROUP_A)
     for second in (5, 10, 15):
@@ -232,7 +232,7 @@ async def test_a_staff_group_that_refuses_the_bot_is_reported_to_the_participant
     sender = desk.sender()
     desk.clock.at(0)
     await sender.drain_once()
-    await desk.cases.relay_from_participant(case, "text", "halo?", [], FIRST_USER, 5)
+    await desk.cases.relay_from_participant(case, ChatMessage("text", "halo?", [], FIRST_USER, 5))
     kicked = ApiError(403, "Forbidden: bot was kicked from the supergroup chat")
     desk.api.fail_next("sendMessage", kicked, chat_id=GROUP_A)
     desk.clock.at(5)
@@ -250,7 +250,7 @@ async def test_the_participant_hears_that_their_message_did_not_reach_the_agents
     case = await desk.open_case(FIRST_USER)
     desk.clock.at(0)
     await desk.sender().drain_once()
-    await desk.cases.relay_from_participant(case, "text", "halo?", [], FIRST_USER, 5)
+    await desk.cases.relay_from_participant(case, ChatMessage("text", "halo?", [], FIRST_USER, 5))
     desk.api.fail_next("sendMessage", ApiError(403, "Forbidden: bot is not a member of the supergroup chat"))
     desk.clock.at(5)
     await desk.sender().drain_once()
@@ -270,7 +270,7 @@ async def test_a_topic_that_cannot_be_created_is_retried_until_it_is(desk: Desk)
     assert (creation.status, creation.attempts) == (OutboxStatus.PENDING, 0)
     assert desk.api.topics(GROUP_A) == {}
     # The rights are fixed; the participant writes: the creation is tried at once, then the card and the message.
-    await desk.cases.relay_from_participant(case, "text", "halo, ada orang?", [], FIRST_USER, 9)
+    await desk.cases.relay_from_participant(case, ChatMessage("text", "halo, ada orang?", [], FIRST_USER, 9))
     desk.clock.at(601 * 11 + 2)
     await sender.drain_once()
     assert desk.topic_texts(FIRST_USER) == ["kartu", "halo, ada orang?"]
@@ -286,7 +286,7 @@ async def test_a_creation_given_up_by_an_older_version_is_queued_again(desk: Des
     desk.clock.at(0)
     await sender.drain_once()
     assert desk.api.topics(GROUP_A) == {}
-    await desk.cases.relay_from_participant(case, "text", "halo lagi", [], FIRST_USER, 3)
+    await desk.cases.relay_from_participant(case, ChatMessage("text", "halo lagi", [], FIRST_USER, 3))
     for second in (5, 6):  # the new creation is queued after the card: the card waits a round for its topic
         desk.clock.at(second)
         await sender.drain_once()
@@ -295,13 +295,15 @@ async def test_a_creation_given_up_by_an_older_version_is_queued_again(desk: Des
 
 async def test_a_reopened_case_is_announced_in_its_topic(desk: Desk) -> None:
     case = await desk.open_case(FIRST_USER)
-    await desk.cases.claim(case.id, AGENT)
-    await desk.cases.close(case.id, AGENT)
+    await desk.cases.claim(case.id, AGENT, lambda previous: "diambil")
+    await desk.cases.close_by_agent(
+        case.id, AGENT, "ditutup", "Terima kasih", (), ChatMessage("text", "/close", [], GROUP_A, 1)
+    )
     assert await desk.cases.reopen_recent(FIRST_USER) is not None
     desk.clock.at(0)
     await desk.sender().drain_once()
     expected = staff_renderer().render("staff_case_reopened", "id", case_id=case.id, claimed_by=AGENT)
-    assert desk.topic_texts(FIRST_USER) == ["kartu", expected]
+    assert desk.topic_texts(FIRST_USER) == ["kartu", "diambil", "ditutup", expected]
     assert expected.startswith(f"🔄 Kasus #{case.id} dibuka kembali")
 
 
@@ -309,17 +311,18 @@ async def test_a_reopened_case_is_announced_in_its_topic(desk: Desk) -> None:
 async def agent_album(desk: Desk, case: CaseView, caption: str | None, group_id: str) -> list[int]:
     thread = desk.topic(case.telegram_user_id)
     ids = []
+    parts = []
     for n in range(2):
         update_ = desk.api.push_group_photo(GROUP_A, AGENT, thread, caption if n == 0 else None, group_id)
         message_id = update_["message"]["message_id"]
         ids.append(message_id)
-        part_caption = caption if n == 0 else None
-        if part_caption and part_caption.startswith("/note"):
-            await desk.cases.note(case.id, AGENT, part_caption[5:], "photo", [], group_id)
+        parts.append(ChatMessage("photo", caption if n == 0 else None, [], GROUP_A, message_id, group_id))
+    # The part without a caption is handled first (another worker, say): it is queued before the note is known.
+    for part in reversed(parts):
+        if part.text and part.text.startswith("/note"):
+            await desk.cases.note(case.id, AGENT, part.text[5:], "photo", [], group_id)
         else:
-            await desk.cases.relay_album_part_to_participant(
-                case, AGENT, "photo", part_caption, GROUP_A, message_id, group_id
-            )
+            await desk.cases.agent_message(case.id, AGENT, part)
     await asyncio.sleep(1.6)  # the album's parts settle
     return ids
 

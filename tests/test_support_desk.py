@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
 
 import pytest
 from aiogram import Bot
@@ -15,12 +16,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.app import build_app
 from bot.flows.handoff import MAX_MESSAGE, CaseHandoff, plain_length
+from bot.flows.staff import AgentRoster
 from bot.flows.turn import HandoffRequest
 from bot.handlers import agent
 from bot.settings import Settings
 from bot.telegram import make_bot
 from core.calendar import JAKARTA, default_calendar, today_in_jakarta
-from core.cases import CaseService
+from core.cases import CaseService, CaseView, ChatMessage
 from core.demo import recreate_database, seed_demo
 from core.hours import default_support_desk
 from core.models import CaseMessage, OutboxMessage
@@ -74,10 +76,15 @@ async def cases(sqlite_engine: AsyncEngine) -> CaseService:
     return CaseService(sqlite_engine, [GROUP_A, GROUP_B], default_support_desk())
 
 
+async def agent_close(cases: CaseService, case_id: int) -> CaseView:
+    closing = ChatMessage("text", "/close", [], GROUP_A, 99)
+    return await cases.close_by_agent(case_id, AGENT, "ditutup", "Terima kasih", (), closing)
+
+
 async def open_and_close(cases: CaseService) -> datetime:
     opened = await cases.open_case(USER, None, "participant_asked", "id", None, [], "<b>kartu</b>", "P")
-    closed = await cases.close(opened.case.id, AGENT)
-    assert closed is not None and closed.closed_at is not None
+    closed = await agent_close(cases, opened.case.id)
+    assert closed.closed_at is not None
     return closed.closed_at
 
 
@@ -86,22 +93,24 @@ async def test_writing_again_within_24_hours_reopens_the_case(cases: CaseService
     assert await cases.reopen_recent(USER, now=closed_at + timedelta(hours=24) + timedelta(seconds=1)) is None
     reopened = await cases.reopen_recent(USER, now=closed_at + timedelta(hours=24) - timedelta(seconds=1))
     assert reopened is not None and reopened.status == "open"
-    closed_again = await cases.close(reopened.id, AGENT)
-    assert closed_again is not None and closed_again.closed_at is not None
+    closed_again = await agent_close(cases, reopened.id)
+    assert closed_again.closed_at is not None
     assert await cases.reopen_recent(USER, now=closed_again.closed_at + timedelta(hours=24)) is not None  # just in
 
 
 async def test_a_case_closed_by_the_participant_stays_closed(cases: CaseService) -> None:
     opened = await cases.open_case(USER, None, "participant_asked", "id", None, [], "<b>kartu</b>", "P")
-    await cases.close(opened.case.id, USER, source_kind="participant")
+    assert await cases.close_by_participant(opened.case.id, USER, "ditutup peserta")
     assert await cases.reopen_recent(USER) is None
 
 
 async def test_case_messages_are_stored_redacted(cases: CaseService, sqlite_engine: AsyncEngine) -> None:
     opened = await cases.open_case(USER, None, "participant_asked", "id", None, [], "<b>kartu</b>", "P")
     said = "NIK saya 3174012345678901, lahir 17-08-1990, HP 081234567890"
-    await cases.relay_from_participant(opened.case, "text", said, [], USER, 1)
-    await cases.record_agent_message(opened.case.id, AGENT, "text", "Saya telepon ke 081298765432 ya", GROUP_A, 2, 5)
+    await cases.relay_from_participant(opened.case, ChatMessage("text", said, [], USER, 1))
+    await cases.agent_message(
+        opened.case.id, AGENT, ChatMessage("text", "Saya telepon ke 081298765432 ya", [], GROUP_A, 2)
+    )
     await cases.note(opened.case.id, AGENT, "nomor kartu 5123456789012345")
     async with sqlite_engine.connect() as conn:
         stored = " | ".join(str(t) for t in (await conn.scalars(select(CaseMessage.text))).all())
@@ -112,7 +121,8 @@ async def test_case_messages_are_stored_redacted(cases: CaseService, sqlite_engi
 
 async def test_an_edit_too_long_for_one_message_is_relayed_in_two(cases: CaseService) -> None:
     opened = await cases.open_case(USER, None, "participant_asked", "id", None, [], "<b>kartu</b>", "P")
-    await cases.relay_from_participant(opened.case, "text", "y" * 4096, [], USER, 1, header="✏️ diubah:\n")
+    edited = ChatMessage("text", "y" * 4096, [], USER, 1)
+    await cases.relay_from_participant(opened.case, edited, header="✏️ diubah:\n", edit=True)
     async with cases.sessions() as session:
         payloads = await session.scalars(select(OutboxMessage.payload).where(OutboxMessage.method == "relayText"))
         texts = [p["text"] for p in payloads.all()]
@@ -175,10 +185,12 @@ async def test_a_long_case_card_is_cut_to_fit(sqlite_engine: AsyncEngine) -> Non
 async def test_a_member_who_leaves_is_no_agent_at_once(api: FakeBotApi) -> None:
     api.add_forum_group(GROUP_A, members={AGENT: "member"})
     bot: Bot = make_bot(Settings(_env_file=None, bot_token=api.token, bot_api_url=api.url))
+    roster = AgentRoster(frozenset())
+    lookup = agent.member_lookup(bot)
     try:
-        assert await agent.is_agent(bot, GROUP_A, AGENT, [])
+        assert await roster.allows(GROUP_A, AGENT, lookup)
         api.set_member(GROUP_A, AGENT, "left")
-        assert await agent.is_agent(bot, GROUP_A, AGENT, [])  # remembered (one getChatMember per minute) …
+        assert await roster.allows(GROUP_A, AGENT, lookup)  # remembered (one getChatMember per minute) …
         user = User(id=AGENT, is_bot=False, first_name="Sari")
         left = ChatMemberUpdated(
             chat=Chat(id=GROUP_A, type="supergroup", title="Prakerja Staff", is_forum=True),
@@ -187,9 +199,9 @@ async def test_a_member_who_leaves_is_no_agent_at_once(api: FakeBotApi) -> None:
             old_chat_member=ChatMemberMember(user=user),
             new_chat_member=ChatMemberLeft(user=user),
         )
-        await agent.on_member_change(left, [GROUP_A])  # … until Telegram says they left
-        assert not await agent.is_agent(bot, GROUP_A, AGENT, [])
-        assert agent.MEMBERSHIP_TTL <= 60
+        staff = SimpleNamespace(roster=roster)
+        await agent.on_member_change(left, staff, [GROUP_A])  # … until Telegram says so
+        assert not await roster.allows(GROUP_A, AGENT, lookup)
+        assert roster.ttl <= 60
     finally:
         await bot.session.close()
-        agent._membership_cache.clear()

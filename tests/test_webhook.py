@@ -32,7 +32,7 @@ from bot.texts import default_renderer
 from bot.webhook import MAX_BODY
 from core.db import make_sessionmaker
 from core.leader import run_as_leader
-from core.outbox import PARTICIPANT, Outbox, enqueue
+from core.outbox import PARTICIPANT, Outbox, ParticipantNotification, enqueue
 from core.updates import Claim, UpdateLedger
 from tests.conftest import REDIS_URL
 from tests.fake_bot_api import FakeBotApi
@@ -438,7 +438,7 @@ async def test_the_ledger_hands_a_dead_workers_update_over_once_its_lease_runs_o
 async def test_an_outbox_item_is_taken_for_sending_once(engine: AsyncEngine) -> None:
     outbox = Outbox(engine)
     async with make_sessionmaker(engine).begin() as session:
-        row = enqueue(session, PARTICIPANT, 42, "notify", {"kind": "certificate_issued"})
+        row = enqueue(session, 42, ParticipantNotification("certificate_issued", "id"))
     assert await outbox.mark_sending([row.id]) == [row.id]
     assert await outbox.mark_sending([row.id]) == []  # a second sender does not get it
     await outbox.mark_sent([row.id])

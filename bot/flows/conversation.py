@@ -155,17 +155,15 @@ class Conversation:
         assert cases is not None
         name, user_id = turn.event.text.lower(), turn.event.user_id
         if name == "cancel":
-            await cases.close(case.id, user_id, source_kind="participant")
-            await cases.post_to_topic(case, turn.text("case_closed_by_participant_staff"))
+            # One transaction: the case closes exactly when the agents are told.
+            await cases.close_by_participant(case.id, user_id, turn.text("case_closed_by_participant_staff"))
             turn.state.reset()
             turn.say("case_closed_by_participant")
         elif name == "logout":
-            if await self.services.accounts.logout(user_id):
-                # Unlinked, this Telegram account may be in other hands now: the agent must not go on talking
-                # about the records with it, so the case closes too (the participant is told).
+            # Unlinked, this Telegram account may be in other hands now: the agent must not go on talking about the
+            # records with it, so the case closes too (the participant is told) — all in one transaction.
+            if await cases.logout_and_close(case.id, user_id, turn.text("case_closed_by_logout_staff")):
                 turn.participant_id, turn.link_read = None, True
-                await cases.close(case.id, user_id, source_kind="participant")
-                await cases.post_to_topic(case, turn.text("case_closed_by_logout_staff"))
                 turn.state.reset()
                 turn.replies.append(Reply(turn.text("logout_done_case_closed"), remove_keyboard=True))
             else:

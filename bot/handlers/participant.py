@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import re
+from dataclasses import replace
 from typing import Any
 
 from aiogram import F, Router
@@ -14,10 +15,11 @@ from aiogram.types import CallbackQuery, Message
 from redis.exceptions import RedisError
 
 from bot.flows.conversation import Conversation
+from bot.flows.staff import StaffDesk
 from bot.flows.types import EventKind, Incoming
 from bot.handlers.delivery import deliver, typing_while
 from bot.handlers.filters import on_loop
-from bot.handlers.relay import describe
+from bot.handlers.relay import chat_message
 from core.identity import redact
 
 log = logging.getLogger(__name__)
@@ -29,16 +31,15 @@ router.edited_message.filter(on_loop(F.chat.type == "private"))
 _COMMAND = re.compile(r"^/([A-Za-z0-9_]{1,32})(?:@\w+)?(?:\s+(.*))?$", re.DOTALL)
 
 
-async def _handle(message: Message, state: FSMContext, conversation: Conversation, event: Incoming) -> None:
+async def _handle(
+    message: Message, state: FSMContext, conversation: Conversation, event: Incoming, staff: StaffDesk | None
+) -> None:
     stored = await state.get_data()
     async with typing_while(message.bot, message.chat.id, conversation.may_look_up(event, stored)):
         outcome = await conversation.handle(event, stored)
     await _save_state(state, outcome.state)
-    if outcome.relay_case is not None and conversation.services.cases is not None:
-        kind, text, file_ids = describe(message)
-        await conversation.services.cases.relay_from_participant(
-            outcome.relay_case, kind, text, file_ids, message.chat.id, message.message_id, message.media_group_id
-        )
+    if outcome.relay_case is not None and staff is not None:
+        await staff.relay_from_participant(outcome.relay_case, chat_message(message))
     await deliver(message.bot, message.chat.id, outcome.replies)
 
 
@@ -57,7 +58,9 @@ def _from(message: Message) -> tuple[int, str]:
 
 
 @router.message(on_loop(F.contact))
-async def on_contact(message: Message, state: FSMContext, conversation: Conversation) -> None:
+async def on_contact(
+    message: Message, state: FSMContext, conversation: Conversation, staff: StaffDesk | None = None
+) -> None:
     assert message.contact is not None
     user_id, name = _from(message)
     event = Incoming(
@@ -67,44 +70,47 @@ async def on_contact(message: Message, state: FSMContext, conversation: Conversa
         contact_user_id=message.contact.user_id,
         display_name=name,
     )
-    await _handle(message, state, conversation, event)
+    await _handle(message, state, conversation, event, staff)
 
 
 @router.message(on_loop(F.text.regexp(_COMMAND).as_("command")))
-async def on_command(message: Message, state: FSMContext, conversation: Conversation, command: re.Match[str]) -> None:
+async def on_command(
+    message: Message,
+    state: FSMContext,
+    conversation: Conversation,
+    command: re.Match[str],
+    staff: StaffDesk | None = None,
+) -> None:
     user_id, name = _from(message)
     event = Incoming(EventKind.COMMAND, user_id, command.group(1), command.group(2) or "", display_name=name)
-    await _handle(message, state, conversation, event)
+    await _handle(message, state, conversation, event, staff)
 
 
 @router.message(on_loop(F.text))
-async def on_text(message: Message, state: FSMContext, conversation: Conversation) -> None:
+async def on_text(
+    message: Message, state: FSMContext, conversation: Conversation, staff: StaffDesk | None = None
+) -> None:
     user_id, name = _from(message)
-    await _handle(
-        message, state, conversation, Incoming(EventKind.TEXT, user_id, message.text or "", display_name=name)
-    )
+    event = Incoming(EventKind.TEXT, user_id, message.text or "", display_name=name)
+    await _handle(message, state, conversation, event, staff)
 
 
 @router.message()
-async def on_other(message: Message, state: FSMContext, conversation: Conversation) -> None:
+async def on_other(
+    message: Message, state: FSMContext, conversation: Conversation, staff: StaffDesk | None = None
+) -> None:
     if message.from_user is None:
         return
     user_id, name = _from(message)
-    await _handle(message, state, conversation, Incoming(EventKind.OTHER, user_id, display_name=name))
+    await _handle(message, state, conversation, Incoming(EventKind.OTHER, user_id, display_name=name), staff)
 
 
 @router.edited_message(on_loop(F.text | F.caption))
-async def on_edited(message: Message, conversation: Conversation) -> None:
-    """An edit matters only while a person reads along: tell the agent what the message says now."""
-    cases = conversation.services.cases
-    if cases is None or message.from_user is None:
-        return
-    case = await cases.active_case(message.from_user.id)
-    if case is not None:
-        header = conversation.services.renderer.render("staff_edited", "id")
-        await cases.relay_from_participant(
-            case, "text", message.text or message.caption, [], message.chat.id, message.message_id, header=header + "\n"
-        )
+async def on_edited(message: Message, staff: StaffDesk | None = None) -> None:
+    """An edit matters only while a person reads along (the staff flow relays it then)."""
+    if staff is not None and message.from_user is not None:
+        edited = chat_message(message)
+        await staff.participant_edited(message.from_user.id, replace(edited, kind="text"))
 
 
 @router.callback_query()

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from aiogram.types import Message
 
+from core.cases import ChatMessage
+
 MEDIA_KINDS = ("photo", "document", "voice", "video", "audio", "video_note", "animation", "sticker")
 
 
@@ -20,3 +22,9 @@ def describe(message: Message) -> tuple[str, str | None, list[str]]:
     if message.contact is not None:
         return "contact", None, []
     return "other", message.caption, []
+
+
+def chat_message(message: Message) -> ChatMessage:
+    """The message as a case records and relays it."""
+    kind, text, file_ids = describe(message)
+    return ChatMessage(kind, text, file_ids, message.chat.id, message.message_id, message.media_group_id)

@@ -130,7 +130,7 @@ def limiter_for(storage: BaseStorage, limits: Limits = Limits()) -> RateLimiter:
 
 
 class FloodThrottle(BaseMiddleware):
-    """Outer middleware on private messages and button presses (staff groups are not throttled)."""
+    """Outer middleware on private messages, their edits and button presses (staff groups are not throttled)."""
 
     def __init__(self, limiter: RateLimiter, renderer: Renderer, default_locale: str = "id") -> None:
         self.limiter = limiter
@@ -188,8 +188,9 @@ class FloodThrottle(BaseMiddleware):
 def install_throttle(
     dp: Dispatcher, renderer: Renderer, default_locale: str = "id", limits: Limits | None = None
 ) -> FloodThrottle:
-    """Register the throttle on private messages and button presses, once: a second call returns the first one
-    (with `limits`, it gets a fresh limiter with them)."""
+    """Register the throttle on private messages, edits and button presses, once: a second call returns the first
+    one (with `limits`, it gets a fresh limiter with them). Edits share the messages' bucket: 200 edits in a few
+    seconds are a flood like 200 messages."""
     for middleware in dp.message.outer_middleware:
         if isinstance(middleware, FloodThrottle):
             if limits is not None:
@@ -197,5 +198,6 @@ def install_throttle(
             return middleware
     throttle = FloodThrottle(limiter_for(dp.storage, limits or Limits()), renderer, default_locale)
     dp.message.outer_middleware(throttle)
+    dp.edited_message.outer_middleware(throttle)
     dp.callback_query.outer_middleware(throttle)
     return throttle
