@@ -386,3 +386,52 @@ async def test_a_notification_survives_server_errors(desk: Desk, participant_sen
             await conn.execute(update(OutboxMessage).values(not_before=None))
     [notification] = await desk.rows(lane=PARTICIPANT)
     assert (notification.status, notification.attempts) == (OutboxStatus.SENT, 0)
+
+
+# --- one participant never stalls the group -------------------------------------------------------------------------
+async def test_one_participants_burst_does_not_hold_up_anothers_case_card(desk: Desk) -> None:
+    busy = await desk.open_case(FIRST_USER)
+    sender = desk.sender()
+    desk.clock.at(0)
+    await sender.drain_once()  # the busy participant's topic and card
+    for n in range(20):  # photos and texts in turn: 40 messages that cannot be merged
+        photo = desk.api.push_photo(FIRST_USER)["message"]["message_id"]
+        await desk.cases.relay_from_participant(busy, ChatMessage("photo", None, ["f"], FIRST_USER, photo))
+        await desk.cases.relay_from_participant(busy, ChatMessage("text", f"lihat {n}", [], FIRST_USER, photo + 1))
+    await desk.open_case(FIRST_USER + 2)  # in group B: the next case goes to group A again
+    other = FIRST_USER + 1
+    await desk.open_case(other)  # queued after all 40
+    desk.clock.at(61)
+    await sender.drain_once()
+    assert desk.topic_texts(other) == ["kartu"]  # served in turn, not after the 40 messages
+    for second in (200, 300):
+        desk.clock.at(second)
+        await sender.drain_once()
+    assert len(desk.topic_texts(FIRST_USER)) == 41  # and the busy participant's, all of them, in order
+    assert desk.topic_texts(FIRST_USER)[2::2] == [f"lihat {n}" for n in range(20)]
+    told = [r for r in await desk.rows(lane=PARTICIPANT, chat_id=FIRST_USER) if r.method == "notify"]
+    assert [r.payload["kind"] for r in told] == ["relay_backlog"]  # told once that they wait their turn
+
+
+async def test_single_photos_sent_in_a_burst_go_ten_a_call(desk: Desk) -> None:
+    case = await desk.open_case(FIRST_USER)
+    sender = desk.sender()
+    desk.clock.at(0)
+    await sender.drain_once()
+    for _ in range(25):
+        photo = desk.api.push_photo(FIRST_USER)["message"]["message_id"]
+        await desk.cases.relay_from_participant(case, ChatMessage("photo", None, ["f"], FIRST_USER, photo))
+    desk.clock.at(5)
+    await sender.drain_once()
+    calls = [c.params["message_ids"] for c in desk.api.calls_to("copyMessages", GROUP_A) if c.ok]
+    assert [len(ids) for ids in calls] == [10, 10, 5]
+    assert [m for ids in calls for m in ids] == sorted(m for ids in calls for m in ids)
+
+
+async def test_many_edits_of_one_message_queue_only_the_newest(desk: Desk) -> None:
+    case = await desk.open_case(FIRST_USER)
+    for n in range(30):
+        edited = ChatMessage("text", f"versi {n}", [], FIRST_USER, 77)
+        await desk.cases.relay_from_participant(case, edited, header="✏️ diubah:\n", edit=True)
+    waiting = await desk.rows(method="relayText", status=OutboxStatus.PENDING)
+    assert [r.payload["text"] for r in waiting] == ["✏️ diubah:\nversi 29"]

@@ -9,9 +9,9 @@ from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 
 import pytest
-from aiogram import Bot
+from aiogram import Bot, Dispatcher
 from aiogram.types import Chat, ChatMemberLeft, ChatMemberMember, ChatMemberUpdated, User
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.app import build_app
@@ -19,13 +19,16 @@ from bot.flows.handoff import MAX_MESSAGE, CaseHandoff, plain_length
 from bot.flows.staff import AgentRoster
 from bot.flows.turn import HandoffRequest
 from bot.handlers import agent
+from bot.handlers.throttle import install_throttle
 from bot.settings import Settings
 from bot.telegram import make_bot
+from bot.texts import default_renderer
 from core.calendar import JAKARTA, default_calendar, today_in_jakarta
 from core.cases import CaseService, CaseView, ChatMessage
 from core.demo import recreate_database, seed_demo
 from core.hours import default_support_desk
-from core.models import CaseMessage, OutboxMessage
+from core.models import CaseMessage, OutboxMessage, OutboxStatus
+from core.outbox import STAFF, Outbox
 from core.rules import default_rules
 from tests.fake_bot_api import FakeBotApi
 from tests.html_check import html_problems
@@ -205,3 +208,59 @@ async def test_a_member_who_leaves_is_no_agent_at_once(api: FakeBotApi) -> None:
         assert roster.ttl <= 60
     finally:
         await bot.session.close()
+
+
+async def test_a_topic_name_is_plain_text(sqlite_engine: AsyncEngine) -> None:
+    """HTML in a participant's Telegram name is shown as typed, not as "&lt;b&gt;" (a topic's name is not HTML)."""
+    app = build_app(Settings(_env_file=None, staff_chat_id=[GROUP_A]), sqlite_engine)
+    try:
+        staff = app.staff
+        assert staff is not None
+        request = HandoffRequest(USER, None, "participant_asked", "id", [], [], "<b>Budi</b> & Sari")
+        card, topic, _ = await staff.handoff.card(request)
+    finally:
+        app.status_source.close()
+    assert topic == f"<b>Budi</b> & Sari · {USER}"
+    assert "&lt;b&gt;Budi&lt;/b&gt; &amp; Sari" in card  # the card is HTML: there it stays escaped
+
+
+async def test_a_recreated_topic_keeps_its_name_after_many_other_topics(cases: CaseService) -> None:
+    """The name is stored with the topic, not looked up among the last 500 topic creations in the outbox."""
+    opened = await cases.open_case(USER, None, "participant_asked", "id", None, [], "<b>kartu</b>", "Budi · 1")
+    await cases.topic_created(USER, opened.case.staff_chat_id or GROUP_A, 10)
+    for n in range(501):  # other participants' topics, in the same group
+        other = await cases.open_case(5_000 + n, None, "participant_asked", "id", None, [], "k", f"P {n}")
+        await cases.close_by_participant(other.case.id, 5_000 + n, "x")
+    async with cases.sessions.begin() as session:  # the staff sender sent them all long ago
+        await session.execute(update(OutboxMessage).values(status=OutboxStatus.SENT))
+    await cases.topic_lost(USER)
+    async with cases.sessions() as session:
+        pending = (
+            await session.execute(
+                select(OutboxMessage.method, OutboxMessage.payload).where(OutboxMessage.status == OutboxStatus.PENDING)
+            )
+        ).all()
+    assert [tuple(row) for row in pending] == [
+        ("createForumTopic", {"name": "Budi · 1"}),
+        ("sendMessage", {"text": "<b>kartu</b>", "parse_mode": "HTML"}),
+    ]
+
+
+async def test_sent_rows_keep_no_message_text_and_are_purged_after_retention(cases: CaseService) -> None:
+    opened = await cases.open_case(USER, None, "participant_asked", "id", None, [], "<b>kartu</b>", "P")
+    await cases.relay_from_participant(opened.case, ChatMessage("text", "nama ibu kandung saya Siti", [], USER, 1))
+    outbox = Outbox(cases.sessions.kw["bind"])
+    rows = await outbox.pending(STAFF)
+    await outbox.mark_sent([r.id for r in rows], now=datetime.now(UTC) - timedelta(days=31))
+    async with cases.sessions() as session:
+        payloads = (await session.scalars(select(OutboxMessage.payload))).all()
+    assert payloads and all(p == {} for p in payloads)
+    assert await outbox.purge(datetime.now(UTC) - timedelta(days=30)) == len(rows)
+
+
+def test_edits_share_the_participants_flood_throttle() -> None:
+    """Edits used to skip the throttle: 200 edits in 6 s queued 200 relays."""
+    dp = Dispatcher()
+    throttle = install_throttle(dp, default_renderer())
+    assert throttle in dp.edited_message.outer_middleware
+    assert throttle in dp.message.outer_middleware and throttle in dp.callback_query.outer_middleware

@@ -72,7 +72,8 @@ class CaseHandoff:
             }
         )
         name = person["name"] if person else (request.display_name or str(request.user_id))
-        topic = self.renderer.render("case_topic_name", "id", name=name, user_id=request.user_id)
+        # A topic's name is plain text: the template's HTML escaping is undone ("<b>" stays "<b>", not "&lt;b&gt;").
+        topic = html.unescape(self.renderer.render("case_topic_name", "id", name=name, user_id=request.user_id))
         return text, topic, stage
 
     def _fitted_card(self, context: dict[str, Any]) -> str:
