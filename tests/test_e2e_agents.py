@@ -11,11 +11,13 @@ will reply" or "an agent will reply from …".
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import re
 import shutil
+import sqlite3
 import subprocess
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,7 +26,7 @@ import pytest_asyncio
 from aiogram.types import Message
 
 from core.identity import mask_phone
-from tests.fake_bot_api import ApiCall, FakeBotApi, blocked_by_user, check_with_ptb, too_many_requests
+from tests.fake_bot_api import ApiCall, FakeBotApi, blocked_by_user, check_with_ptb, server_error, too_many_requests
 from tests.html_check import html_problems
 from tests.test_e2e_telegram import (
     DEDI_BORN,
@@ -616,3 +618,66 @@ async def test_new_cases_are_spread_over_several_staff_groups(desks: Desks) -> N
     for participant in (first, second, third):
         await participant.quiet()
     check_with_ptb(api)
+
+
+# --- the outbox and one transaction per action ----------------------------------------------------------------------
+async def test_an_agents_reply_survives_server_errors_and_a_429(participant: Participant) -> None:
+    """An agent's single message goes through the durable outbox like an album: retried, never "not delivered"."""
+    api, user = participant.api, participant.user
+    thread, _ = await participant.ask_for_agent()
+    api.fail_next("copyMessage", server_error(), times=2, chat_id=user)
+    api.fail_next("copyMessage", too_many_requests(1), chat_id=user)
+    api.push_group_message(STAFF, AGENT, "Halo Kak, sebentar saya cek", thread)
+    await api.wait_for(
+        lambda: any(body(m) == "Halo Kak, sebentar saya cek" for m in participant.bot_messages()), WAIT, "the reply"
+    )
+    errors = [c.error.error_code for c in api.calls_to("copyMessage", user) if c.error]
+    assert errors == [500, 500, 429]
+    not_delivered = text("staff_not_delivered", blocked=False, error="")[:30]
+    assert not any(not_delivered in body(m) for m in api.topic_messages(STAFF, thread))
+    participant.blocked = True  # the refusals above were injected on purpose
+    await participant.quiet()
+
+
+def case_status(desk: Desk, user: int) -> str:
+    with sqlite3.connect(desk.tmp / "bot.db") as db:
+        [(status,)] = db.execute(
+            "SELECT status FROM cases WHERE telegram_user_id = ? ORDER BY id DESC LIMIT 1", (user,)
+        ).fetchall()
+    return str(status)
+
+
+@contextlib.contextmanager
+def outbox_refuses(desk: Desk, user: int) -> Iterator[None]:
+    """The database refuses any outbox row for this participant (a full disk, say) while the block runs."""
+    with sqlite3.connect(desk.tmp / "bot.db") as db:
+        db.execute(
+            f"CREATE TRIGGER refuse_{user} BEFORE INSERT ON outbox WHEN NEW.chat_id = {user} "
+            f"OR NEW.case_id IN (SELECT id FROM cases WHERE telegram_user_id = {user}) "
+            "BEGIN SELECT RAISE(ABORT, 'refused by the test'); END"
+        )
+    try:
+        yield
+    finally:
+        with sqlite3.connect(desk.tmp / "bot.db") as db:
+            db.execute(f"DROP TRIGGER refuse_{user}")
+
+
+async def test_a_close_that_cannot_tell_everyone_does_not_happen_at_all(desk: Desk, participant: Participant) -> None:
+    """/close by an agent, /cancel by the participant: the state change and the messages it causes are one
+    transaction — a failure leaves the case open, with nobody told half of it."""
+    api, user = participant.api, participant.user
+    thread, _ = await participant.ask_for_agent()
+    with outbox_refuses(desk, user):
+        api.push_group_message(STAFF, AGENT, "/close", thread)
+        await api.wait_for(lambda: "refused by the test" in desk.bot.log.read_text(), WAIT, "the failed /close")
+        await participant.send("/cancel", 1)  # the bot apologises (error_generic) …
+        assert case_status(desk, user) == "open"  # … and the case is still open
+    await asyncio.sleep(0.5)
+    assert api.sent(user)[participant.seen :] == []  # no satisfaction question went out for the failed /close
+    assert not any("ditutup" in body(m) for m in api.topic_messages(STAFF, thread))
+    [closed] = await participant.send("/cancel", 1)  # the database is back: all of it, together
+    assert closed == text("case_closed_by_participant")
+    await topic_gets(api, STAFF, thread, says(text("case_closed_by_participant_staff")), "the cancel notice")
+    assert case_status(desk, user) == "closed"
+    participant.log_start = desk.bot.log_size()  # the refused writes were logged as errors, on purpose
