@@ -190,6 +190,24 @@ async def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+async def cmd_purge(settings: Settings, args: argparse.Namespace) -> int:
+    """Retention by hand (a running bot does it every hour): what is older than RETENTION_DAYS goes."""
+    from core.retention import Retention
+
+    engine = make_engine(settings.database_url)
+    try:
+        purged = await Retention(engine, settings.retention_days).purge()
+    except ValueError as exc:
+        raise CliError(f"RETENTION_DAYS: {exc}") from exc
+    finally:
+        await engine.dispose()
+    out.print(
+        f"Older than {settings.retention_days} days: {purged.outbox_rows} outbox rows deleted, {purged.questions} "
+        f"questions blanked, {purged.case_messages} case messages and {purged.cards} case cards deleted."
+    )
+    return 0
+
+
 async def cmd_import(settings: Settings, args: argparse.Namespace) -> int:
     from core.imports import ImportFileError, ImportKind, run_import
 
@@ -407,6 +425,11 @@ def build_parser() -> argparse.ArgumentParser:
     mig = sub.add_parser("migrate", help="apply the database migrations")
     mig.add_argument("revision", nargs="?", default="head")
     mig.set_defaults(handler=cmd_migrate)
+
+    purge = sub.add_parser(
+        "purge", help="delete personal data older than RETENTION_DAYS (a running bot does it hourly)"
+    )
+    purge.set_defaults(handler=cmd_purge)
 
     chat = sub.add_parser("chat", help="chat with the bot in the terminal (piped input works: one message a line)")
     chat.add_argument("--phone", help="the phone number /contact shares, e.g. +6281200000004")

@@ -30,6 +30,7 @@ class Settings(BaseSettings):
     # What Telegram lets a bot send into one group in any minute: messages, and forum topics created.
     staff_messages_per_minute: int = 20
     staff_topics_per_minute: int = 20
+    retention_days: int = 30  # days that personal data (sent messages, questions, case chats) is kept
 
     @field_validator("staff_chat_id", "agent_ids", "admin_ids", mode="before")
     @classmethod

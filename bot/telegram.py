@@ -33,10 +33,12 @@ from bot.settings import Settings
 from core.identity import redact
 from core.leader import run_as_leader
 from core.outbox import Outbox
+from core.retention import Retention
 
 log = logging.getLogger(__name__)
 INFRASTRUCTURE_ERRORS: tuple[type[BaseException], ...] = (SQLAlchemyError, RedisError, OSError, TimeoutError)
 STAFF_SENDER_LOCK, PARTICIPANT_SENDER_LOCK = 7_401_001, 7_401_002  # PostgreSQL advisory lock keys
+RETENTION_LOCK = 7_401_003
 COMMANDS = ("start", "status", "help", "lang", "cancel", "logout")
 
 
@@ -122,6 +124,8 @@ async def background_senders(bot: Bot, app: App) -> AsyncIterator[None]:
             bot, outbox, app.staff.cases, settings.staff_messages_per_minute, settings.staff_topics_per_minute
         )
         tasks.append(asyncio.create_task(run_as_leader(app.engine, STAFF_SENDER_LOCK, staff.run, stop)))
+    retention = Retention(app.engine, app.settings.retention_days)  # personal data kept no longer than needed
+    tasks.append(asyncio.create_task(run_as_leader(app.engine, RETENTION_LOCK, retention.run, stop)))
     try:
         yield
     finally:
