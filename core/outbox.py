@@ -198,10 +198,6 @@ class OutboxItem:
             return False
         return _utc(self.not_before) > now
 
-    @property
-    def method(self) -> str:
-        return encode(self.message)[0]
-
 
 def _utc(value: datetime) -> datetime:
     return value if value.tzinfo else value.replace(tzinfo=UTC)  # SQLite hands back naive datetimes; we store UTC
@@ -364,17 +360,6 @@ class Outbox:
                 .where(OutboxMessage.id == item_id)
                 .values(status=OutboxStatus.FAILED, error=error[:300], payload=SCRUBBED)
             )
-
-    async def replace_pending(self, item_id: int, message: OutboundMessage) -> bool:
-        """Put a newer version in place of a message still waiting (an edit of an edit); False if it went already."""
-        method, payload = encode(message)
-        async with self.sessions.begin() as session:
-            result = await session.execute(
-                update(OutboxMessage)
-                .where(OutboxMessage.id == item_id, OutboxMessage.status == OutboxStatus.PENDING)
-                .values(method=method, payload=payload)
-            )
-            return bool(getattr(result, "rowcount", 0))
 
     async def purge(self, before: datetime) -> int:
         """Retention: rows done with (sent, or given up) before `before` are deleted."""

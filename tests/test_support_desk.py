@@ -11,7 +11,9 @@ from types import SimpleNamespace
 import pytest
 from aiogram import Bot, Dispatcher
 from aiogram.types import Chat, ChatMemberLeft, ChatMemberMember, ChatMemberUpdated, User
-from sqlalchemy import select, update
+from sqlalchemy import insert, select, update
+from sqlalchemy import text as text_sql
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.app import build_app
@@ -27,7 +29,7 @@ from core.calendar import JAKARTA, default_calendar, today_in_jakarta
 from core.cases import CaseService, CaseView, ChatMessage
 from core.demo import recreate_database, seed_demo
 from core.hours import default_support_desk
-from core.models import CaseMessage, OutboxMessage, OutboxStatus
+from core.models import Case, CaseMessage, OutboxMessage, OutboxStatus, TelegramLink
 from core.outbox import STAFF, Outbox
 from core.rules import default_rules
 from tests.fake_bot_api import FakeBotApi
@@ -264,3 +266,27 @@ def test_edits_share_the_participants_flood_throttle() -> None:
     throttle = install_throttle(dp, default_renderer())
     assert throttle in dp.edited_message.outer_middleware
     assert throttle in dp.message.outer_middleware and throttle in dp.callback_query.outer_middleware
+
+
+async def test_a_logout_the_database_refuses_halfway_changes_nothing(sqlite_engine: AsyncEngine) -> None:
+    """/logout during a case is one transaction: unlinked, case closed and agents told — or none of it."""
+    await recreate_database(sqlite_engine)
+    [(participant_id, _), *_] = await seed_demo(
+        sqlite_engine, default_rules(), default_calendar(), b"k", today_in_jakarta()
+    )
+    cases = CaseService(sqlite_engine, [GROUP_A], default_support_desk())
+    opened = await cases.open_case(USER, participant_id, "participant_asked", "id", None, [], "kartu", "P")
+    async with sqlite_engine.begin() as conn:
+        await conn.execute(insert(TelegramLink).values(telegram_user_id=USER, participant_id=participant_id))
+        await conn.execute(
+            text_sql("CREATE TRIGGER refuse BEFORE INSERT ON outbox BEGIN SELECT RAISE(ABORT, 'the disk is full'); END")
+        )
+    with pytest.raises(IntegrityError):
+        await cases.logout_and_close(opened.case.id, USER, "peserta keluar")
+    async with sqlite_engine.connect() as conn:
+        assert await conn.scalar(select(TelegramLink.participant_id).where(TelegramLink.telegram_user_id == USER))
+        assert await conn.scalar(select(Case.status).where(Case.id == opened.case.id)) == "open"
+    async with sqlite_engine.begin() as conn:
+        await conn.execute(text_sql("DROP TRIGGER refuse"))
+    assert await cases.logout_and_close(opened.case.id, USER, "peserta keluar")
+    assert await cases.active_case(USER) is None

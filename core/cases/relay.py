@@ -5,6 +5,7 @@ load or errors, never lost. Functions on the caller's session: the use case owns
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -87,7 +88,7 @@ async def _supersede_edits(session: AsyncSession, user_id: int, message_id: int)
             )
         )
     ).all()
-    older = [row_id for row_id, payload in rows if _edit_of(payload) == message_id]
+    older = [row_id for row_id, payload in rows if _edit_of(payload) == message_id]  # a handful per participant
     if older:
         await session.execute(
             update(OutboxMessage)
@@ -96,7 +97,7 @@ async def _supersede_edits(session: AsyncSession, user_id: int, message_id: int)
         )
 
 
-def _edit_of(payload: dict[str, object]) -> int | None:
+def _edit_of(payload: dict[str, Any]) -> int | None:
     message = decode(STAFF, "relayText", payload)
     return message.edit_of if isinstance(message, RelayText) else None
 
