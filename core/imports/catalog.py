@@ -9,16 +9,8 @@ from __future__ import annotations
 from core.imports.backend import Backend
 from core.imports.reading import Column, ColumnType
 from core.imports.report import ImportKind
-from core.imports.spec import (
-    EVENT_COLUMNS,
-    Applied,
-    Check,
-    EventInsert,
-    EventSource,
-    ImportSpec,
-    JsonField,
-    rows_with_action,
-)
+from core.imports.spec import EVENT_COLUMNS, Applied, Check, EventInsert, EventSource, ImportSpec, rows_with_action
+from core.imports.upsert import Fact, Upsert
 
 
 class PlatformsImport(ImportSpec):
@@ -31,38 +23,19 @@ class PlatformsImport(ImportSpec):
         return []
 
     async def apply(self, db: Backend, stage: str, source: EventSource) -> Applied:
-        params = source.params()
-        await db.execute(
-            f"UPDATE {stage} AS s SET action = 'created' "
-            "WHERE NOT EXISTS (SELECT 1 FROM platforms AS pl WHERE pl.code = s.code)"
-        )
-        await db.execute(
-            f"UPDATE {stage} AS s SET action = 'changed' "
-            "WHERE EXISTS (SELECT 1 FROM platforms AS pl WHERE pl.code = s.code AND pl.name <> s.name)"
-        )
-        changes = db.json_object([JsonField("name", "pl.name", "s.name")])
-        await db.execute(
-            EVENT_COLUMNS
-            + EventInsert("platforms", "pl.code", "NULL", "changed").select_list(changes)
-            + f" FROM {stage} AS s JOIN platforms AS pl ON pl.code = s.code WHERE s.action = 'changed' ORDER BY s.line",
-            params,
-        )
-        await db.execute(
-            f"UPDATE platforms AS pl SET name = s.name FROM {stage} AS s "
-            "WHERE pl.code = s.code AND s.action = 'changed'"
-        )
-        await db.execute(
-            f"INSERT INTO platforms (code, name) SELECT s.code, s.name FROM {stage} AS s "
-            "WHERE s.action = 'created' ORDER BY s.line"
-        )
-        created = db.json_snapshot([("code", "pl.code"), ("name", "pl.name")])
-        await db.execute(
-            EVENT_COLUMNS
-            + EventInsert("platforms", "pl.code", "NULL", "created").select_list(created)
-            + f" FROM {stage} AS s JOIN platforms AS pl ON pl.code = s.code WHERE s.action = 'created' ORDER BY s.line",
-            params,
-        )
+        await _PLATFORMS.apply(db, stage, source)
         return await rows_with_action(db, stage)
+
+
+_PLATFORMS = Upsert(
+    table="platforms",
+    alias="pl",
+    match="pl.code = s.code",
+    entity_id="pl.code",
+    facts=(Fact("name"),),
+    inserted=(("code", "s.code"), ("name", "s.name")),
+    snapshot=("code", "name"),
+)
 
 
 class TrainingsImport(ImportSpec):
@@ -100,44 +73,16 @@ class TrainingsImport(ImportSpec):
             f"UPDATE {stage} AS s SET institution_id = i.id FROM institutions AS i WHERE i.name = s.institution"
         )
 
-        await db.execute(
-            f"UPDATE {stage} AS s SET action = 'created' "
-            "WHERE NOT EXISTS (SELECT 1 FROM trainings AS t WHERE t.code = s.training_code)"
-        )
-        await db.execute(
-            f"UPDATE {stage} AS s SET action = 'changed' WHERE EXISTS (SELECT 1 FROM trainings AS t "
-            "WHERE t.code = s.training_code AND (t.title <> s.title OR t.institution_id <> s.institution_id))"
-        )
-        changes = db.json_object(
-            [
-                JsonField("title", "t.title", "s.title", "t.title <> s.title"),
-                JsonField(
-                    "institution_id", "t.institution_id", "s.institution_id", "t.institution_id <> s.institution_id"
-                ),
-            ]
-        )
-        await db.execute(
-            EVENT_COLUMNS
-            + EventInsert("trainings", "t.id", "NULL", "changed").select_list(changes)
-            + f" FROM {stage} AS s JOIN trainings AS t ON t.code = s.training_code "
-            "WHERE s.action = 'changed' ORDER BY s.line",
-            params,
-        )
-        await db.execute(
-            f"UPDATE trainings AS t SET title = s.title, institution_id = s.institution_id FROM {stage} AS s "
-            "WHERE t.code = s.training_code AND s.action = 'changed'"
-        )
-        await db.execute(
-            "INSERT INTO trainings (code, title, institution_id) "
-            f"SELECT s.training_code, s.title, s.institution_id FROM {stage} AS s "
-            "WHERE s.action = 'created' ORDER BY s.line"
-        )
-        created = db.json_snapshot([("code", "t.code"), ("title", "t.title"), ("institution_id", "t.institution_id")])
-        await db.execute(
-            EVENT_COLUMNS
-            + EventInsert("trainings", "t.id", "NULL", "created").select_list(created)
-            + f" FROM {stage} AS s JOIN trainings AS t ON t.code = s.training_code "
-            "WHERE s.action = 'created' ORDER BY s.line",
-            params,
-        )
+        await _TRAININGS.apply(db, stage, source)
         return await rows_with_action(db, stage)
+
+
+_TRAININGS = Upsert(
+    table="trainings",
+    alias="t",
+    match="t.code = s.training_code",
+    entity_id="t.id",
+    facts=(Fact("title"), Fact("institution_id")),
+    inserted=(("code", "s.training_code"), ("title", "s.title"), ("institution_id", "s.institution_id")),
+    snapshot=("code", "title", "institution_id"),
+)

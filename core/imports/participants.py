@@ -16,18 +16,15 @@ from core.imports.identifiers import ParticipantIdentifiers, PayoutAccountFields
 from core.imports.reading import Column, ColumnType, RowTransform, as_date
 from core.imports.report import ImportKind
 from core.imports.spec import (
-    EVENT_COLUMNS,
     Applied,
     Check,
-    EventInsert,
     EventSource,
     ImportSpec,
-    JsonField,
-    changed_optional,
     masked_phone_sql,
     rows_with_action,
     sql_text,
 )
+from core.imports.upsert import Fact, Upsert
 from core.models import Membership, PayoutChannel
 from core.rules import Rules, default_rules
 
@@ -170,57 +167,27 @@ class ParticipantsImport(ImportSpec):
         return found
 
     async def apply(self, db: Backend, stage: str, source: EventSource) -> Applied:
-        params = source.params()
-        changed = " OR ".join(
-            [f"p.{fact} <> s.{fact}" for fact in _PARTICIPANT_FACTS] + [changed_optional("p.email", "s.email")]
-        )
-        await db.execute(
-            f"UPDATE {stage} AS s SET action = 'created' "
-            "WHERE NOT EXISTS (SELECT 1 FROM participants AS p WHERE p.id = s.participant_id)"
-        )
-        await db.execute(
-            f"UPDATE {stage} AS s SET action = 'changed' "
-            f"WHERE EXISTS (SELECT 1 FROM participants AS p WHERE p.id = s.participant_id AND ({changed}))"
-        )
-        fields = [
-            JsonField(fact, _event_value(db, "p", fact), _event_value(db, "s", fact), f"p.{fact} <> s.{fact}")
-            for fact in _PARTICIPANT_FACTS
-        ]
-        fields.append(JsonField("email", "p.email", "s.email", changed_optional("p.email", "s.email")))
-        await db.execute(
-            EVENT_COLUMNS
-            + EventInsert("participants", "p.id", "p.id", "changed").select_list(db.json_object(fields))
-            + f" FROM {stage} AS s JOIN participants AS p ON p.id = s.participant_id "
-            "WHERE s.action = 'changed' ORDER BY s.line",
-            params,
-        )
-        updates = ", ".join(
-            [f"{fact} = s.{fact}" for fact in _PARTICIPANT_FACTS] + ["email = COALESCE(s.email, p.email)"]
-        )
-        await db.execute(
-            f"UPDATE participants AS p SET {updates} FROM {stage} AS s "
-            "WHERE p.id = s.participant_id AND s.action = 'changed'"
-        )
-        columns = ", ".join(_PARTICIPANT_COLUMNS)
-        created = await db.execute(
-            f"INSERT INTO participants (id, {columns}) SELECT s.participant_id, "
-            + ", ".join(f"s.{column}" for column in _PARTICIPANT_COLUMNS)
-            + f" FROM {stage} AS s WHERE s.action = 'created' ORDER BY s.line"
-        )
+        await _PARTICIPANTS.apply(db, stage, source)
+        created = await db.scalar(f"SELECT COUNT(*) FROM {stage} WHERE action = 'created'")
         if created and db.name == "postgresql":
             # The ids are the programme's: the table's own sequence must not hand one out again.
             await db.execute(
                 "SELECT setval(pg_get_serial_sequence('participants', 'id'), (SELECT MAX(id) FROM participants))"
             )
-        snapshot = db.json_snapshot([(name, _event_value(db, "p", name)) for name in _PARTICIPANT_SNAPSHOT])
-        await db.execute(
-            EVENT_COLUMNS
-            + EventInsert("participants", "p.id", "p.id", "created").select_list(snapshot)
-            + f" FROM {stage} AS s JOIN participants AS p ON p.id = s.participant_id "
-            "WHERE s.action = 'created' ORDER BY s.line",
-            params,
-        )
         return await rows_with_action(db, stage)
+
+
+_PARTICIPANTS = Upsert(
+    table="participants",
+    alias="p",
+    match="p.id = s.participant_id",
+    entity_id="p.id",
+    participant_id="p.id",
+    facts=(*(Fact(fact) for fact in _PARTICIPANT_FACTS), Fact("email", optional=True)),
+    inserted=(("id", "s.participant_id"), *((column, f"s.{column}") for column in _PARTICIPANT_COLUMNS)),
+    snapshot=_PARTICIPANT_SNAPSHOT,
+    event_value=_event_value,
+)
 
 
 _ACCOUNT_FACTS = ("channel", "account_last4", "holder_name", "active", "verified")
@@ -264,55 +231,24 @@ class PayoutAccountsImport(ImportSpec):
         return [("p.id IS NULL", sql_text("unknown_participant"))]
 
     async def apply(self, db: Backend, stage: str, source: EventSource) -> Applied:
-        params = source.params()
-        changed = " OR ".join(
-            [f"a.{fact} <> s.{fact}" for fact in _ACCOUNT_FACTS] + [changed_optional("a.phone", "s.phone")]
-        )
         await db.execute(
             f"UPDATE {stage} AS s SET account_id = a.id FROM payout_accounts AS a "
             "WHERE a.participant_id = s.participant_id"
         )
-        await db.execute(f"UPDATE {stage} SET action = 'created' WHERE account_id IS NULL")
-        await db.execute(
-            f"UPDATE {stage} AS s SET action = 'changed' "
-            f"WHERE EXISTS (SELECT 1 FROM payout_accounts AS a WHERE a.id = s.account_id AND ({changed}))"
-        )
-        fields = [
-            JsonField(fact, _event_value(db, "a", fact), _event_value(db, "s", fact), f"a.{fact} <> s.{fact}")
-            for fact in _ACCOUNT_FACTS
-        ]
-        fields.append(
-            JsonField(
-                "phone",
-                masked_phone_sql("a.phone"),
-                masked_phone_sql("s.phone"),
-                changed_optional("a.phone", "s.phone"),
-            )
-        )
-        await db.execute(
-            EVENT_COLUMNS
-            + EventInsert("payout_accounts", "a.id", "a.participant_id", "changed").select_list(db.json_object(fields))
-            + f" FROM {stage} AS s JOIN payout_accounts AS a ON a.id = s.account_id "
-            "WHERE s.action = 'changed' ORDER BY s.line",
-            params,
-        )
-        updates = ", ".join([f"{fact} = s.{fact}" for fact in _ACCOUNT_FACTS] + ["phone = COALESCE(s.phone, a.phone)"])
-        await db.execute(
-            f"UPDATE payout_accounts AS a SET {updates} FROM {stage} AS s WHERE a.id = s.account_id "
-            "AND s.action = 'changed'"
-        )
-        columns = "participant_id, channel, account_last4, holder_name, phone, active, verified"
-        await db.execute(
-            f"INSERT INTO payout_accounts ({columns}) SELECT "
-            + ", ".join(f"s.{column}" for column in columns.split(", "))
-            + f" FROM {stage} AS s WHERE s.action = 'created' ORDER BY s.line"
-        )
-        snapshot = db.json_snapshot([(name, _event_value(db, "a", name)) for name in columns.split(", ")])
-        await db.execute(
-            EVENT_COLUMNS
-            + EventInsert("payout_accounts", "a.id", "a.participant_id", "created").select_list(snapshot)
-            + f" FROM {stage} AS s JOIN payout_accounts AS a ON a.participant_id = s.participant_id "
-            "WHERE s.action = 'created' ORDER BY s.line",
-            params,
-        )
+        await _PAYOUT_ACCOUNTS.apply(db, stage, source)
         return await rows_with_action(db, stage)
+
+
+_ACCOUNT_COLUMNS = ("participant_id", "channel", "account_last4", "holder_name", "phone", "active", "verified")
+_PAYOUT_ACCOUNTS = Upsert(
+    table="payout_accounts",
+    alias="a",
+    match="a.id = s.account_id",  # found by participant before (one account each)
+    entity_id="a.id",
+    participant_id="a.participant_id",
+    facts=(*(Fact(fact) for fact in _ACCOUNT_FACTS), Fact("phone", optional=True)),
+    inserted=tuple((column, f"s.{column}") for column in _ACCOUNT_COLUMNS),
+    snapshot=_ACCOUNT_COLUMNS,
+    created_match="a.participant_id = s.participant_id",
+    event_value=_event_value,
+)
