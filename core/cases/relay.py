@@ -103,30 +103,30 @@ def _edit_of(payload: dict[str, Any]) -> int | None:
 
 
 async def _tell_of_backlog(session: AsyncSession, case: CaseView, chat: int) -> None:
-    waiting = await session.scalar(
-        select(func.count())
-        .select_from(OutboxMessage)
-        .where(
-            OutboxMessage.lane == STAFF,
-            OutboxMessage.chat_id == chat,
-            OutboxMessage.topic_user == case.telegram_user_id,
-            OutboxMessage.status == OutboxStatus.PENDING,
+    """Once per backlog: told when one was queued after the oldest message still waiting, not again."""
+    waiting, oldest = (
+        await session.execute(
+            select(func.count(), func.min(OutboxMessage.id)).where(
+                OutboxMessage.lane == STAFF,
+                OutboxMessage.chat_id == chat,
+                OutboxMessage.topic_user == case.telegram_user_id,
+                OutboxMessage.status == OutboxStatus.PENDING,
+            )
         )
-    )
-    if (waiting or 0) != BACKLOG_NOTICE:
+    ).one()
+    if waiting < BACKLOG_NOTICE:
         return
-    # Once per backlog: the oldest waiting message names it.
-    oldest = await session.scalar(
-        select(func.min(OutboxMessage.id)).where(
-            OutboxMessage.lane == STAFF,
-            OutboxMessage.topic_user == case.telegram_user_id,
-            OutboxMessage.status == OutboxStatus.PENDING,
+    told = await session.scalar(
+        select(OutboxMessage.id).where(
+            OutboxMessage.case_id == case.id,
+            OutboxMessage.method == "notify",
+            OutboxMessage.dedupe_key.like(f"relay_backlog:{case.id}:%"),
+            OutboxMessage.id > oldest,
         )
     )
-    key = f"relay_backlog:{case.id}:{oldest}"
-    if await session.scalar(select(OutboxMessage.id).where(OutboxMessage.dedupe_key == key)) is None:
+    if told is None:
         notice = ParticipantNotification("relay_backlog", case.locale)
-        enqueue(session, case.telegram_user_id, notice, case_id=case.id, dedupe_key=key)
+        enqueue(session, case.telegram_user_id, notice, case_id=case.id, dedupe_key=f"relay_backlog:{case.id}:{oldest}")
 
 
 async def record_agent(
