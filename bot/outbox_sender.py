@@ -3,9 +3,10 @@
 Relays are late under load, never lost: a 429 pauses that chat for `retry_after`, a network or server error waits
 and goes again (for as long as it takes), a deleted topic is recreated and its messages wait for the new one, a topic
 that cannot be created is tried again (and at once when the participant writes again), a participant's texts queued
-close together are merged into one message, and an album's parts go out as one album. Only Telegram's refusal of a
-message itself gives it up — and then the loss is reported in the topic, or to the participant when the staff group
-itself refuses the bot.
+close together are merged into one message, single photos and files queued back to back go ten a call, and an
+album's parts go out as one album. A group's participants are served in turn, so one participant's burst never holds
+up another's case card. Only Telegram's refusal of a message itself gives it up — and then the loss is reported in
+the topic, or to the participant when the staff group itself refuses the bot.
 
 The limits are rolling minutes counted from what was sent, so a restart or a new leader starts from what its
 predecessor sent (the outbox's `sent_at`), not from a full allowance.
@@ -47,7 +48,7 @@ log = logging.getLogger(__name__)
 MAX_TEXT = 4096
 ALBUM_SETTLE_SECONDS = 1.5  # an album's parts arrive as separate updates; wait for all of them
 TEXT_SETTLE_SECONDS = 1.0  # a participant's texts typed in quick succession go into the topic as one message
-PER_PARTY = 50  # pending items looked at per participant (and group) and round: no backlog hides another's
+PER_PARTY = 20  # pending items looked at per participant (and group) and round: a minute's worth; none hides another's
 BURST_COPIES = 10  # a participant's single photos and files queued back to back go in one call, up to this many
 WINDOW = timedelta(minutes=1)
 TOPIC_RETRY_FIRST, TOPIC_RETRY_CAP = 30.0, 600.0  # a topic Telegram refuses to create (rights, not a forum)
@@ -76,8 +77,12 @@ class SendWindow:
             self.sent.popleft()
         return len(self.sent) < self.limit
 
-    def take(self, at: datetime) -> None:
-        self.sent.append(at)
+    def take(self, at: datetime, messages: int = 1) -> None:
+        self.sent.extend([at] * messages)
+
+    def room(self, now: datetime) -> int:
+        """How many more messages fit in the rolling period now."""
+        return self.limit - len(self.sent) if self.ready(now) else 0
 
 
 class StaffSender:
@@ -182,7 +187,8 @@ class StaffSender:
                 group = self._merge(item, items[index:])
             ok = await self._send(item, group, thread_id)
             if ok:
-                self.window(item.chat_id, kind).take(self.clock())
+                # Telegram counts messages, not calls: a copy of several messages takes that many.
+                self.window(item.chat_id, kind).take(self.clock(), _messages(group))
                 if user is not None:
                     self._turn += 1
                     self.served[item.chat_id, user] = self._turn
@@ -233,7 +239,8 @@ class StaffSender:
                     or copy.from_chat_id != message.from_chat_id
                 ):
                     break
-                if len(group) >= BURST_COPIES or item.waiting(self.clock()):
+                room = self.window(first.chat_id, "message").room(self.clock())
+                if len(group) >= min(BURST_COPIES, room) or item.waiting(self.clock()):
                     break
                 group.append(item)
         return group
@@ -379,6 +386,12 @@ class StaffSender:
         # The excerpt is what the agents need to ask again; the notice's row is scrubbed once it is posted.
         context = {"what": what, "reason": reason[:200], "excerpt": "\n".join(texts)[:300], "relayed": relays}
         await self.cases.notice(item.case_id, LOST_NOTICE, context)
+
+
+def _messages(group: list[OutboxItem]) -> int:
+    """How many messages a call posts: one, or one per copied message."""
+    copies = [i.message for i in group if isinstance(i.message, CopyToTopic)]
+    return len({m for copy in copies for m in copy.message_ids}) if copies else 1
 
 
 def _album(item: OutboxItem) -> str | None:
