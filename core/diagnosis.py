@@ -132,6 +132,7 @@ class EnrollmentFacts:
     certificate_number: str | None = None
     printed_name: str | None = None
     issued_on: date | None = None
+    voucher_code: str | None = None  # the code the participant quotes to the platform and the institution
 
 
 @dataclass(frozen=True)
