@@ -94,7 +94,11 @@ def test_since_march_2021_the_report_does_not_wait_for_the_rating() -> None:
 
 def test_certificate_issued_without_a_rating_needs_the_rating_for_the_schedule() -> None:
     # The demo persona the bot used to contradict: certificate on the dashboard, no rating, no schedule.
-    unrated = {"completed_on": date(2026, 4, 6), "reported_on": date(2026, 4, 7), "issued_on": date(2026, 4, 8)}
+    unrated: dict[str, Any] = {
+        "completed_on": date(2026, 4, 6),
+        "reported_on": date(2026, 4, 7),
+        "issued_on": date(2026, 4, 8),
+    }
     status = diagnose(date(2026, 4, 10), **unrated, printed_name="Siti Nurhaliza")
     d = status.diagnoses[0]
     assert (d.stage, d.holder, d.next_action, d.overdue) == (

@@ -234,7 +234,10 @@ async def test_every_persona_is_walked_through_its_own_stage(world: World, perso
             assert world.app.services.platform(enrollment.platform_code)["contact_url"] in step
         case Stage.AWAITING_PLATFORM_REPORT | Stage.AWAITING_PMO if not diagnosis.overdue:
             assert diagnosis.expected_by is not None
-            assert f"tunggu sampai {long_date(diagnosis.expected_by)}" in step
+            if diagnosis.expected_by >= world.today:
+                assert f"tunggu sampai {long_date(diagnosis.expected_by)}" in step
+            else:  # expected already, not yet overdue: no wait for a past date, the next step at once
+                assert "tunggu sampai" not in step
         case Stage.AWAITING_PMO:
             assert "Ini perlu dicek langsung" in step and "melewati batas waktu" in step
             assert "melewati batas" in summary
@@ -785,22 +788,34 @@ async def test_no_text_breaks_a_flow_or_telegram_html(
 
 
 async def test_done_still_missing_before_the_date_is_still_within_time(world: World) -> None:
-    # Dedi finished two working days ago; the platform's report is expected, not late. "Done, still missing" at the
-    # wait step must not send him to the platform or an agent before the date it promised.
+    # Hana's training was reported yesterday; the certificate is due by the end of today (a working day after the
+    # report). "Done, still missing" at the wait step must not open an agent case before that date.
     chat = world.chat()
-    [summary, step] = await chat.identify(BY_NAME["Dedi Kurniawan"])
+    [_, step] = await chat.identify(BY_NAME["Hana Safitri"])
+    status = await world.app.services.status.status(world.participant_ids[7])
+    assert status is not None
+    (d,) = status.diagnoses
+    assert d.stage is Stage.AWAITING_PMO and not d.overdue and d.expected_by is not None
+    assert world.today <= d.expected_by
+    assert f"tunggu sampai {long_date(d.expected_by)}" in step
+    [answer] = await chat.press(text("btn_step_next"))
+    assert answer == text("step_wait_within_time", wait_until=d.expected_by)
+    assert chat.labels() == [text("btn_step_solved")] and chat.phase == "troubleshoot"
+
+
+async def test_a_wait_whose_date_has_passed_is_not_offered(world: World) -> None:
+    # Dedi's report was expected yesterday (not yet "overdue" by the 3-working-day rule): no "wait until
+    # yesterday" step; the next step comes at once.
+    chat = world.chat()
+    [_, step] = await chat.identify(BY_NAME["Dedi Kurniawan"])
     status = await world.app.services.status.status(world.participant_ids[4])
     assert status is not None
     (d,) = status.diagnoses
-    assert d.stage is Stage.AWAITING_PLATFORM_REPORT and not d.overdue and d.expected_by is not None
-    waited = max(d.expected_by, world.today)  # expected yesterday counts as "by today" once shown today
-    assert "tunggu sampai" in step
-    [answer] = await chat.press(text("btn_step_next"))
-    if world.today <= d.expected_by:
-        assert answer == text("step_wait_within_time", wait_until=d.expected_by)
-        assert "hubungi" not in answer.lower() and chat.labels() == [text("btn_step_solved")]
+    assert d.expected_by is not None
+    if d.expected_by < world.today:
+        assert "tunggu sampai" not in step and "hubungi" in step
     else:
-        assert f"hubungi {PLATFORMS['pintaria']}" in answer, waited
+        assert f"tunggu sampai {long_date(d.expected_by)}" in step
 
 
 async def test_a_certificate_without_a_rating_says_the_schedule_waits_for_it(world: World) -> None:

@@ -133,7 +133,11 @@ async def _begin(turn: Turn, participant_id: int, d: Diagnosis) -> None:
     state = turn.state
     state.phase = Phase.TROUBLESHOOT
     state.enrollment = d.enrollment_id or 0
-    state.steps = [s.value for s in troubleshooting_steps(d)]
+    steps = troubleshooting_steps(d)
+    if d.expected_by is not None and d.expected_by < today_in_jakarta() and d.stage is not Stage.NEEDS_RATING:
+        # The date to wait for has passed (not yet "overdue" by the rules): waiting is no step any more.
+        steps = tuple(s for s in steps if s is not Step.WAIT)
+    state.steps = [s.value for s in steps]
     state.step_index = 0
     state.wait_until = ""
     await _show_step(turn, participant_id, d)
