@@ -800,7 +800,9 @@ async def test_done_still_missing_before_the_date_is_still_within_time(world: Wo
     assert f"tunggu sampai {long_date(d.expected_by)}" in step
     [answer] = await chat.press(text("btn_step_next"))
     assert answer == text("step_wait_within_time", wait_until=d.expected_by)
-    assert chat.labels() == [text("btn_step_solved")] and chat.phase == "troubleshoot"
+    # The same buttons stay: pressed again after the date, they lead on (before it, the same answer).
+    assert chat.labels() == [text("btn_step_next"), text("btn_step_solved")] and chat.phase == "troubleshoot"
+    assert await chat.press(text("btn_step_next")) == [answer]
 
 
 async def test_a_wait_whose_date_has_passed_is_not_offered(world: World) -> None:

@@ -108,7 +108,10 @@ async def step(turn: Turn, participant_id: int, answer: str) -> None:
         # Before the promised date nothing is late: say so, rather than sending them to the platform or an agent.
         turn.say(
             "step_wait_within_time",
-            (turn.button("btn_step_solved", Action.STEP, "solved"),),
+            (
+                turn.button("btn_step_next", Action.STEP, "next"),
+                turn.button("btn_step_solved", Action.STEP, "solved"),
+            ),
             wait_until=waiting_until,
         )
         return
