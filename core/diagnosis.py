@@ -176,6 +176,9 @@ class Diagnosis:
     name_check: NameCheck | None = None
     failure_reason: str | None = None
     flags: tuple[Flag, ...] = ()
+    # The last day the current step is on time: after it, the next step (contact the platform, an agent). For a
+    # platform report that is later than `expected_by` (usually in 1 working day, late only after 3).
+    on_time_until: date | None = None
     era: str | None = None  # the pipeline era the training follows (rules.yaml `pipeline`)
     rating_gates: str | None = None  # what waits for the rating in that era: platform_report / incentive_schedule
 
@@ -358,6 +361,7 @@ class DiagnosisEngine:
                 next_action=NextAction.CONTACT_PLATFORM if overdue else NextAction.WAIT_PLATFORM_REPORT,
                 expected_by=self.calendar.add_working_days(ready, timing.platform_report_expected_working_days),
                 overdue=overdue,
+                on_time_until=self.calendar.add_working_days(ready, timing.platform_report_overdue_working_days),
             )
 
         overdue = self.calendar.is_overdue(e.reported_on, timing.pmo_overdue_working_days, today)
@@ -368,6 +372,7 @@ class DiagnosisEngine:
             next_action=NextAction.CONTACT_AGENT if overdue else NextAction.WAIT_PMO,
             expected_by=self.calendar.add_working_days(e.reported_on, timing.pmo_processing_working_days),
             overdue=overdue,
+            on_time_until=self.calendar.add_working_days(e.reported_on, timing.pmo_overdue_working_days),
         )
 
     def _after_certificate(
@@ -413,6 +418,7 @@ class DiagnosisEngine:
                 holder=Holder.PARTICIPANT,
                 next_action=NextAction.GIVE_RATING,
                 expected_by=self.calendar.add_working_days(today, timing.schedule_after_rating_working_days),
+                on_time_until=self.calendar.add_working_days(today, timing.schedule_after_rating_working_days),
             )
         assert e.issued_on is not None
         eligible = self._incentive_eligible(facts, e)
@@ -428,6 +434,7 @@ class DiagnosisEngine:
             next_action=NextAction.CONTACT_AGENT if overdue else NextAction.WAIT_INCENTIVE_SCHEDULE,
             expected_by=self.calendar.add_working_days(start, allowed),
             overdue=overdue,
+            on_time_until=self.calendar.add_working_days(start, allowed),
         )
 
     def _schedule_start(self, e: EnrollmentFacts, era: PipelineEra) -> tuple[date, int]:

@@ -165,6 +165,7 @@ def test_awaiting_platform_report_then_overdue_after_three_working_days() -> Non
         NextAction.WAIT_PLATFORM_REPORT,
     )
     assert d.expected_by == date(2026, 4, 7)
+    assert d.on_time_until == date(2026, 4, 9)  # usually a working day; late only after three
     assert not diagnose(date(2026, 4, 9), **kwargs).diagnoses[0].overdue  # 3rd working day: still on time
     late = diagnose(date(2026, 4, 10), **kwargs).diagnoses[0]
     assert (late.overdue, late.next_action) == (True, NextAction.CONTACT_PLATFORM)

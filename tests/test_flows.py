@@ -233,11 +233,9 @@ async def test_every_persona_is_walked_through_its_own_stage(world: World, perso
             assert f"hubungi {platform}" in step and "sudah terlambat" in step
             assert world.app.services.platform(enrollment.platform_code)["contact_url"] in step
         case Stage.AWAITING_PLATFORM_REPORT | Stage.AWAITING_PMO if not diagnosis.overdue:
-            assert diagnosis.expected_by is not None
-            if diagnosis.expected_by >= world.today:
-                assert f"tunggu sampai {long_date(diagnosis.expected_by)}" in step
-            else:  # expected already, not yet overdue: no wait for a past date, the next step at once
-                assert "tunggu sampai" not in step
+            # Wait until the last day it is on time (a platform report: usual in 1 working day, late after 3).
+            assert diagnosis.on_time_until is not None and diagnosis.on_time_until >= world.today
+            assert f"tunggu sampai {long_date(diagnosis.on_time_until)}" in step
         case Stage.AWAITING_PMO:
             assert "Ini perlu dicek langsung" in step and "melewati batas waktu" in step
             assert "melewati batas" in summary
@@ -805,19 +803,18 @@ async def test_done_still_missing_before_the_date_is_still_within_time(world: Wo
     assert await chat.press(text("btn_step_next")) == [answer]
 
 
-async def test_a_wait_whose_date_has_passed_is_not_offered(world: World) -> None:
-    # Dedi's report was expected yesterday (not yet "overdue" by the 3-working-day rule): no "wait until
-    # yesterday" step; the next step comes at once.
+async def test_a_report_expected_yesterday_is_not_late_yet(world: World) -> None:
+    # Dedi's report was expected yesterday but is late only after 3 working days: the wait step names that day and
+    # "done, still missing" says he is still within time — no "contact the platform" yet.
     chat = world.chat()
     [_, step] = await chat.identify(BY_NAME["Dedi Kurniawan"])
     status = await world.app.services.status.status(world.participant_ids[4])
     assert status is not None
     (d,) = status.diagnoses
-    assert d.expected_by is not None
-    if d.expected_by < world.today:
-        assert "tunggu sampai" not in step and "hubungi" in step
-    else:
-        assert f"tunggu sampai {long_date(d.expected_by)}" in step
+    assert d.on_time_until is not None and d.expected_by is not None and d.expected_by < d.on_time_until
+    assert f"tunggu sampai {long_date(d.on_time_until)}" in step and long_date(d.expected_by) in step
+    [answer] = await chat.press(text("btn_step_next"))
+    assert answer == text("step_wait_within_time", wait_until=d.on_time_until)
 
 
 async def test_a_certificate_without_a_rating_says_the_schedule_waits_for_it(world: World) -> None:

@@ -136,11 +136,7 @@ async def _begin(turn: Turn, participant_id: int, d: Diagnosis) -> None:
     state = turn.state
     state.phase = Phase.TROUBLESHOOT
     state.enrollment = d.enrollment_id or 0
-    steps = troubleshooting_steps(d)
-    if d.expected_by is not None and d.expected_by < today_in_jakarta() and d.stage is not Stage.NEEDS_RATING:
-        # The date to wait for has passed (not yet "overdue" by the rules): waiting is no step any more.
-        steps = tuple(s for s in steps if s is not Step.WAIT)
-    state.steps = [s.value for s in steps]
+    state.steps = [s.value for s in troubleshooting_steps(d)]
     state.step_index = 0
     state.wait_until = ""
     await _show_step(turn, participant_id, d)
@@ -164,9 +160,7 @@ async def _show_step(turn: Turn, participant_id: int, d: Diagnosis) -> None:
     wait_until = None
     if current is Step.WAIT:
         # The date is fixed when the step is first shown: a wait counted from "today" would never run out.
-        wait_until = _wait_until(state.wait_until) or d.expected_by or today_in_jakarta()
-        if d.overdue:
-            wait_until = d.expected_by or wait_until
+        wait_until = _wait_until(state.wait_until) or d.on_time_until or d.expected_by or today_in_jakarta()
         state.wait_until = wait_until.isoformat()
     if last:
         state.phase = Phase.IDLE

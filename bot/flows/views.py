@@ -31,6 +31,7 @@ def diagnosis_view(directory: dict[str, Any], d: Diagnosis, locale: str) -> dict
         "holder": d.holder.value,
         "next_action": d.next_action.value,
         "expected_by": d.expected_by,
+        "on_time_until": d.on_time_until,
         "overdue": d.overdue,
         "done": [step.value for step in d.done],
         "training": e.training_title if e else "",
