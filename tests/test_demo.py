@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from datetime import date
 
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from bot.cli import status_to_dict
 from core.calendar import WorkingCalendar
 from core.demo import PERSONAS, seed_demo
 from core.diagnosis import NextAction, ParticipantStatus, Stage
@@ -109,3 +111,20 @@ async def test_personas_cover_both_eras(demo: list[tuple[ParticipantStatus, int]
         if status.headline.stage is Stage.NEEDS_RATING and status.headline.certificate_issued
     ]
     assert waiting and any(s.incentive.state == "waiting_rating" for s in waiting)
+
+
+async def test_status_json_shows_the_era_aware_stage(demo: list[tuple[ParticipantStatus, int]]) -> None:
+    by_key = {key: status for status, key in demo}
+    dian = status_to_dict(by_key[26])
+    [training] = dian["enrollments"]
+    assert (training["stage"], training["era"], training["rating_gates"], training["certificate_issued"]) == (
+        "needs_rating",
+        "2021",
+        "incentive_schedule",
+        True,
+    )
+    assert dian["incentive_state"] == "waiting_rating"
+    fajar = status_to_dict(by_key[27])
+    assert [e["era"] for e in fajar["enrollments"]] == ["2020", "2021"]
+    assert [e["rating_place"] for e in fajar["enrollments"]] == ["platform", "dashboard"]
+    json.dumps(fajar)  # plain JSON

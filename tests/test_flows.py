@@ -21,6 +21,7 @@ from bot.app import App, build_app
 from bot.flows.callbacks import MAX_ID, Action, Pressed, pack, unpack
 from bot.flows.faq import FLOW_INTENTS
 from bot.flows.types import Button, EventKind, Incoming, Outcome
+from bot.flows.views import SAMPLE_PARTICIPANTS, participant_view
 from bot.settings import Settings
 from bot.texts import default_renderer
 from core.accounts import LOCKOUT, MAX_FAILURES, SecondFactorResult
@@ -842,3 +843,57 @@ async def test_status_after_a_failed_transfer_names_the_reason_and_offers_i_fixe
     assert labels.count(text("btn_agent")) + labels.count(text("btn_complaint")) == 1
     [fixed] = await chat.press(text("btn_incentive_fixed"))
     assert "formulir pengaduan" in fixed  # no staff group here: the form is where it is reported
+
+
+@pytest.mark.parametrize(
+    ("name", "state", "has_next_date"),
+    [
+        ("Maya Anggraini", "transferred", False),  # paid: never "your schedule is not there yet"
+        ("Bayu Pratama", "overdue", False),  # an overdue date is not "the next" one
+        ("Lukman Hakim", "scheduled", True),
+        ("Dian Permatasari", "waiting_rating", False),
+        ("Agus Salim", "waiting_schedule", False),
+        ("Kartika Sari", "overdue", False),  # the wrong printed name does not hide the late schedule
+        ("Nur Aini", "failed", False),
+        ("Bambang Wijaya", "not_eligible", False),
+        ("Citra Dewi", "none", False),
+    ],
+)
+async def test_faq_participant_context_follows_the_diagnosis(
+    world: World, name: str, state: str, has_next_date: bool
+) -> None:
+    persona = BY_NAME[name]
+    status = await world.app.services.status.status(world.participant_ids[persona.key])
+    assert status is not None
+    view = participant_view(world.app.services.directory, status)
+    assert view["incentive_state"] == state
+    assert (view["next_incentive_date"] is not None) is has_next_date
+    if has_next_date:
+        assert view["next_incentive_date"] >= world.today
+    if state in ("scheduled", "overdue", "waiting_schedule", "transferred", "failed"):
+        assert view["incentive_date"] is not None
+    assert set(view) == set(SAMPLE_PARTICIPANTS[0])  # the admin's preview renders with the same keys
+
+
+async def test_a_training_in_progress_mentions_the_rating_it_will_need(world: World) -> None:
+    chat = world.chat()
+    [summary, step] = await chat.identify(BY_NAME["Citra Dewi"])
+    for said in (summary, step):  # since 2021: on the dashboard, after the certificate, for the schedule
+        assert "Beri Ulasan" in said and "jadwal insentif" in said
+
+
+async def test_english_texts_have_no_untranslated_scheme_and_say_working_day_once(world: World) -> None:
+    chat = world.chat()
+    await chat.command("lang")
+    await chat.press("English")
+    persona = BY_NAME["Dian Permatasari"]
+    await chat.command("status")
+    await chat.contact(persona.phone)
+    [linked, summary, first] = await chat.send(born(persona))
+    assert linked == text("identify_linked", "en")
+    assert "2023 onwards scheme" in summary and "ke atas" not in summary
+    assert "Rp600,000" in summary and "day(s)" not in summary + first
+    [rating] = await chat.press(text("btn_step_next", "en"))
+    assert "1 working day after the review" in rating
+    [wait] = await chat.press(text("btn_step_next", "en"))
+    assert "cuti bersama (the government's collective leave days)" in wait
