@@ -897,3 +897,17 @@ async def test_english_texts_have_no_untranslated_scheme_and_say_working_day_onc
     assert "1 working day after the review" in rating
     [wait] = await chat.press(text("btn_step_next", "en"))
     assert "cuti bersama (the government's collective leave days)" in wait
+
+
+async def test_i_fixed_it_with_a_staff_group_hands_the_resend_to_an_agent(world: World, staffed: App) -> None:
+    cases = staffed.services.cases
+    assert cases is not None
+    chat = Chat(world, next(world.users), app=staffed)
+    [summary] = await chat.identify(BY_NAME["Vino Saputra"])  # account closed: a new account, then "I fixed it"
+    assert "<b>sudah ditutup</b>" in summary and "agen kami meneruskannya" in summary
+    assert chat.labels() == [text("btn_incentive_fixed"), text("btn_agent")]  # one person button, an agent's
+    [thanks, opened] = await chat.press(text("btn_incentive_fixed"))
+    assert thanks == text("incentive_fixed", staffed=True, complaint=world.app.services.directory["complaint_form"])
+    assert "saya teruskan ke agen kami" in opened
+    assert await cases.active_case(chat.user) is not None
+    await chat.command("cancel")
