@@ -9,11 +9,16 @@ from __future__ import annotations
 import io
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from core.stats import DayFigures
 
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
 DPI = 120
 SIZE_INCHES = (8.0, 4.5)  # 960 × 540 pixels: readable on a phone, small to send
+MAX_DATE_LABELS = 10
 
 
 @dataclass(frozen=True)
@@ -29,6 +34,13 @@ class ChartLabels:
 
 def trend_chart(days: Sequence[DayFigures], labels: ChartLabels) -> bytes:
     """A PNG of the per-day trend."""
+    buffer = io.BytesIO()
+    trend_figure(days, labels).savefig(buffer, format="png")
+    return buffer.getvalue()
+
+
+def trend_figure(days: Sequence[DayFigures], labels: ChartLabels) -> Figure:
+    """The chart as a matplotlib figure (drawn by `trend_chart`; tests measure its labels)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
     from matplotlib.ticker import MaxNLocator, PercentFormatter
@@ -44,8 +56,9 @@ def trend_chart(days: Sequence[DayFigures], labels: ChartLabels) -> bytes:
     counts.yaxis.set_major_locator(MaxNLocator(integer=True))
     counts.set_title(labels.title)
 
-    # A long period would print a date under every bar; label about a dozen of them.
-    step = max(1, len(days) // 12)
+    # A long period would print a date under every bar: label at most MAX_DATE_LABELS of them, evenly, so that
+    # "30/11"-wide labels never touch at 30 days (or 90) on a 960-pixel chart.
+    step = max(1, -(-len(days) // MAX_DATE_LABELS))
     counts.set_xticks(positions[::step], [f"{d.day.day}/{d.day.month}" for d in days[::step]])
 
     shares = counts.twinx()
@@ -59,6 +72,4 @@ def trend_chart(days: Sequence[DayFigures], labels: ChartLabels) -> bytes:
     # Below the plot, so that it never hides a bar.
     figure.legend(handles + more_handles, names + more_names, loc="outside lower center", ncols=3, fontsize="small")
 
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png")
-    return buffer.getvalue()
+    return figure

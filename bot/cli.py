@@ -67,6 +67,9 @@ def status_to_dict(status: ParticipantStatus) -> dict[str, Any]:
                 "overdue": d.overdue,
                 "done": [step.value for step in d.done],
                 "rating_place": d.rating_place,
+                "era": d.era,
+                "rating_gates": d.rating_gates,
+                "certificate_issued": d.certificate_issued,
                 "failure_reason": d.failure_reason,
             }
             for d in status.diagnoses
@@ -86,6 +89,8 @@ def status_to_dict(status: ParticipantStatus) -> dict[str, Any]:
             }
             for i in status.incentives
         ],
+        "incentive_state": status.incentive.state.value,
+        "incentive_date": _iso(status.incentive.on),
         "payout_warnings": list(status.payout_warnings),
         "needs_agent": status.needs_agent,
     }
@@ -149,12 +154,15 @@ async def cmd_status(settings: Settings, args: argparse.Namespace) -> int:
         f"Participant {facts.participant_id}: {facts.legal_name}, phone {mask_phone(facts.phone)}, "
         f"NIK ****{facts.nik_last4}, scheme {facts.scheme}, membership {facts.membership}"
     )
-    table = Table("enrollment", "platform", "training", "stage", "holder", "next action", "expected by", "overdue")
+    table = Table(
+        "enrollment", "platform", "training", "era", "stage", "holder", "next action", "expected by", "overdue"
+    )
     for e in data["enrollments"]:
         table.add_row(
             str(e["enrollment_id"] or "—"),
             e["platform"] or "—",
             e["training"] or "—",
+            e["era"] or "—",
             e["stage"],
             e["holder"],
             e["next_action"],

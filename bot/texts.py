@@ -32,8 +32,11 @@ _MONTHS = {
 }  # fmt: skip
 
 
-def rupiah(amount: int) -> str:
-    return "Rp" + f"{int(amount):,}".replace(",", ".")
+@pass_context
+def rupiah(context: Context, amount: int) -> str:
+    """ "Rp600.000" in Indonesian, "Rp600,000" in English: each reader's thousands separator."""
+    grouped = f"{int(amount):,}"
+    return "Rp" + (grouped if context.get("locale", "id") == "en" else grouped.replace(",", "."))
 
 
 @pass_context

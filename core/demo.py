@@ -161,6 +161,8 @@ PERSONAS: tuple[DemoPersona, ...] = (
         Stage.IN_TRAINING,
         enrollments=(DemoEnrollment("tokopedia", "TR-001", purchased=8),),
     ),
+    # Finished two working days ago, not rated: since 2021 the platform reports it anyway; the rating comes after
+    # the certificate.
     DemoPersona(
         4,
         "Dedi Kurniawan",
@@ -168,7 +170,7 @@ PERSONAS: tuple[DemoPersona, ...] = (
         date(1995, 8, 17),
         "2023",
         25,
-        Stage.NEEDS_RATING,
+        Stage.AWAITING_PLATFORM_REPORT,
         enrollments=(
             DemoEnrollment("pintaria", "TR-002", purchased=12, completed=2, name_at_institution="Dedi Kurniawan"),
         ),
@@ -449,6 +451,8 @@ PERSONAS: tuple[DemoPersona, ...] = (
             DemoEnrollment("kemnaker", "TR-005", purchased=5, completed=1, name_at_institution="Rudi Hartono"),
         ),
     ),
+    # Finished a training in 2020 and never rated it: the rating goes where ratings go today (the dashboard), and
+    # under today's order the platform's report (long overdue) does not wait for it.
     DemoPersona(
         17,
         "Eko Prasetyo",
@@ -456,7 +460,7 @@ PERSONAS: tuple[DemoPersona, ...] = (
         date(1990, 2, 14),
         "2020",
         2300,
-        Stage.NEEDS_RATING,
+        Stage.AWAITING_PLATFORM_REPORT,
         enrollments=(DemoEnrollment("bukalapak", "TR-002", purchased=1500, completed=1490),),
     ),
     DemoPersona(
@@ -568,6 +572,71 @@ PERSONAS: tuple[DemoPersona, ...] = (
         ),
         installments=(DemoInstallment(1, -14),),
     ),
+    # Since 2021 the certificate comes first: issued yesterday without a rating, so the incentive schedule waits
+    # for the rating on the dashboard.
+    DemoPersona(
+        26,
+        "Dian Permatasari",
+        True,
+        date(1996, 5, 2),
+        "2023",
+        30,
+        Stage.NEEDS_RATING,
+        enrollments=(
+            DemoEnrollment(
+                "tokopedia",
+                "TR-002",
+                purchased=12,
+                completed=3,
+                reported=2,
+                issued=1,
+                name_at_institution="Dian Permatasari",
+                printed_name="Dian Permatasari",
+            ),
+        ),
+    ),
+    # Both eras: a 2020 training rated on the platform before its report, certificate and four installments
+    # together; then a second training in today's order, certificate issued and the dashboard rating still to give.
+    DemoPersona(
+        27,
+        "Fajar Nugroho",
+        False,
+        date(1989, 11, 27),
+        "2020",
+        2300,
+        Stage.NEEDS_RATING,
+        channel="LINKAJA",
+        enrollments=(
+            DemoEnrollment(
+                "bukalapak",
+                "TR-003",
+                purchased=1480,
+                completed=1470,
+                rated=1470,
+                reported=1469,
+                issued=1468,
+                name_at_institution="Fajar Nugroho",
+                printed_name="Fajar Nugroho",
+            ),
+            DemoEnrollment(
+                "pijarmahir",
+                "TR-001",
+                purchased=10,
+                completed=3,
+                reported=2,
+                issued=1,
+                name_at_institution="Fajar Nugroho",
+                printed_name="FAJAR NUGROHO",
+            ),
+        ),
+        installments=tuple(DemoInstallment(s, -2180 + 30 * s, InstallmentStatus.TRANSFERRED) for s in range(1, 5)),
+    ),
+    # The failure reasons the official FAQ adds: the e-wallet's monthly transaction limit, and a training whose
+    # sessions or face verifications are not all recorded.
+    _failed_transfer(
+        28, "Gita Puspita", True, date(1997, 9, 14), "tokopedia", "TR-005", "monthly_limit", channel="DANA"
+    ),
+    _failed_transfer(29, "Hendra Wijaya", False, date(1993, 1, 19), "pintaria", "TR-003", "attendance_incomplete"),
 )
 
 

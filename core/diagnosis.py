@@ -13,7 +13,7 @@ from enum import StrEnum
 from core.calendar import WorkingCalendar
 from core.models import InstallmentStatus, Membership, PayoutChannel
 from core.names import NameCheck, compare_names
-from core.rules import Remedy, Rules
+from core.rules import PipelineEra, RatingGate, Remedy, Rules
 
 
 class Stage(StrEnum):
@@ -58,6 +58,8 @@ class NextAction(StrEnum):
     VERIFY_EWALLET = "verify_ewallet"
     RESTORE_PHONE = "restore_phone"
     FREE_BALANCE = "free_balance"
+    CHECK_MONTHLY_LIMIT = "check_monthly_limit"
+    CHECK_ATTENDANCE = "check_attendance"
     NONE = "none"
 
 
@@ -80,6 +82,26 @@ class Flag(StrEnum):
 
     MEMBERSHIP_REVOKED = "membership_revoked"  # the records still show this training of a revoked membership
     PURCHASED_AFTER_DEADLINE = "purchased_after_deadline"  # no training was bought before the scheme's deadline
+
+
+class IncentiveState(StrEnum):
+    """Where the participant's incentive stands, one word for every answer that mentions it."""
+
+    NONE = "none"  # nothing yet: the incentive comes after the first training's certificate
+    NOT_ELIGIBLE = "not_eligible"  # no incentive is due (membership revoked)
+    WAITING_RATING = "waiting_rating"  # certificate issued; the schedule waits for the participant's rating
+    WAITING_SCHEDULE = "waiting_schedule"  # the schedule is expected by `IncentiveOutlook.on`
+    SCHEDULED = "scheduled"  # a payment is scheduled on `on`
+    OVERDUE = "overdue"  # a schedule or a payment is past its date `on`
+    TRANSFERRED = "transferred"  # every installment was paid, the last on `on`
+    FAILED = "failed"  # a transfer failed on `on`
+
+
+@dataclass(frozen=True)
+class IncentiveOutlook:
+    state: IncentiveState
+    on: date | None = None  # the date that goes with the state (see IncentiveState)
+    enrollment_id: int | None = None  # the training the incentive is for
 
 
 # Next actions that mean nothing more is expected to happen for that training.
@@ -110,6 +132,7 @@ class EnrollmentFacts:
     certificate_number: str | None = None
     printed_name: str | None = None
     issued_on: date | None = None
+    voucher_code: str | None = None  # the code the participant quotes to the platform and the institution
 
 
 @dataclass(frozen=True)
@@ -153,10 +176,19 @@ class Diagnosis:
     name_check: NameCheck | None = None
     failure_reason: str | None = None
     flags: tuple[Flag, ...] = ()
+    # The last day the current step is on time: after it, the next step (contact the platform, an agent). For a
+    # platform report that is later than `expected_by` (usually in 1 working day, late only after 3).
+    on_time_until: date | None = None
+    era: str | None = None  # the pipeline era the training follows (rules.yaml `pipeline`)
+    rating_gates: str | None = None  # what waits for the rating in that era: platform_report / incentive_schedule
 
     @property
     def enrollment_id(self) -> int | None:
         return self.enrollment.enrollment_id if self.enrollment else None
+
+    @property
+    def certificate_issued(self) -> bool:
+        return self.enrollment is not None and self.enrollment.issued_on is not None
 
 
 @dataclass(frozen=True)
@@ -179,6 +211,7 @@ class ParticipantStatus:
     diagnoses: tuple[Diagnosis, ...]
     incentives: tuple[InstallmentStatusView, ...]
     payout_warnings: tuple[str, ...] = field(default=())
+    incentive: IncentiveOutlook = field(default=IncentiveOutlook(IncentiveState.NONE))
 
     @property
     def headline(self) -> Diagnosis:
@@ -206,8 +239,10 @@ class DiagnosisEngine:
         self.calendar = calendar
 
     def participant_status(self, facts: ParticipantFacts, today: date) -> ParticipantStatus:
-        # The PMO publishes an installment's schedule together with its training's certificate.
-        published: dict[int | None, date | None] = {e.enrollment_id: e.issued_on for e in facts.enrollments}
+        # When each training's schedule appeared: with the certificate (2020), or after the rating (since 2021).
+        published: dict[int | None, date | None] = {
+            e.enrollment_id: self._schedule_appeared(e) for e in facts.enrollments
+        }
         incentives = tuple(
             self.installment(i, today, schedule_appeared_on=published.get(i.enrollment_id)) for i in facts.installments
         )
@@ -217,7 +252,17 @@ class DiagnosisEngine:
             )
         else:
             diagnoses = (self.not_purchased(facts, today),)
-        return ParticipantStatus(facts, diagnoses, incentives, self.payout_warnings(facts))
+        outlook = incentive_outlook(facts, diagnoses, incentives)
+        return ParticipantStatus(facts, diagnoses, incentives, self.payout_warnings(facts), outlook)
+
+    def _schedule_appeared(self, e: EnrollmentFacts) -> date | None:
+        if e.issued_on is None or e.rated_on is None:
+            return e.issued_on
+        if self.rules.era_for(e.rated_on).rating_gates is RatingGate.INCENTIVE_SCHEDULE:
+            return self.calendar.add_working_days(
+                max(e.rated_on, e.issued_on), self.rules.timing.schedule_after_rating_working_days
+            )
+        return e.issued_on
 
     def purchase_deadline(self, facts: ParticipantFacts) -> date:
         """The last day to buy the first training; after it the membership is revoked."""
@@ -261,83 +306,73 @@ class DiagnosisEngine:
         incentives: tuple[InstallmentStatusView, ...],
         today: date,
     ) -> Diagnosis:
+        """One training's diagnosis, in the order of its era (rules.yaml `pipeline`): in 2020 the rating gates the
+        platform's report and the schedule comes with the certificate; since 18 March 2021 the certificate comes
+        first and the rating gates the incentive schedule."""
         timing = self.rules.timing
         done = _done_steps(e)
-
-        def diagnosis(
-            stage: Stage,
-            holder: Holder,
-            action: NextAction,
-            *,
-            expected_by: date | None = None,
-            overdue: bool = False,
-            rating_place: str | None = None,
-            name_check: NameCheck | None = None,
-        ) -> Diagnosis:
-            return Diagnosis(
-                stage,
-                holder,
-                action,
-                expected_by,
-                overdue,
-                done,
-                e,
-                rating_place,
-                name_check,
-                failure_reason=None,
-            )
+        era = self.rules.era_for(e.rated_on or today)
+        base = Diagnosis(
+            Stage.IN_TRAINING,
+            Holder.INSTITUTION,
+            NextAction.FINISH_TRAINING,
+            None,
+            False,
+            done,
+            e,
+            era.rating_place.value,
+            era=era.era,
+            rating_gates=era.rating_gates.value,
+        )
 
         if e.completed_on is None:
-            return diagnosis(Stage.IN_TRAINING, Holder.INSTITUTION, NextAction.FINISH_TRAINING)
+            return base
 
         # The name on the certificate comes from the institution: a wrong one is fixed there first.
         other_name = e.printed_name if e.issued_on else e.name_at_institution
         name_check = compare_names(facts.legal_name, other_name, self.rules.name_match) if other_name else None
-        if name_check is not None and not name_check.matches:
-            return diagnosis(
-                Stage.NAME_MISMATCH,
-                Holder.INSTITUTION,
-                NextAction.ASK_INSTITUTION_FIX_NAME,
-                name_check=name_check,
-            )
-
+        base = replace(base, name_check=name_check)
         if e.issued_on is not None:
-            return self._after_certificate(facts, e, incentives, done, name_check, today)
+            after = self._after_certificate(facts, e, incentives, base, era, today)
+            if name_check is not None and not name_check.matches and after.stage is Stage.CERTIFICATE_ISSUED:
+                # The certificate exists (with the wrong name) and its schedule keeps its date: both stay visible.
+                return replace(
+                    after, stage=Stage.NAME_MISMATCH, holder=Holder.INSTITUTION,
+                    next_action=NextAction.ASK_INSTITUTION_FIX_NAME,
+                )  # fmt: skip
+            return after
+        if name_check is not None and not name_check.matches:
+            return replace(base, stage=Stage.NAME_MISMATCH, next_action=NextAction.ASK_INSTITUTION_FIX_NAME)
 
-        # Where to rate is decided by the date the rating is given: today for one still to give.
-        rating_place = self.rules.rating_place_for(e.rated_on or today).value
-        if e.rated_on is None:
-            return diagnosis(
-                Stage.NEEDS_RATING,
-                Holder.PARTICIPANT,
-                NextAction.GIVE_RATING,
-                rating_place=rating_place,
-                name_check=name_check,
+        rating_gates_report = era.rating_gates is RatingGate.PLATFORM_REPORT
+        if e.rated_on is None and rating_gates_report:
+            return replace(
+                base, stage=Stage.NEEDS_RATING, holder=Holder.PARTICIPANT, next_action=NextAction.GIVE_RATING
             )
 
         if e.reported_on is None:
-            # The platform reports once the training is both complete and rated: count from the later of the two.
-            ready = max(e.rated_on, e.completed_on)
+            # The platform reports a training once it is ready: complete (and, in 2020, rated too).
+            ready = max(e.rated_on, e.completed_on) if rating_gates_report and e.rated_on else e.completed_on
             overdue = self.calendar.is_overdue(ready, timing.platform_report_overdue_working_days, today)
-            return diagnosis(
-                Stage.AWAITING_PLATFORM_REPORT,
-                Holder.PLATFORM,
-                NextAction.CONTACT_PLATFORM if overdue else NextAction.WAIT_PLATFORM_REPORT,
+            return replace(
+                base,
+                stage=Stage.AWAITING_PLATFORM_REPORT,
+                holder=Holder.PLATFORM,
+                next_action=NextAction.CONTACT_PLATFORM if overdue else NextAction.WAIT_PLATFORM_REPORT,
                 expected_by=self.calendar.add_working_days(ready, timing.platform_report_expected_working_days),
                 overdue=overdue,
-                rating_place=rating_place,
-                name_check=name_check,
+                on_time_until=self.calendar.add_working_days(ready, timing.platform_report_overdue_working_days),
             )
 
         overdue = self.calendar.is_overdue(e.reported_on, timing.pmo_overdue_working_days, today)
-        return diagnosis(
-            Stage.AWAITING_PMO,
-            Holder.PMO,
-            NextAction.CONTACT_AGENT if overdue else NextAction.WAIT_PMO,
+        return replace(
+            base,
+            stage=Stage.AWAITING_PMO,
+            holder=Holder.PMO,
+            next_action=NextAction.CONTACT_AGENT if overdue else NextAction.WAIT_PMO,
             expected_by=self.calendar.add_working_days(e.reported_on, timing.pmo_processing_working_days),
             overdue=overdue,
-            rating_place=rating_place,
-            name_check=name_check,
+            on_time_until=self.calendar.add_working_days(e.reported_on, timing.pmo_overdue_working_days),
         )
 
     def _after_certificate(
@@ -345,72 +380,74 @@ class DiagnosisEngine:
         facts: ParticipantFacts,
         e: EnrollmentFacts,
         incentives: tuple[InstallmentStatusView, ...],
-        done: tuple[Done, ...],
-        name_check: NameCheck | None,
+        base: Diagnosis,
+        era: PipelineEra,
         today: date,
     ) -> Diagnosis:
         own = [i for i, f in zip(incentives, facts.installments, strict=True) if f.enrollment_id == e.enrollment_id]
-
-        def diagnosis(
-            stage: Stage,
-            holder: Holder,
-            action: NextAction,
-            *,
-            expected_by: date | None = None,
-            overdue: bool = False,
-            failure_reason: str | None = None,
-        ) -> Diagnosis:
-            return Diagnosis(stage, holder, action, expected_by, overdue, done, e, None, name_check, failure_reason)
-
         failed = [i for i in own if i.status == InstallmentStatus.FAILED]
         if failed:
             latest = max(failed, key=lambda i: i.seq)
-            return diagnosis(
-                Stage.INCENTIVE_FAILED,
-                Holder.PARTICIPANT,
-                latest.remedy,
+            return replace(
+                base,
+                stage=Stage.INCENTIVE_FAILED,
+                holder=Holder.PARTICIPANT,
+                next_action=latest.remedy,
                 failure_reason=latest.failure_reason,
             )
         scheduled = [i for i in own if i.status == InstallmentStatus.SCHEDULED]
         if scheduled:
             upcoming = min(scheduled, key=lambda i: i.seq)
-            return diagnosis(
-                Stage.INCENTIVE_SCHEDULED,
-                Holder.PAYOUT_CHANNEL if today >= upcoming.scheduled_on else Holder.PMO,
-                NextAction.CONTACT_AGENT if upcoming.overdue else NextAction.WAIT_INCENTIVE,
+            return replace(
+                base,
+                stage=Stage.INCENTIVE_SCHEDULED,
+                holder=Holder.PAYOUT_CHANNEL if today >= upcoming.scheduled_on else Holder.PMO,
+                next_action=NextAction.CONTACT_AGENT if upcoming.overdue else NextAction.WAIT_INCENTIVE,
                 expected_by=upcoming.expected_by,
                 overdue=upcoming.overdue,
             )
         if own:
-            return diagnosis(Stage.INCENTIVE_TRANSFERRED, Holder.NOBODY, NextAction.NONE)
+            return replace(base, stage=Stage.INCENTIVE_TRANSFERRED, holder=Holder.NOBODY, next_action=NextAction.NONE)
+        timing = self.rules.timing
+        if e.rated_on is None and era.rating_gates is RatingGate.INCENTIVE_SCHEDULE:
+            # Since 2021 the certificate comes before the rating, and the incentive schedule waits for it (the
+            # next training can only be bought after it too). Given today, the schedule would come by this date.
+            return replace(
+                base,
+                stage=Stage.NEEDS_RATING,
+                holder=Holder.PARTICIPANT,
+                next_action=NextAction.GIVE_RATING,
+                expected_by=self.calendar.add_working_days(today, timing.schedule_after_rating_working_days),
+                on_time_until=self.calendar.add_working_days(today, timing.schedule_after_rating_working_days),
+            )
         assert e.issued_on is not None
         eligible = self._incentive_eligible(facts, e)
-        timing = self.rules.timing
-        # The PMO publishes the certificate and the schedule together, within its processing time of having the
-        # platform's report (no report date on file: it had the report by the day it issued the certificate).
-        # A certificate without its schedule past that is the PMO's to explain: an agent takes it.
-        received = e.reported_on or e.issued_on
-        expected = (
-            self.calendar.add_working_days(
-                received, timing.pmo_processing_working_days + timing.schedule_after_certificate_working_days
-            )
-            if eligible
-            else None
-        )
-        overdue = eligible and self.calendar.is_overdue(
-            received,
-            timing.pmo_overdue_working_days + timing.schedule_after_certificate_working_days,
-            today,
-        )
-        return diagnosis(
-            Stage.CERTIFICATE_ISSUED,
-            Holder.PMO if eligible else Holder.NOBODY,
-            NextAction.CONTACT_AGENT
-            if overdue
-            else (NextAction.WAIT_INCENTIVE_SCHEDULE if eligible else NextAction.CHECK_CERTIFICATE),
-            expected_by=expected,
+        if not eligible:
+            return replace(base, stage=Stage.CERTIFICATE_ISSUED, holder=Holder.NOBODY,
+                           next_action=NextAction.CHECK_CERTIFICATE)  # fmt: skip
+        start, allowed = self._schedule_start(e, era)
+        overdue = self.calendar.is_overdue(start, allowed, today)
+        return replace(
+            base,
+            stage=Stage.CERTIFICATE_ISSUED,
+            holder=Holder.PMO,
+            next_action=NextAction.CONTACT_AGENT if overdue else NextAction.WAIT_INCENTIVE_SCHEDULE,
+            expected_by=self.calendar.add_working_days(start, allowed),
             overdue=overdue,
+            on_time_until=self.calendar.add_working_days(start, allowed),
         )
+
+    def _schedule_start(self, e: EnrollmentFacts, era: PipelineEra) -> tuple[date, int]:
+        """From which day, and within how many working days, the incentive schedule of an issued certificate
+        should appear: since 2021 after the rating (or the certificate, if rated before it); in 2020 with the
+        certificate, within the PMO's processing time of having the report (no report date on file: it had the
+        report by the day it issued the certificate). Past that, an agent takes it."""
+        timing = self.rules.timing
+        assert e.issued_on is not None
+        if era.rating_gates is RatingGate.INCENTIVE_SCHEDULE and e.rated_on is not None:
+            return max(e.rated_on, e.issued_on), timing.schedule_after_rating_working_days
+        received = e.reported_on or e.issued_on
+        return received, timing.pmo_overdue_working_days + timing.schedule_after_certificate_working_days
 
     def _incentive_eligible(self, facts: ParticipantFacts, e: EnrollmentFacts) -> bool:
         """Whether this certificate should bring an incentive schedule (the first training only, by scheme)."""
@@ -472,6 +509,46 @@ class DiagnosisEngine:
         return tuple(warnings)
 
 
+def incentive_outlook(
+    facts: ParticipantFacts,
+    diagnoses: tuple[Diagnosis, ...],
+    incentives: tuple[InstallmentStatusView, ...],
+) -> IncentiveOutlook:
+    """The one answer to "where is my incentive?", derived from the installments and the diagnoses, so that no
+    message can contradict the diagnosis."""
+    if incentives:
+        first_id = facts.installments[0].enrollment_id
+        failed = [i for i in incentives if i.status == InstallmentStatus.FAILED]
+        if failed:
+            latest = max(failed, key=lambda i: i.seq)
+            return IncentiveOutlook(IncentiveState.FAILED, latest.transferred_on, first_id)
+        scheduled = [i for i in incentives if i.status == InstallmentStatus.SCHEDULED]
+        late = [i for i in scheduled if i.overdue]
+        if late:
+            return IncentiveOutlook(
+                IncentiveState.OVERDUE, min(i.expected_by or i.scheduled_on for i in late), first_id
+            )
+        if scheduled:
+            return IncentiveOutlook(IncentiveState.SCHEDULED, min(i.scheduled_on for i in scheduled), first_id)
+        paid = [i.transferred_on for i in incentives if i.transferred_on is not None]
+        return IncentiveOutlook(IncentiveState.TRANSFERRED, max(paid) if paid else None, first_id)
+    if facts.membership == Membership.REVOKED:
+        return IncentiveOutlook(IncentiveState.NOT_ELIGIBLE)
+    trainings = [d for d in diagnoses if d.enrollment is not None]
+    if not trainings:
+        return IncentiveOutlook(IncentiveState.NONE)
+    # The incentive is for the first training (the other trainings' certificates bring none).
+    d = min(trainings, key=lambda x: (x.enrollment.purchased_on, x.enrollment_id) if x.enrollment else (date.max, 0))
+    if not d.certificate_issued:
+        return IncentiveOutlook(IncentiveState.NONE, None, d.enrollment_id)
+    if d.stage is Stage.NEEDS_RATING:
+        return IncentiveOutlook(IncentiveState.WAITING_RATING, None, d.enrollment_id)
+    if d.next_action is NextAction.CHECK_CERTIFICATE:
+        return IncentiveOutlook(IncentiveState.NOT_ELIGIBLE, None, d.enrollment_id)
+    state = IncentiveState.OVERDUE if d.overdue else IncentiveState.WAITING_SCHEDULE
+    return IncentiveOutlook(state, d.expected_by, d.enrollment_id)
+
+
 def _done_steps(e: EnrollmentFacts) -> tuple[Done, ...]:
     steps = [Done.PURCHASED]
     if e.completed_on:
@@ -503,6 +580,7 @@ def troubleshooting_steps(d: Diagnosis) -> tuple[Step, ...]:
     if d.next_action is NextAction.MEMBERSHIP_REVOKED:
         return (Step.ESCALATE,)  # nothing the participant does moves a revoked membership's training
     name_unknown = d.name_check is None
+    issued = d.certificate_issued
     steps: list[Step]
     match d.stage:
         case Stage.NOT_PURCHASED:
@@ -510,7 +588,11 @@ def troubleshooting_steps(d: Diagnosis) -> tuple[Step, ...]:
         case Stage.IN_TRAINING:
             steps = [Step.FINISH_TRAINING, Step.CONTACT_PLATFORM]
         case Stage.NAME_MISMATCH:
-            steps = [Step.FIX_NAME, Step.CONTACT_PLATFORM]
+            # Issued with the wrong name: the institution corrects it; the platform has nothing left to report.
+            steps = [Step.FIX_NAME] if issued else [Step.FIX_NAME, Step.CONTACT_PLATFORM]
+        case Stage.NEEDS_RATING if issued:
+            # Since 2021: the certificate is there; the rating only holds the incentive schedule back.
+            steps = [Step.CERTIFICATE_READY, Step.GIVE_RATING, Step.WAIT]
         case Stage.NEEDS_RATING:
             steps = [Step.GIVE_RATING, Step.WAIT, Step.CONTACT_PLATFORM]
         case Stage.AWAITING_PLATFORM_REPORT:

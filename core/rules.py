@@ -42,12 +42,21 @@ class Remedy(StrEnum):
     VERIFY_EWALLET = "verify_ewallet"
     RESTORE_PHONE = "restore_phone"
     FREE_BALANCE = "free_balance"
+    CHECK_MONTHLY_LIMIT = "check_monthly_limit"
+    CHECK_ATTENDANCE = "check_attendance"
     GIVE_RATING = "give_rating"
 
 
 class RatingPlace(StrEnum):
     PLATFORM = "platform"
     DASHBOARD = "dashboard"
+
+
+class RatingGate(StrEnum):
+    """The step of the pipeline that waits for the participant's rating in an era."""
+
+    PLATFORM_REPORT = "platform_report"  # 2020: no report, certificate or schedule before the rating
+    INCENTIVE_SCHEDULE = "incentive_schedule"  # since 2021: the certificate comes first; the schedule waits
 
 
 # The failure reason a transfer without a known reason falls back to; its remedy must always exist.
@@ -87,9 +96,29 @@ class SchemeSince(_Strict):
     scheme: str
 
 
-class RatingPlaceSince(_Strict):
+# Ids of `knowledge/sources.yaml` entries a fact comes from; a fact-bearing section needs at least one.
+Sources = Annotated[tuple[str, ...], Field(min_length=1)]
+
+
+class PipelineEra(_Strict):
+    """The order of the certificate pipeline from one date on: where the rating goes and what it gates."""
+
     valid_from: CalendarDate = Field(alias="from")
-    place: RatingPlace
+    era: str
+    rating_place: RatingPlace
+    rating_gates: RatingGate
+    sources: Sources
+
+
+class TransferFailures(_Strict):
+    sources: Sources
+    reasons: dict[str, Remedy]
+
+    @model_validator(mode="after")
+    def _has_other(self) -> Self:
+        if OTHER_FAILURE not in self.reasons:
+            raise ValueError(f"reasons: needs an {OTHER_FAILURE!r} entry for reasons it does not list")
+        return self
 
 
 class Timing(_Strict):
@@ -98,7 +127,9 @@ class Timing(_Strict):
     pmo_processing_working_days: NonNegativeInt
     pmo_overdue_working_days: NonNegativeInt
     schedule_after_certificate_working_days: NonNegativeInt
+    schedule_after_rating_working_days: NonNegativeInt
     payment_after_schedule_working_days: NonNegativeInt
+    sources: Sources
 
     @model_validator(mode="after")
     def _overdue_after_expected(self) -> Self:
@@ -144,10 +175,10 @@ class NameMatch(_Strict):
 class Rules(_Strict):
     schemes: dict[str, SchemeRules] = Field(min_length=1)
     scheme_by_acceptance: list[SchemeSince] = Field(min_length=1)
-    rating_place: list[RatingPlaceSince] = Field(min_length=1)
+    pipeline: list[PipelineEra] = Field(min_length=1)
     timing: Timing
     name_match: NameMatch
-    transfer_failures: dict[str, Remedy]
+    transfer_failures: TransferFailures
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:
@@ -155,27 +186,33 @@ class Rules(_Strict):
             if item.scheme not in self.schemes:
                 known = ", ".join(self.schemes)
                 raise ValueError(f"scheme_by_acceptance.{n}.scheme: unknown scheme {item.scheme!r} (schemes: {known})")
-        for key in ("scheme_by_acceptance", "rating_place"):
+        for key in ("scheme_by_acceptance", "pipeline"):
             starts = [item.valid_from for item in getattr(self, key)]
             if len(set(starts)) != len(starts):
                 raise ValueError(f"{key}: two entries start on the same date")
-        if OTHER_FAILURE not in self.transfer_failures:
-            raise ValueError(f"transfer_failures: needs an {OTHER_FAILURE!r} entry for reasons it does not list")
+        eras = [item.era for item in self.pipeline]
+        if len(set(eras)) != len(eras):
+            raise ValueError("pipeline: two entries have the same era name")
         return self
 
     def scheme_for(self, accepted_on: date) -> str:
         return _latest(self.scheme_by_acceptance, accepted_on).scheme
 
+    def era_for(self, rated_on: date) -> PipelineEra:
+        """The pipeline order a training follows: picked by the date its rating was given, or today for a rating
+        still to give (see `pipeline` in rules.yaml for why not the completion date)."""
+        return _latest(self.pipeline, rated_on)
+
     def rating_place_for(self, rated_on: date) -> RatingPlace:
-        """Where a rating given (or to be given) on `rated_on` goes: the date of the rating decides, not the
-        date the training was completed."""
-        return _latest(self.rating_place, rated_on).place
+        """Where a rating given (or to be given) on `rated_on` goes."""
+        return self.era_for(rated_on).rating_place
 
     def remedy_for(self, failure_reason: str | None) -> Remedy:
-        return self.transfer_failures.get(failure_reason or OTHER_FAILURE, self.transfer_failures[OTHER_FAILURE])
+        reasons = self.transfer_failures.reasons
+        return reasons.get(failure_reason or OTHER_FAILURE, reasons[OTHER_FAILURE])
 
 
-_Dated = TypeVar("_Dated", SchemeSince, RatingPlaceSince)
+_Dated = TypeVar("_Dated", SchemeSince, PipelineEra)
 
 
 def _latest(items: list[_Dated], on: date) -> _Dated:

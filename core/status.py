@@ -74,6 +74,7 @@ _ENROLLMENTS = (
         _c.number,
         _c.printed_name,
         _c.issued_on,
+        _e.voucher_code,
     )
     .join(_t, _t.id == _e.training_id)
     .join(_i, _i.id == _t.institution_id)

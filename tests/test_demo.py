@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from datetime import date
 
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from bot.cli import status_to_dict
 from core.calendar import WorkingCalendar
 from core.demo import PERSONAS, seed_demo
 from core.diagnosis import NextAction, ParticipantStatus, Stage
@@ -72,7 +74,7 @@ async def test_each_persona_is_at_its_stage_on_any_day(demo: list[tuple[Particip
 
 async def test_every_incentive_outcome_has_a_persona(demo: list[tuple[ParticipantStatus, int]]) -> None:
     failures = {i.failure_reason for status, _ in demo for i in status.incentives if i.status == "failed"}
-    assert failures == set(default_rules().transfer_failures)
+    assert failures == set(default_rules().transfer_failures.reasons)
     statuses = {i.status for status, _ in demo for i in status.incentives}
     assert statuses == {"scheduled", "transferred", "failed"}
 
@@ -96,4 +98,33 @@ async def test_failed_transfers_agree_with_the_records(demo: list[tuple[Particip
         if "rating_missing" in reasons:
             assert all(d.enrollment is not None and d.enrollment.rated_on is None for d in status.diagnoses)
         if reasons:
-            assert status.headline.next_action.value == default_rules().transfer_failures[reasons.pop()].value
+            assert status.headline.next_action.value == default_rules().transfer_failures.reasons[reasons.pop()].value
+
+
+async def test_personas_cover_both_eras(demo: list[tuple[ParticipantStatus, int]]) -> None:
+    eras = {d.era for status, _ in demo for d in status.diagnoses if d.enrollment is not None}
+    assert eras == {"2020", "2021"}
+    # Since 2021 a certificate can be on the dashboard before the rating: the schedule waits for the rating.
+    waiting = [
+        status
+        for status, _ in demo
+        if status.headline.stage is Stage.NEEDS_RATING and status.headline.certificate_issued
+    ]
+    assert waiting and any(s.incentive.state == "waiting_rating" for s in waiting)
+
+
+async def test_status_json_shows_the_era_aware_stage(demo: list[tuple[ParticipantStatus, int]]) -> None:
+    by_key = {key: status for status, key in demo}
+    dian = status_to_dict(by_key[26])
+    [training] = dian["enrollments"]
+    assert (training["stage"], training["era"], training["rating_gates"], training["certificate_issued"]) == (
+        "needs_rating",
+        "2021",
+        "incentive_schedule",
+        True,
+    )
+    assert dian["incentive_state"] == "waiting_rating"
+    fajar = status_to_dict(by_key[27])
+    assert [e["era"] for e in fajar["enrollments"]] == ["2020", "2021"]
+    assert [e["rating_place"] for e in fajar["enrollments"]] == ["platform", "dashboard"]
+    json.dumps(fajar)  # plain JSON

@@ -15,6 +15,7 @@ from core.diagnosis import (
     EnrollmentFacts,
     Flag,
     Holder,
+    IncentiveState,
     InstallmentFacts,
     NextAction,
     ParticipantFacts,
@@ -76,15 +77,53 @@ def test_in_training_waits_for_the_institution() -> None:
     assert d.done == (Done.PURCHASED,)
 
 
-def test_needs_rating_on_the_dashboard_since_march_2021() -> None:
+def test_since_march_2021_the_report_does_not_wait_for_the_rating() -> None:
+    # Institution → platform → PMO → certificate, THEN the rating: a completed, unrated training is the platform's.
     d = diagnose(date(2026, 4, 10), completed_on=date(2026, 4, 8), name_at_institution="Siti Nurhaliza").diagnoses[0]
-    assert (d.stage, d.holder, d.next_action) == (
+    assert (d.stage, d.holder, d.next_action, d.expected_by) == (
+        Stage.AWAITING_PLATFORM_REPORT,
+        Holder.PLATFORM,
+        NextAction.WAIT_PLATFORM_REPORT,
+        date(2026, 4, 9),  # completed + 1 working day
+    )
+    assert (d.rating_place, d.era, d.rating_gates) == ("dashboard", "2021", "incentive_schedule")
+    assert d.done == (Done.PURCHASED, Done.COMPLETED)
+    reported = diagnose(date(2026, 4, 10), completed_on=date(2026, 4, 8), reported_on=date(2026, 4, 9)).diagnoses[0]
+    assert (reported.stage, reported.expected_by) == (Stage.AWAITING_PMO, date(2026, 4, 10))
+
+
+def test_certificate_issued_without_a_rating_needs_the_rating_for_the_schedule() -> None:
+    # The demo persona the bot used to contradict: certificate on the dashboard, no rating, no schedule.
+    unrated: dict[str, Any] = {
+        "completed_on": date(2026, 4, 6),
+        "reported_on": date(2026, 4, 7),
+        "issued_on": date(2026, 4, 8),
+    }
+    status = diagnose(date(2026, 4, 10), **unrated, printed_name="Siti Nurhaliza")
+    d = status.diagnoses[0]
+    assert (d.stage, d.holder, d.next_action, d.overdue) == (
         Stage.NEEDS_RATING,
         Holder.PARTICIPANT,
         NextAction.GIVE_RATING,
+        False,
     )
-    assert d.rating_place == "dashboard"
-    assert d.done == (Done.PURCHASED, Done.COMPLETED)
+    assert d.done == (Done.PURCHASED, Done.COMPLETED, Done.REPORTED, Done.CERTIFICATE)
+    assert d.expected_by == date(2026, 4, 13)  # rated today (Fri) → schedule by the next working day (Mon)
+    assert (status.incentive.state, status.incentive.on) == (IncentiveState.WAITING_RATING, None)
+    assert troubleshooting_steps(d) == (Step.CERTIFICATE_READY, Step.GIVE_RATING, Step.WAIT, Step.ESCALATE)
+    # Rated on Friday: the schedule is expected one working day after the rating.
+    rated = diagnose(date(2026, 4, 13), **unrated, rated_on=date(2026, 4, 10), printed_name="Siti Nurhaliza")
+    d = rated.diagnoses[0]
+    assert (d.stage, d.next_action, d.expected_by, d.overdue) == (
+        Stage.CERTIFICATE_ISSUED,
+        NextAction.WAIT_INCENTIVE_SCHEDULE,
+        date(2026, 4, 13),
+        False,
+    )
+    assert (rated.incentive.state, rated.incentive.on) == (IncentiveState.WAITING_SCHEDULE, date(2026, 4, 13))
+    late = diagnose(date(2026, 4, 14), **unrated, rated_on=date(2026, 4, 10), printed_name="Siti Nurhaliza")
+    assert (late.diagnoses[0].overdue, late.diagnoses[0].next_action) == (True, NextAction.CONTACT_AGENT)
+    assert late.incentive.state == IncentiveState.OVERDUE
 
 
 def test_needs_rating_on_the_platform_in_2020() -> None:
@@ -96,10 +135,13 @@ def test_needs_rating_on_the_platform_in_2020() -> None:
 
 def test_a_rating_still_to_give_goes_where_ratings_are_given_today() -> None:
     # Completed on 1 March 2021, before the dashboard took over ratings (18 March 2021), and still not rated in
-    # 2026: the rating is given now, so on the dashboard — the completion date does not decide.
+    # 2026: the rating is given now, so on the dashboard and under today's order — the completion date does not
+    # decide, and the platform's report (five years late) does not wait for the rating.
     early_2021: dict[str, Any] = {"purchased_on": date(2021, 2, 1), "completed_on": date(2021, 3, 1)}
     d = diagnose(date(2026, 4, 10), **early_2021).diagnoses[0]
-    assert (d.stage, d.rating_place) == (Stage.NEEDS_RATING, "dashboard")
+    assert (d.stage, d.rating_place, d.era, d.overdue) == (Stage.AWAITING_PLATFORM_REPORT, "dashboard", "2021", True)
+    in_2020 = diagnose(date(2020, 10, 10), purchased_on=date(2020, 9, 1), completed_on=date(2020, 10, 1)).diagnoses[0]
+    assert (in_2020.stage, in_2020.era, in_2020.rating_gates) == (Stage.NEEDS_RATING, "2020", "platform_report")
 
 
 @pytest.mark.parametrize(
@@ -123,6 +165,7 @@ def test_awaiting_platform_report_then_overdue_after_three_working_days() -> Non
         NextAction.WAIT_PLATFORM_REPORT,
     )
     assert d.expected_by == date(2026, 4, 7)
+    assert d.on_time_until == date(2026, 4, 9)  # usually a working day; late only after three
     assert not diagnose(date(2026, 4, 9), **kwargs).diagnoses[0].overdue  # 3rd working day: still on time
     late = diagnose(date(2026, 4, 10), **kwargs).diagnoses[0]
     assert (late.overdue, late.next_action) == (True, NextAction.CONTACT_PLATFORM)
@@ -173,33 +216,61 @@ CERT: dict[str, Any] = {
 }
 
 
-def test_certificate_issued_waits_for_the_schedule_then_goes_to_an_agent() -> None:
-    # DESIGN §1: the PMO puts the certificate *and* the incentive schedule on the dashboard within 1 working day of
-    # having the report (reported Tue 7 Apr): the schedule is due with the certificate, not a day after it.
+# The same certificate in 2020: rated on the platform before the report; the schedule came with the certificate.
+CERT_2020: dict[str, Any] = {
+    "purchased_on": date(2020, 9, 28),
+    "completed_on": date(2020, 10, 5),
+    "rated_on": date(2020, 10, 5),
+    "reported_on": date(2020, 10, 6),
+    "issued_on": date(2020, 10, 7),
+    "certificate_number": "SERT/1",
+    "printed_name": "SITI NURHALIZA, S.Kom",
+}
+
+
+def test_certificate_issued_waits_for_the_schedule_a_day_after_the_rating() -> None:
+    # Since 2021 the schedule appears about 1×24 h after the rating (rated Mon 6 Apr, certificate Wed 8 Apr): one
+    # working day after the later of the two.
     d = diagnose(date(2026, 4, 8), **CERT).diagnoses[0]
     assert (d.stage, d.next_action, d.expected_by, d.overdue) == (
         Stage.CERTIFICATE_ISSUED,
         NextAction.WAIT_INCENTIVE_SCHEDULE,
-        date(2026, 4, 8),
+        date(2026, 4, 9),
         False,
     )
     assert d.name_check is not None and d.name_check.matches  # case and title do not count
-    late = diagnose(date(2026, 4, 9), **CERT).diagnoses[0]
+    assert not diagnose(date(2026, 4, 9), **CERT).diagnoses[0].overdue
+    late = diagnose(date(2026, 4, 10), **CERT).diagnoses[0]
     assert (late.overdue, late.next_action) == (True, NextAction.CONTACT_AGENT)
 
 
-def test_schedule_due_with_a_certificate_the_pmo_issued_late() -> None:
-    # Reported Tue 7 Apr, certificate only on Mon 13 Apr, no schedule with it: the schedule is as late as the
+def test_in_2020_the_schedule_came_with_the_certificate_then_goes_to_an_agent() -> None:
+    # DESIGN §1: the PMO put the certificate *and* the schedule on the dashboard within 1 working day of having
+    # the report (reported Tue 6 Oct 2020): the schedule is due with the certificate, not a day after it.
+    d = diagnose(date(2020, 10, 7), **CERT_2020).diagnoses[0]
+    assert (d.stage, d.next_action, d.expected_by, d.overdue, d.era) == (
+        Stage.CERTIFICATE_ISSUED,
+        NextAction.WAIT_INCENTIVE_SCHEDULE,
+        date(2020, 10, 7),
+        False,
+        "2020",
+    )
+    late = diagnose(date(2020, 10, 8), **CERT_2020).diagnoses[0]
+    assert (late.overdue, late.next_action) == (True, NextAction.CONTACT_AGENT)
+
+
+def test_schedule_due_with_a_certificate_the_pmo_issued_late_in_2020() -> None:
+    # Reported Tue 6 Oct, certificate only on Mon 12 Oct, no schedule with it: the schedule is as late as the
     # certificate was, so an agent takes it at once.
-    late_certificate = CERT | {"issued_on": date(2026, 4, 13)}
-    d = diagnose(date(2026, 4, 13), **late_certificate).diagnoses[0]
-    assert (d.expected_by, d.overdue, d.next_action) == (date(2026, 4, 8), True, NextAction.CONTACT_AGENT)
+    late_certificate = CERT_2020 | {"issued_on": date(2020, 10, 12)}
+    d = diagnose(date(2020, 10, 12), **late_certificate).diagnoses[0]
+    assert (d.expected_by, d.overdue, d.next_action) == (date(2020, 10, 7), True, NextAction.CONTACT_AGENT)
 
 
-def test_schedule_without_a_report_date_counts_from_the_certificate() -> None:
-    d = diagnose(date(2026, 4, 9), **(CERT | {"reported_on": None})).diagnoses[0]
-    assert (d.stage, d.expected_by, d.overdue) == (Stage.CERTIFICATE_ISSUED, date(2026, 4, 9), False)
-    assert diagnose(date(2026, 4, 10), **(CERT | {"reported_on": None})).diagnoses[0].overdue
+def test_schedule_without_a_report_date_counts_from_the_certificate_in_2020() -> None:
+    d = diagnose(date(2020, 10, 8), **(CERT_2020 | {"reported_on": None})).diagnoses[0]
+    assert (d.stage, d.expected_by, d.overdue) == (Stage.CERTIFICATE_ISSUED, date(2020, 10, 8), False)
+    assert diagnose(date(2020, 10, 9), **(CERT_2020 | {"reported_on": None})).diagnoses[0].overdue
 
 
 def test_printed_name_of_another_person_is_a_mismatch() -> None:
@@ -210,6 +281,16 @@ def test_printed_name_of_another_person_is_a_mismatch() -> None:
         NextAction.ASK_INSTITUTION_FIX_NAME,
     )
     assert d.name_check is not None and d.name_check.other_name == "Dewi Lestari"
+
+
+def test_a_wrong_printed_name_does_not_hide_the_certificate_or_its_late_schedule() -> None:
+    status = diagnose(date(2026, 4, 14), **(CERT | {"printed_name": "Dewi Lestari"}))
+    d = status.diagnoses[0]
+    assert (d.stage, d.certificate_issued, Done.CERTIFICATE in d.done) == (Stage.NAME_MISMATCH, True, True)
+    assert (d.expected_by, d.overdue) == (date(2026, 4, 9), True)  # the schedule was due the day after the rating
+    assert status.needs_agent
+    assert (status.incentive.state, status.incentive.on) == (IncentiveState.OVERDUE, date(2026, 4, 9))
+    assert troubleshooting_steps(d) == (Step.FIX_NAME, Step.ESCALATE)
 
 
 def test_institution_name_mismatch_is_caught_before_the_certificate() -> None:
@@ -237,13 +318,15 @@ def test_incentive_outcomes(status: str, reason: str | None, stage: Stage, actio
 
 
 def test_scheduled_incentive_overdue_after_the_payment_window() -> None:
-    # DESIGN §1: payment 3–5 working days after the schedule *appears* — with the certificate, Wed 8 Apr — so by
-    # Wed 15 Apr, not 5 working days after the date the schedule names (Tue 14 Apr).
+    # DESIGN §1: payment 3–5 working days after the schedule *appears* — a working day after the later of rating
+    # and certificate, Thu 9 Apr — so by Thu 16 Apr, not 5 working days after the date it names (Tue 14 Apr).
     installment = InstallmentFacts(1, 600_000, date(2026, 4, 14), "scheduled", enrollment_id=1)
-    on_time = diagnose(date(2026, 4, 15), installments=(installment,), **CERT)
-    assert on_time.incentives[0].expected_by == date(2026, 4, 15)
+    on_time = diagnose(date(2026, 4, 16), installments=(installment,), **CERT)
+    assert on_time.incentives[0].expected_by == date(2026, 4, 16)
     assert not on_time.needs_agent
-    late = diagnose(date(2026, 4, 16), installments=(installment,), **CERT)
+    assert (on_time.incentive.state, on_time.incentive.on) == (IncentiveState.SCHEDULED, date(2026, 4, 14))
+    late = diagnose(date(2026, 4, 17), installments=(installment,), **CERT)
+    assert (late.incentive.state, late.incentive.on) == (IncentiveState.OVERDUE, date(2026, 4, 16))
     assert late.incentives[0].overdue and late.needs_agent
     assert late.diagnoses[0].next_action == NextAction.CONTACT_AGENT
 
@@ -262,13 +345,13 @@ def test_payment_window_without_a_known_publication_counts_from_the_schedule() -
     assert (view.expected_by, view.overdue) == (date(2026, 4, 21), False)
 
 
-@pytest.mark.parametrize("reason", sorted(default_rules().transfer_failures))
+@pytest.mark.parametrize("reason", sorted(default_rules().transfer_failures.reasons))
 def test_every_failure_reason_in_the_rules_has_its_remedy(reason: str) -> None:
     installment = InstallmentFacts(1, 600_000, date(2026, 4, 14), "failed", enrollment_id=1, failure_reason=reason)
     result = diagnose(date(2026, 4, 15), installments=(installment,), **CERT)
     d = result.diagnoses[0]
     assert (d.stage, d.failure_reason) == (Stage.INCENTIVE_FAILED, reason)
-    assert d.next_action.value == default_rules().transfer_failures[reason].value == result.incentives[0].remedy
+    assert d.next_action.value == default_rules().transfer_failures.reasons[reason].value == result.incentives[0].remedy
 
 
 def test_two_enrollments_in_different_stages() -> None:

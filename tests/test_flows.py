@@ -21,6 +21,7 @@ from bot.app import App, build_app
 from bot.flows.callbacks import MAX_ID, Action, Pressed, pack, unpack
 from bot.flows.faq import FLOW_INTENTS
 from bot.flows.types import Button, EventKind, Incoming, Outcome
+from bot.flows.views import SAMPLE_PARTICIPANTS, participant_view
 from bot.settings import Settings
 from bot.texts import default_renderer
 from core.accounts import LOCKOUT, MAX_FAILURES, SecondFactorResult
@@ -222,21 +223,22 @@ async def test_every_persona_is_walked_through_its_own_stage(world: World, perso
         case Stage.IN_TRAINING:
             assert "Langkah 1/" in step and "selesaikan pelatihan" in step
             assert enrollment.institution_name in step and platform in step
+        case Stage.NEEDS_RATING if diagnosis.certificate_issued:
+            # Since 2021 the certificate comes first: it is shown, and the rating holds only the schedule back.
+            assert "Sertifikat sudah terbit" in step and "ulasan" in step
+            assert "jadwal insentif menunggu ulasan" in summary.lower() and diagnosis.rating_place == "dashboard"
+            assert "Sertifikat tidak akan diproses" not in summary + step
         case Stage.NEEDS_RATING:
             assert "Langkah 1/" in step and "beri ulasan" in step and enrollment.training_title in step
-            if diagnosis.rating_place == "dashboard":
-                assert "dashboard Prakerja" in step and "Beri Ulasan" in step
-            else:
-                assert persona.name == "Eko Prasetyo"  # completed before 18 March 2021: rated on the platform
-                assert f"Ulasan diberikan di <b>{platform}</b>" in step and "Buka Bukalapak → Transaksi" in step
         case Stage.AWAITING_PLATFORM_REPORT if diagnosis.overdue:
             assert f"hubungi {platform}" in step and "sudah terlambat" in step
             assert world.app.services.platform(enrollment.platform_code)["contact_url"] in step
         case Stage.AWAITING_PLATFORM_REPORT | Stage.AWAITING_PMO if not diagnosis.overdue:
-            assert diagnosis.expected_by is not None
-            assert f"tunggu sampai {long_date(diagnosis.expected_by)}" in step
+            # Wait until the last day it is on time (a platform report: usual in 1 working day, late after 3).
+            assert diagnosis.on_time_until is not None and diagnosis.on_time_until >= world.today
+            assert f"tunggu sampai {long_date(diagnosis.on_time_until)}" in step
         case Stage.AWAITING_PMO:
-            assert "Ini perlu dicek langsung oleh tim kami" in step and "melewati batas waktu" in step
+            assert "Ini perlu dicek langsung" in step and "melewati batas waktu" in step
             assert "melewati batas" in summary
         case Stage.NAME_MISMATCH:
             assert "perbaiki nama" in step and '"Tika Permata"' in step and enrollment.institution_name in step
@@ -245,25 +247,24 @@ async def test_every_persona_is_walked_through_its_own_stage(world: World, perso
             assert enrollment.certificate_number is not None
             assert re.search(rf"<code>SERT/\d{{4}}/{persona.key:04d}\d\d</code>", step)
             assert f"<b>{enrollment.printed_name}</b>" in step
-    # Overdue: a person at once; otherwise a person comes with the last step. Self-help buttons until then.
-    only_step = "Ini perlu dicek langsung oleh tim kami" in step
-    assert has_agent is (diagnosis.overdue or only_step)
+    # This world has no staff group: no agent is promised; the escalation step carries the complaint form itself.
+    only_step = "Ini perlu dicek langsung" in step
+    assert not has_agent and "agen" not in step.lower()
+    if only_step:
+        assert "formulir pengaduan" in step
     assert (text("btn_step_next") in labels) is (not only_step)
 
 
 async def test_the_steps_go_on_until_solved_or_the_last_one(world: World) -> None:
     chat = world.chat()
-    await chat.identify(BY_NAME["Dedi Kurniawan"])
+    await chat.identify(BY_NAME["Eko Prasetyo"])  # platform report long overdue: no wait step to sit through
     numbers = []
     while text("btn_step_next") in chat.labels():
         [step] = await chat.press(text("btn_step_next"))
         numbers.append(re.findall(r"Langkah (\d)/(\d)|Langkah terakhir", step)[0])
-    assert numbers == [("2", "4"), ("3", "4"), ("", "")]
-    assert "formulir pengaduan" in chat.texts[0] and chat.labels() == [text("btn_agent")]
+    assert numbers == [("2", "3"), ("", "")]
+    assert "formulir pengaduan" in chat.texts[0] and chat.labels() == []  # no staff group: no agent button
     assert chat.phase == "idle"
-    assert await chat.press(text("btn_agent")) == [
-        text("agent_unavailable", complaint=world.app.services.directory["complaint_form"])
-    ]
 
     other = world.chat()
     await other.identify(BY_NAME["Citra Dewi"])
@@ -276,11 +277,22 @@ INCENTIVE_EXPECTATIONS = {
     "Joko Susilo": (["✅ ditransfer"], False),
     "Lukman Hakim": (["📅 dijadwalkan"], False),
     "Maya Anggraini": (["✅ ditransfer"] * 4 + ["× 4 bulan"] + ["ke OVO"] * 4, False),
-    "Nur Aini": (["<b>gagal</b>", "aktifkan kembali di Bank BNI", "pembayaranmu (BNI): akun tidak aktif"], True),
-    "Oki Setiawan": (["<b>gagal</b>", "samakan kembali nomornya", "(OVO): nomor HP e-wallet berbeda"], True),
-    "Putri Maharani": (["<b>gagal</b>", "verifikasi/upgrade", "(DANA): e-wallet belum terverifikasi"], True),
-    "Taufik Hidayat": (["✅ ditransfer"] * 3 + ["<b>gagal</b>", "Saldo e-wallet mencapai batas maksimum"], True),
+    "Nur Aini": (
+        ["<b>gagal</b>", "<b>tidak aktif</b>. Aktifkan kembali lewat Bank BNI", "(BNI): akun tidak aktif"],
+        True,
+    ),
+    "Oki Setiawan": (["<b>gagal</b>", "Samakan kembali nomornya", "(OVO): nomor HP e-wallet berbeda"], True),
+    "Putri Maharani": (["<b>gagal</b>", "<b>belum terverifikasi</b>", "(DANA): e-wallet belum terverifikasi"], True),
+    "Taufik Hidayat": (["✅ ditransfer"] * 3 + ["<b>gagal</b>", "<b>mencapai batas maksimum</b>"], True),
+    "Umi Kalsum": (["<b>gagal</b>", "<b>diblokir</b>", "Sudah saya perbaiki"], True),
+    "Vino Saputra": (["<b>gagal</b>", "<b>sudah ditutup</b>"], True),
+    "Gita Puspita": (["<b>gagal</b>", "<b>batas transaksi bulanan</b>"], True),
+    "Hendra Wijaya": (["<b>gagal</b>", "<b>kehadiran atau verifikasi wajah</b>"], True),
     "Dedi Kurniawan": (["Belum ada jadwal insentif"], False),
+    # Certificate issued, no rating: the schedule waits for the rating (never "no schedule, see why").
+    "Dian Permatasari": (["<b>jadwal menunggu ulasanmu</b>"], False),
+    # The certificate with the wrong name is there, and its schedule is late: said, not hidden.
+    "Kartika Sari": (["<b>terlambat</b>"], True),
 }
 
 
@@ -297,7 +309,9 @@ async def test_the_incentive_flow_names_schedule_transfers_and_remedies(world: W
         assert summary.count(fragment) == expected.count(fragment), (fragment, summary)
     if name == "Lukman Hakim":
         assert long_date(world.today + timedelta(days=3)) in summary
-    assert (text("btn_agent") in chat.labels()) is needs_person
+    # No staff group in this world: the one person button leads to the complaint form and says so.
+    assert (text("btn_complaint") in chat.labels()) is needs_person
+    assert text("btn_agent") not in chat.labels()
 
 
 @pytest.mark.parametrize("name", ["Maya Anggraini", "Taufik Hidayat"], ids=lambda n: n.split()[0])
@@ -431,11 +445,11 @@ async def test_dates_and_nik_digits_are_not_kept_from_free_text(world: World) ->
 # --- /status: certificate and incentive ---------------------------------------------------------------------------
 async def test_status_shows_the_incentive_with_the_certificates(world: World) -> None:
     chat = world.chat()
-    summary, step = await chat.identify(BY_NAME["Nur Aini"])
+    # After a failed transfer /status is about the incentive: no certificate steps after it, one person button.
+    [summary] = await chat.identify(BY_NAME["Nur Aini"])
     assert "Posisi sertifikat Kak Nur Aini" in summary and "Insentif Kak Nur Aini" in summary
-    assert "<b>gagal</b>" in summary and "aktifkan kembali di Bank BNI" in summary
-    assert text("btn_agent") in chat.labels()  # the failed transfer: a person can help
-    assert "Sertifikat sudah terbit" in step
+    assert "<b>gagal</b>" in summary and "Aktifkan kembali lewat Bank BNI" in summary
+    assert chat.labels() == [text("btn_incentive_fixed"), text("btn_complaint")]
 
     other = world.chat()
     summary, _ = await other.identify(BY_NAME["Dedi Kurniawan"])
@@ -770,3 +784,130 @@ async def test_no_text_breaks_a_flow_or_telegram_html(
             assert replies == [] and chat.last.notice == text("button_expired", locale)
     if kind is not EventKind.BUTTON:
         assert replies, "every message gets an answer"
+
+
+async def test_done_still_missing_before_the_date_is_still_within_time(world: World) -> None:
+    # Hana's training was reported yesterday; the certificate is due by the end of today (a working day after the
+    # report). "Done, still missing" at the wait step must not open an agent case before that date.
+    chat = world.chat()
+    [_, step] = await chat.identify(BY_NAME["Hana Safitri"])
+    status = await world.app.services.status.status(world.participant_ids[7])
+    assert status is not None
+    (d,) = status.diagnoses
+    assert d.stage is Stage.AWAITING_PMO and not d.overdue and d.expected_by is not None
+    assert world.today <= d.expected_by
+    assert f"tunggu sampai {long_date(d.expected_by)}" in step
+    [answer] = await chat.press(text("btn_step_next"))
+    assert answer == text("step_wait_within_time", wait_until=d.expected_by)
+    # The same buttons stay: pressed again after the date, they lead on (before it, the same answer).
+    assert chat.labels() == [text("btn_step_next"), text("btn_step_solved")] and chat.phase == "troubleshoot"
+    assert await chat.press(text("btn_step_next")) == [answer]
+
+
+async def test_a_report_expected_yesterday_is_not_late_yet(world: World) -> None:
+    # Dedi's report was expected yesterday but is late only after 3 working days: the wait step names that day and
+    # "done, still missing" says he is still within time — no "contact the platform" yet.
+    chat = world.chat()
+    [_, step] = await chat.identify(BY_NAME["Dedi Kurniawan"])
+    status = await world.app.services.status.status(world.participant_ids[4])
+    assert status is not None
+    (d,) = status.diagnoses
+    assert d.on_time_until is not None and d.expected_by is not None and d.expected_by < d.on_time_until
+    assert f"tunggu sampai {long_date(d.on_time_until)}" in step and long_date(d.expected_by) in step
+    [answer] = await chat.press(text("btn_step_next"))
+    assert answer == text("step_wait_within_time", wait_until=d.on_time_until)
+
+
+async def test_a_certificate_without_a_rating_says_the_schedule_waits_for_it(world: World) -> None:
+    chat = world.chat()
+    [summary, step] = await chat.identify(BY_NAME["Dian Permatasari"])
+    assert "Sertifikat terbit" in summary and "jadwal insentif menunggu ulasanmu" in summary
+    assert "Sertifikat sudah terbit" in step
+    [rating] = await chat.press(text("btn_step_next"))
+    assert "Jadwal insentif menunggu ulasanmu" in rating and "dashboard Prakerja" in rating
+    assert "Sertifikat tidak akan diproses" not in rating
+    [wait] = await chat.press(text("btn_step_next"))
+    assert "tunggu sampai" in wait
+    [within] = await chat.press(text("btn_step_next"))  # rated just now: the schedule is not late yet
+    assert "Masih dalam batas waktu" in within
+
+
+async def test_status_after_a_failed_transfer_names_the_reason_and_offers_i_fixed_it(world: World) -> None:
+    chat = world.chat()
+    texts = await chat.identify(BY_NAME["Umi Kalsum"])
+    joined = "\n".join(texts)
+    assert "diblokir" in joined and "Sudah saya perbaiki" in joined
+    # One message with the incentive's own buttons: no certificate steps, one person button.
+    labels = chat.labels()
+    assert text("btn_incentive_fixed") in labels and text("btn_step_next") not in labels
+    assert labels.count(text("btn_agent")) + labels.count(text("btn_complaint")) == 1
+    [fixed] = await chat.press(text("btn_incentive_fixed"))
+    assert "formulir pengaduan" in fixed  # no staff group here: the form is where it is reported
+
+
+@pytest.mark.parametrize(
+    ("name", "state", "has_next_date"),
+    [
+        ("Maya Anggraini", "transferred", False),  # paid: never "your schedule is not there yet"
+        ("Bayu Pratama", "overdue", False),  # an overdue date is not "the next" one
+        ("Lukman Hakim", "scheduled", True),
+        ("Dian Permatasari", "waiting_rating", False),
+        ("Agus Salim", "waiting_schedule", False),
+        ("Kartika Sari", "overdue", False),  # the wrong printed name does not hide the late schedule
+        ("Nur Aini", "failed", False),
+        ("Bambang Wijaya", "not_eligible", False),
+        ("Citra Dewi", "none", False),
+    ],
+)
+async def test_faq_participant_context_follows_the_diagnosis(
+    world: World, name: str, state: str, has_next_date: bool
+) -> None:
+    persona = BY_NAME[name]
+    status = await world.app.services.status.status(world.participant_ids[persona.key])
+    assert status is not None
+    view = participant_view(world.app.services.directory, status)
+    assert view["incentive_state"] == state
+    assert (view["next_incentive_date"] is not None) is has_next_date
+    if has_next_date:
+        assert view["next_incentive_date"] >= world.today
+    if state in ("scheduled", "overdue", "waiting_schedule", "transferred", "failed"):
+        assert view["incentive_date"] is not None
+    assert set(view) == set(SAMPLE_PARTICIPANTS[0])  # the admin's preview renders with the same keys
+
+
+async def test_a_training_in_progress_mentions_the_rating_it_will_need(world: World) -> None:
+    chat = world.chat()
+    [summary, step] = await chat.identify(BY_NAME["Citra Dewi"])
+    for said in (summary, step):  # since 2021: on the dashboard, after the certificate, for the schedule
+        assert "Beri Ulasan" in said and "jadwal insentif" in said
+
+
+async def test_english_texts_have_no_untranslated_scheme_and_say_working_day_once(world: World) -> None:
+    chat = world.chat()
+    await chat.command("lang")
+    await chat.press("English")
+    persona = BY_NAME["Dian Permatasari"]
+    await chat.command("status")
+    await chat.contact(persona.phone)
+    [linked, summary, first] = await chat.send(born(persona))
+    assert linked == text("identify_linked", "en")
+    assert "2023 onwards scheme" in summary and "ke atas" not in summary
+    assert "Rp600,000" in summary and "day(s)" not in summary + first
+    [rating] = await chat.press(text("btn_step_next", "en"))
+    assert "1 working day after the review" in rating
+    [wait] = await chat.press(text("btn_step_next", "en"))
+    assert "cuti bersama (the government's collective leave days)" in wait
+
+
+async def test_i_fixed_it_with_a_staff_group_hands_the_resend_to_an_agent(world: World, staffed: App) -> None:
+    cases = staffed.services.cases
+    assert cases is not None
+    chat = Chat(world, next(world.users), app=staffed)
+    [summary] = await chat.identify(BY_NAME["Vino Saputra"])  # account closed: a new account, then "I fixed it"
+    assert "<b>sudah ditutup</b>" in summary and "agen kami meneruskannya" in summary
+    assert chat.labels() == [text("btn_incentive_fixed"), text("btn_agent")]  # one person button, an agent's
+    [thanks, opened] = await chat.press(text("btn_incentive_fixed"))
+    assert thanks == text("incentive_fixed", staffed=True, complaint=world.app.services.directory["complaint_form"])
+    assert "saya teruskan ke agen kami" in opened
+    assert await cases.active_case(chat.user) is not None
+    await chat.command("cancel")

@@ -1222,7 +1222,11 @@ async def test_a_freshly_migrated_database_is_loaded_by_imports_alone(engine: As
             status = await service.status(participant_id, TODAY)
             assert status is not None
             stages[participant_id] = [d.stage for d in status.diagnoses]
-        assert stages == {1: [Stage.NEEDS_RATING], 2: [Stage.AWAITING_PMO], 3: [Stage.NOT_PURCHASED]}
+        assert stages == {
+            1: [Stage.AWAITING_PLATFORM_REPORT],
+            2: [Stage.AWAITING_PMO],
+            3: [Stage.NOT_PURCHASED],
+        }  # 2024: the report does not wait for the rating
         first = await service.status(1, TODAY)
         assert first is not None and first.facts.scheme == "2023" and first.payout_warnings == ()
         assert first.diagnoses[0].enrollment is not None

@@ -114,7 +114,7 @@ async def test_transfer_outcomes_reach_the_participant_in_their_language(
     sender = ParticipantSender(bot, Outbox(world), AccountService(world), default_renderer())
     assert await sender.drain_once() == 1
     [message] = api.sent(NUR_USER)
-    assert "Incentive 1" in message and "Rp600.000" in message and "transferred" in message
+    assert "Incentive 1" in message and "Rp600,000" in message and "transferred" in message
     assert await sender.drain_once() == 0  # sent once, never again
 
 

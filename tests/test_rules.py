@@ -6,11 +6,12 @@ from datetime import date
 from pathlib import Path
 
 import pytest
+import yaml
 
 from core.calendar import WorkingCalendar
 from core.diagnosis import DiagnosisEngine, EnrollmentFacts, InstallmentFacts, NextAction, ParticipantFacts, Stage
 from core.paths import knowledge_dir
-from core.rules import RatingPlace, Remedy, RulesError, load_rules, parse_rules
+from core.rules import RatingGate, RatingPlace, Remedy, RulesError, load_rules, parse_rules
 
 SHIPPED = (knowledge_dir() / "rules.yaml").read_text(encoding="utf-8")
 
@@ -24,7 +25,34 @@ def test_the_shipped_rules_load() -> None:
     rules = load_rules()
     assert set(rules.schemes) == {"2020", "2023"}
     assert rules.rating_place_for(date(2021, 3, 18)) is RatingPlace.DASHBOARD
-    assert rules.remedy_for("no_such_reason") is rules.transfer_failures["other"]
+    assert rules.remedy_for("no_such_reason") is rules.transfer_failures.reasons["other"]
+
+
+def test_the_pipeline_order_is_dated() -> None:
+    rules = load_rules()
+    old, new = rules.era_for(date(2020, 9, 25)), rules.era_for(date(2021, 3, 18))
+    assert (old.era, old.rating_place, old.rating_gates) == ("2020", RatingPlace.PLATFORM, RatingGate.PLATFORM_REPORT)
+    assert (new.era, new.rating_place, new.rating_gates) == (
+        "2021",
+        RatingPlace.DASHBOARD,
+        RatingGate.INCENTIVE_SCHEDULE,
+    )
+    assert rules.era_for(date(2021, 3, 17)).era == "2020"
+    assert rules.timing.schedule_after_rating_working_days == 1
+
+
+def test_dated_rules_and_failures_carry_their_sources() -> None:
+    rules = load_rules()
+    catalogue = yaml.safe_load((knowledge_dir() / "sources.yaml").read_text(encoding="utf-8"))["sources"]
+    cited = [*rules.timing.sources, *rules.transfer_failures.sources]
+    for era in rules.pipeline:
+        assert era.sources, era
+        cited.extend(era.sources)
+    assert cited and set(cited) <= set(catalogue)
+    # The reasons the sources name are all there: the e-wallet's monthly limit and incomplete attendance too.
+    assert {"monthly_limit", "attendance_incomplete", "balance_cap", "account_blocked"} <= set(
+        rules.transfer_failures.reasons
+    )
 
 
 @pytest.mark.parametrize(
@@ -32,11 +60,12 @@ def test_the_shipped_rules_load() -> None:
     [
         # The audit's crash: a remedy nobody handles was only found at diagnosis time.
         (
-            "  account_inactive: reactivate_account\n",
-            "  account_inactive: reactivate_account\n  account_frozen: unfreeze_account\n",
-            ["transfer_failures.account_frozen", "unfreeze_account"],
+            "    account_inactive: reactivate_account\n",
+            "    account_inactive: reactivate_account\n    account_frozen: unfreeze_account\n",
+            ["transfer_failures.reasons.account_frozen", "unfreeze_account"],
         ),
-        ("  other: contact_channel\n", "", ["transfer_failures", "'other'"]),
+        ("    other: contact_channel\n", "", ["transfer_failures", "'other'"]),
+        ("  sources: [official_faq_2024, liputan6", "  sourcez: [official_faq_2024, liputan6", ["sourcez"]),
         ("  pmo_overdue_working_days: 1 ", "  # gone ", ["timing.pmo_overdue_working_days", "Field required"]),
         (
             "  pmo_processing_working_days: 1 ",
@@ -58,10 +87,12 @@ def test_the_shipped_rules_load() -> None:
             "  platform_report_overdue_working_days: 0 ",
             ["platform_report_overdue_working_days"],
         ),
-        ("  - from: 2021-03-18\n", "  - from: 2021-02-30\n", ["rating_place.1.from", "2021-02-30"]),
-        ("  - from: 2021-03-18\n", "  - from: 18-03-2021\n", ["rating_place.1.from", "18-03-2021"]),
+        ("  - from: 2021-03-18\n", "  - from: 2021-02-30\n", ["pipeline.1.from", "2021-02-30"]),
+        ("  - from: 2021-03-18\n", "  - from: 18-03-2021\n", ["pipeline.1.from", "18-03-2021"]),
+        ("    rating_gates: incentive_schedule ", "    rating_gates: certificate ", ["pipeline.1.rating_gates"]),
+        ('    era: "2021"\n', '    era: "2020"\n', ["pipeline", "same era"]),
         ("  - from: 2023-01-01\n", "  - from: 20230101\n", ["scheme_by_acceptance.1.from", "20230101"]),
-        ("    place: dashboard ", "    place: website ", ["rating_place.1.place", "website"]),
+        ("    rating_place: dashboard ", "    rating_place: website ", ["pipeline.1.rating_place", "website"]),
         ('    scheme: "2023"\n', '    scheme: "2024"\n', ["scheme_by_acceptance.1.scheme", "'2024'"]),
         ("  threshold: 92\n", "  threshold: 192\n", ["name_match.threshold"]),
         ("    endings: [i] ", "    endings: [i, S.Pd-I] ", ["name_match.degrees.endings", "S.Pd-I"]),
@@ -84,14 +115,14 @@ def test_a_file_that_is_no_rules_file_is_refused(text: str, why: str) -> None:
 
 def test_load_rules_names_the_file(tmp_path: Path) -> None:
     path = tmp_path / "rules.yaml"
-    path.write_text(edited("  balance_cap: free_balance\n", "  balance_cap: top_up\n"), encoding="utf-8")
-    with pytest.raises(RulesError, match=rf"^{path}: transfer_failures\.balance_cap: "):
+    path.write_text(edited("    balance_cap: free_balance\n", "    balance_cap: top_up\n"), encoding="utf-8")
+    with pytest.raises(RulesError, match=rf"^{path}: transfer_failures\.reasons\.balance_cap: "):
         load_rules(path)
 
 
 def test_a_new_failure_reason_with_a_known_remedy_is_diagnosed() -> None:
     rules = parse_rules(
-        edited("  other: contact_channel\n", "  account_frozen: contact_channel\n  other: contact_channel\n")
+        edited("    other: contact_channel\n", "    account_frozen: contact_channel\n    other: contact_channel\n")
     )
     engine = DiagnosisEngine(rules, WorkingCalendar())
     facts = ParticipantFacts(
@@ -130,5 +161,5 @@ def test_a_new_failure_reason_with_a_known_remedy_is_diagnosed() -> None:
 
 def test_remedies_and_rating_places_are_the_ones_the_bot_handles() -> None:
     rules = load_rules()
-    assert set(rules.transfer_failures.values()) <= set(Remedy)
-    assert {item.place for item in rules.rating_place} <= set(RatingPlace)
+    assert set(rules.transfer_failures.reasons.values()) <= set(Remedy)
+    assert {item.rating_place for item in rules.pipeline} <= set(RatingPlace)

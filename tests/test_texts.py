@@ -7,7 +7,7 @@ from datetime import date
 import pytest
 from jinja2 import UndefinedError
 
-from bot.texts import Renderer, TemplateError, default_renderer, load_yaml, rupiah
+from bot.texts import Renderer, TemplateError, default_renderer, load_yaml
 
 
 def test_every_message_has_indonesian_and_english() -> None:
@@ -38,7 +38,9 @@ def test_dates_and_money_in_the_readers_language() -> None:
     renderer = Renderer({"d": {"id": "{{ day | long_date }}", "en": "{{ day | long_date }}"}})
     assert renderer.render("d", "id", day=date(2026, 3, 25)) == "Rabu, 25 Maret 2026"
     assert renderer.render("d", "en", day=date(2026, 3, 25)) == "Wednesday, 25 March 2026"
-    assert rupiah(3_500_000) == "Rp3.500.000"
+    money = Renderer({"m": {"id": "{{ amount | rupiah }}", "en": "{{ amount | rupiah }}"}})
+    assert money.render("m", "id", amount=3_500_000) == "Rp3.500.000"
+    assert money.render("m", "en", amount=3_500_000) == "Rp3,500,000"  # the English reader's separator
 
 
 def test_the_shipped_messages_compile() -> None:

@@ -25,7 +25,7 @@ class Action(StrEnum):
     FAQ = "f"  # answer FAQ entry <argument>
     HELPFUL = "h"  # argument y / n
     ENROLLMENT = "e"  # troubleshoot enrollment <id>
-    STEP = "t"  # argument next / solved
+    STEP = "t"  # argument next / solved / fixed (a failed transfer's account is fixed)
     AGENT = "a"
     LANG = "l"  # argument id / en
     SATISFACTION = "c"  # argument <case id>_<1..5>; sent when an agent closes a case, checked against the case
@@ -37,7 +37,7 @@ _ARGUMENTS: dict[Action, re.Pattern[str]] = {
     Action.FAQ: re.compile(r"[a-z][a-z0-9_]{2,39}"),
     Action.HELPFUL: re.compile(r"[yn]"),
     Action.ENROLLMENT: re.compile(_ID),
-    Action.STEP: re.compile(r"next|solved"),
+    Action.STEP: re.compile(r"next|solved|fixed"),
     Action.AGENT: re.compile(r""),
     Action.LANG: re.compile(r"id|en"),
     Action.SATISFACTION: re.compile(_ID + r"_([1-5])"),

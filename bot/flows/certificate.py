@@ -12,6 +12,8 @@ stateDiagram-v2
 
 from __future__ import annotations
 
+from datetime import date
+
 from bot.flows import incentive
 from bot.flows.agent import hand_over
 from bot.flows.callbacks import Action
@@ -19,7 +21,12 @@ from bot.flows.state import Phase
 from bot.flows.turn import Turn
 from bot.flows.types import Button
 from bot.flows.views import diagnosis_view
+from core.calendar import today_in_jakarta
 from core.diagnosis import Diagnosis, ParticipantStatus, Stage, Step, troubleshooting_steps
+
+# Stages where the certificate is settled and only the incentive is left: /status shows the incentive's own
+# buttons, not certificate steps (which would repeat the certificate and add a second person button).
+_INCENTIVE_STAGES = frozenset({Stage.INCENTIVE_SCHEDULED, Stage.INCENTIVE_TRANSFERRED, Stage.INCENTIVE_FAILED})
 
 
 async def start(turn: Turn, participant_id: int, with_incentive: bool = False) -> None:
@@ -27,6 +34,8 @@ async def start(turn: Turn, participant_id: int, with_incentive: bool = False) -
     for the one training, or a choice of training."""
     status = await _summary(turn, participant_id, with_incentive, buttons=True)
     if status is None:
+        return
+    if with_incentive and all(d.stage in _INCENTIVE_STAGES for d in status.diagnoses):
         return
     if len(status.diagnoses) == 1:
         await _begin(turn, participant_id, status.diagnoses[0])
@@ -86,13 +95,35 @@ async def step(turn: Turn, participant_id: int, answer: str) -> None:
         state.phase = Phase.IDLE
         turn.say("troubleshoot_solved")
         return
+    if answer == "fixed":
+        await incentive.fixed(turn, participant_id)
+        return
     status = await turn.services.status.status(participant_id)
     chosen = _find(status, str(state.enrollment))
     if chosen is None or state.phase is not Phase.TROUBLESHOOT:
         turn.notice = turn.text("button_expired")
         return
+    waiting_until = _wait_until(state.wait_until)
+    if state.steps[state.step_index] == Step.WAIT and waiting_until and today_in_jakarta() <= waiting_until:
+        # Before the promised date nothing is late: say so, rather than sending them to the platform or an agent.
+        turn.say(
+            "step_wait_within_time",
+            (
+                turn.button("btn_step_next", Action.STEP, "next"),
+                turn.button("btn_step_solved", Action.STEP, "solved"),
+            ),
+            wait_until=waiting_until,
+        )
+        return
     state.step_index = min(state.step_index + 1, len(state.steps) - 1)
     await _show_step(turn, participant_id, chosen)
+
+
+def _wait_until(stored: str) -> date | None:
+    try:
+        return date.fromisoformat(stored) if stored else None
+    except ValueError:
+        return None
 
 
 def _find(status: ParticipantStatus | None, enrollment_id: str) -> Diagnosis | None:
@@ -107,6 +138,7 @@ async def _begin(turn: Turn, participant_id: int, d: Diagnosis) -> None:
     state.enrollment = d.enrollment_id or 0
     state.steps = [s.value for s in troubleshooting_steps(d)]
     state.step_index = 0
+    state.wait_until = ""
     await _show_step(turn, participant_id, d)
 
 
@@ -125,11 +157,14 @@ async def _show_step(turn: Turn, participant_id: int, d: Diagnosis) -> None:
                 turn.button("btn_step_solved", Action.STEP, "solved"),
             )
         )
-    if (last or d.overdue) and not staffed:
-        # Overdue cases get a person at once; otherwise a person is the last step.
-        rows.append((turn.button("btn_agent", Action.AGENT),))
+    wait_until = None
+    if current is Step.WAIT:
+        # The date is fixed when the step is first shown: a wait counted from "today" would never run out.
+        wait_until = _wait_until(state.wait_until) or d.on_time_until or d.expected_by or today_in_jakarta()
+        state.wait_until = wait_until.isoformat()
     if last:
         state.phase = Phase.IDLE
+    # Without a staff group the escalation step points to the complaint form itself: no agent button to promise.
     turn.say(
         f"step_{current.value}",
         *rows,
@@ -138,6 +173,7 @@ async def _show_step(turn: Turn, participant_id: int, d: Diagnosis) -> None:
         total=len(state.steps),
         complaint=turn.services.directory["complaint_form"],
         staffed=staffed,
+        wait_until=wait_until,
     )
     if escalate_now:
         # The steps did not solve it, or the records say it is overdue: a person takes the case now.

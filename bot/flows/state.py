@@ -25,6 +25,7 @@ class State:
     enrollment: int = 0
     steps: list[str] = field(default_factory=list)
     step_index: int = 0
+    wait_until: str = ""  # ISO date the current wait step promised, fixed when it was first shown
     answer_id: int = 0  # last FAQ answer, for "did this help?"
     others: list[str] = field(default_factory=list)  # the next FAQ matches, offered on "no"
     question: str = ""  # the participant's last question (redacted), stored with the answer they pick for it

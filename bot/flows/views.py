@@ -31,6 +31,7 @@ def diagnosis_view(directory: dict[str, Any], d: Diagnosis, locale: str) -> dict
         "holder": d.holder.value,
         "next_action": d.next_action.value,
         "expected_by": d.expected_by,
+        "on_time_until": d.on_time_until,
         "overdue": d.overdue,
         "done": [step.value for step in d.done],
         "training": e.training_title if e else "",
@@ -47,6 +48,13 @@ def diagnosis_view(directory: dict[str, Any], d: Diagnosis, locale: str) -> dict
         "rating_place": d.rating_place,
         "rating_steps": rating_steps,
         "failure_reason": d.failure_reason,
+        "era": d.era,
+        # "incentive_schedule": since 2021 the certificate comes first and the rating holds the schedule back;
+        # "platform_report": in 2020 the rating came before the platform's report.
+        "rating_gates": d.rating_gates,
+        "certificate_issued": d.certificate_issued,
+        "name_matches": d.name_check.matches if d.name_check else None,
+        "voucher_code": e.voucher_code if e else None,
     }
 
 
@@ -85,11 +93,17 @@ def name_checks(status: ParticipantStatus) -> list[dict[str, Any]]:
 
 
 def participant_view(directory: dict[str, Any], status: ParticipantStatus) -> dict[str, Any]:
-    """The `participant` context of FAQ answers and summaries (SAMPLE_PARTICIPANTS has the same keys)."""
+    """The `participant` context of FAQ answers and summaries (SAMPLE_PARTICIPANTS has the same keys), derived from
+    the diagnosis so that no answer contradicts it.
+
+    `next_incentive_date`: the date of the next scheduled payment still on time (an overdue one is not "next");
+    `incentive_state`: one of IncentiveState's values (none, not_eligible, waiting_rating, waiting_schedule,
+    scheduled, overdue, transferred, failed); `incentive_date`: the date that goes with it (the schedule expected
+    by, the payment scheduled on, the date it was due by, the last payment, the failed transfer)."""
     facts = status.facts
     headline = status.headline
     platform = platform_entry(directory, headline.enrollment.platform_code) if headline.enrollment else None
-    upcoming = [i.scheduled_on for i in status.incentives if i.status == "scheduled"]
+    upcoming = [i.scheduled_on for i in status.incentives if i.status == "scheduled" and not i.overdue]
     return {
         "name": facts.legal_name,
         "scheme": facts.scheme,
@@ -97,6 +111,8 @@ def participant_view(directory: dict[str, Any], status: ParticipantStatus) -> di
         "platform_name": platform["name"] if platform else "",
         "platform_contact_url": platform["contact_url"] if platform else "",
         "next_incentive_date": min(upcoming) if upcoming else None,
+        "incentive_state": status.incentive.state.value,
+        "incentive_date": status.incentive.on,
         "payout_channel": facts.payout.channel if facts.payout else "",
         "payout_warnings": list(status.payout_warnings),
         "names": name_checks(status),
@@ -113,6 +129,8 @@ SAMPLE_PARTICIPANTS: tuple[dict[str, Any], ...] = (
         "platform_name": "Pijar Mahir",
         "platform_contact_url": "https://pijarmahir.id/bantuan",
         "next_incentive_date": date(2026, 4, 6),
+        "incentive_state": "scheduled",
+        "incentive_date": date(2026, 4, 6),
         "payout_channel": "OVO",
         "payout_warnings": ["ewallet_unverified"],
         "names": [
@@ -139,6 +157,8 @@ SAMPLE_PARTICIPANTS: tuple[dict[str, Any], ...] = (
         "platform_name": "",
         "platform_contact_url": "",
         "next_incentive_date": None,
+        "incentive_state": "not_eligible",
+        "incentive_date": None,
         "payout_channel": "",
         "payout_warnings": [],
         "names": [],

@@ -41,7 +41,7 @@ class TransfersImport(ImportSpec):
             Column(
                 "failure_reason",
                 ColumnType.OPTIONAL_CHOICE,
-                choices=tuple(default_rules().transfer_failures),
+                choices=tuple(default_rules().transfer_failures.reasons),
                 in_header=False,
             ),
         )

@@ -1,0 +1,26 @@
+"""The diagnosis benchmark still runs against the current schema (it broke silently when migration 0006 added a
+column); `--quick` keeps this check to seconds. Its figures are not asserted: timings belong to benchmarks."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_the_diagnosis_benchmark_runs_in_its_quick_mode() -> None:
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "diagnosis_bench.py"), "--quick"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    figures = json.loads(result.stdout.strip().splitlines()[-1])
+    assert figures["participants"] == 2000 and figures["quick"] is True
+    assert figures["diagnoses_per_s"] > 0 and figures["p50_ms"] > 0
