@@ -7,7 +7,6 @@ from typing import Any
 
 from core.diagnosis import Diagnosis, InstallmentStatusView, ParticipantStatus
 
-
 # The contact fields of a directory entry; each is None where no source confirms a channel.
 _CONTACT_FIELDS = ("site", "contact_url", "phone", "whatsapp")
 
