@@ -17,7 +17,8 @@ def platform_entry(directory: dict[str, Any], code: str) -> dict[str, Any]:
     defaults = {field: None for field in _CONTACT_FIELDS} | {"rating_steps": directory.get("platform_rating_steps", {})}
     for platform in (*directory["platforms"], *directory.get("former_platforms", ())):
         if platform["code"] == code:
-            return defaults | platform
+            found: dict[str, Any] = defaults | platform
+            return found
     return defaults | {"code": code, "name": code}
 
 
