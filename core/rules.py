@@ -115,6 +115,11 @@ class DeadlineWarning(_Strict):
     days_after: NonNegativeInt
 
 
+class MembershipRules(_Strict):
+    revoked_can_rejoin: bool
+    sources: SourceIds
+
+
 class Deadlines(_Strict):
     """Deadlines that cost the participant money (core/deadlines.py warns before them)."""
 
@@ -221,6 +226,7 @@ class Rules(_Strict):
     name_match: NameMatch
     transfer_failures: dict[str, Remedy]
     deadlines: Deadlines
+    membership: MembershipRules
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:

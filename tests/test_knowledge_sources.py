@@ -221,3 +221,16 @@ def test_maubelajarapa_records_still_resolve_but_it_is_no_longer_listed() -> Non
     entry = platform_entry(directory, "maubelajarapa")
     assert entry["name"] == "Maubelajarapa" and entry["contact_url"] is None
     assert platform_entry(directory, "pintaria")["name"].startswith("Pintar")  # renamed, same code
+
+
+def test_a_revoked_participant_is_not_told_to_register_again() -> None:
+    from bot.texts import default_renderer
+
+    assert default_rules().membership.revoked_can_rejoin is False
+    d = {"next_action": "membership_revoked", "expected_by": date(2026, 11, 8)}
+    says = {
+        locale: default_renderer().render("certificate_not_purchased", locale, d=d, name="Budi")
+        for locale in ("id", "en")
+    }
+    assert "tidak bisa diikuti lagi" in says["id"] and "mendaftar lagi" not in says["id"]
+    assert "cannot be joined again" in says["en"] and "register again" not in says["en"]
