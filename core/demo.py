@@ -204,7 +204,7 @@ PERSONAS: tuple[DemoPersona, ...] = (
         Stage.AWAITING_PLATFORM_REPORT,
         enrollments=(
             DemoEnrollment(
-                "maubelajarapa",
+                "kariermu",
                 "TR-004",
                 purchased=20,
                 completed=8,
@@ -559,7 +559,7 @@ PERSONAS: tuple[DemoPersona, ...] = (
         channel="OVO",
         enrollments=(
             DemoEnrollment(
-                "maubelajarapa",
+                "kariermu",
                 "TR-001",
                 purchased=30,
                 completed=16,
@@ -643,7 +643,8 @@ PERSONAS: tuple[DemoPersona, ...] = (
 def load_platform_directory(path: Path | None = None) -> list[dict[str, str]]:
     path = path or knowledge_dir() / "platforms.yaml"
     data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    return [{"code": p["code"], "name": p["name"]} for p in data["platforms"]]
+    # Former platforms too: records made while they sold trainings still name them.
+    return [{"code": p["code"], "name": p["name"]} for p in (*data["platforms"], *data.get("former_platforms", ()))]
 
 
 async def recreate_database(engine: AsyncEngine) -> None:

@@ -11,7 +11,7 @@ from datetime import date
 from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated, Any, Self, TypeVar
+from typing import Annotated, Any, Literal, Self, TypeVar
 
 import yaml
 from pydantic import (
@@ -80,6 +80,80 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+# The ids of the sources (knowledge/sources.yaml) a fact rests on; tests/test_knowledge_sources.py checks they exist.
+SourceIds = Annotated[tuple[str, ...], Field(min_length=1)]
+
+
+class YearlyDeadline(_Strict):
+    """A date in each budget year, from `from_year` until a later entry."""
+
+    from_year: int = Field(ge=2020, le=2100)
+    month: int = Field(ge=1, le=12)
+    day: int = Field(ge=1, le=31)
+    sources: SourceIds
+
+    def on(self, year: int) -> date:
+        return date(year, self.month, self.day)
+
+    @model_validator(mode="after")
+    def _a_real_day(self) -> Self:
+        date(2023, self.month, self.day)  # any non-leap year: 31 April fails here, at load time
+        return self
+
+
+YearlyDeadlines = Annotated[list[YearlyDeadline], Field(min_length=1)]
+
+
+class NextTrainingDeadline(_Strict):
+    days_after_rating: PositiveInt
+    schemes: tuple[str, ...]
+    sources: SourceIds
+
+
+class PostTestDeadline(_Strict):
+    webinar_days_after_last_meeting: PositiveInt
+    self_paced_days_after_redeem: PositiveInt
+    face_to_face_days_after_last_meeting: PositiveInt
+    schemes: tuple[str, ...]
+    sources: SourceIds
+
+
+class DeadlineWarning(_Strict):
+    kind: Literal["policy"] = "policy"  # when the bot warns is our decision
+    days_before: NonNegativeInt
+    days_after: NonNegativeInt
+
+
+class MembershipRules(_Strict):
+    revoked_can_rejoin: bool
+    sources: SourceIds
+
+
+class Deadlines(_Strict):
+    """Deadlines that cost the participant money (core/deadlines.py warns before them)."""
+
+    link_payout_account: YearlyDeadlines
+    give_rating: YearlyDeadlines
+    evaluation_survey: YearlyDeadlines
+    next_training: NextTrainingDeadline
+    post_test: PostTestDeadline
+    warning: DeadlineWarning
+
+    @model_validator(mode="after")
+    def _years_differ(self) -> Self:
+        for key in ("link_payout_account", "give_rating", "evaluation_survey"):
+            years = [item.from_year for item in getattr(self, key)]
+            if len(set(years)) != len(years):
+                raise ValueError(f"{key}: two entries start in the same year")
+        return self
+
+
+def yearly_deadline(entries: list[YearlyDeadline], budget_year: int) -> date | None:
+    """The deadline in `budget_year` by the entry in force then; None before the first entry (no rule known)."""
+    in_force = [item for item in entries if item.from_year <= budget_year]
+    return max(in_force, key=lambda item: item.from_year).on(budget_year) if in_force else None
+
+
 class SchemeRules(_Strict):
     label: str
     training_balance: NonNegativeInt
@@ -89,15 +163,13 @@ class SchemeRules(_Strict):
     survey_amount: NonNegativeInt
     purchase_deadline_days: NonNegativeInt
     incentive_first_training_only: bool
+    sources: SourceIds
 
 
 class SchemeSince(_Strict):
     valid_from: CalendarDate = Field(alias="from")
     scheme: str
-
-
-# Ids of `knowledge/sources.yaml` entries a fact comes from; a fact-bearing section needs at least one.
-Sources = Annotated[tuple[str, ...], Field(min_length=1)]
+    sources: SourceIds
 
 
 class PipelineEra(_Strict):
@@ -107,11 +179,11 @@ class PipelineEra(_Strict):
     era: str
     rating_place: RatingPlace
     rating_gates: RatingGate
-    sources: Sources
+    sources: SourceIds
 
 
 class TransferFailures(_Strict):
-    sources: Sources
+    sources: SourceIds
     reasons: dict[str, Remedy]
 
     @model_validator(mode="after")
@@ -129,7 +201,7 @@ class Timing(_Strict):
     schedule_after_certificate_working_days: NonNegativeInt
     schedule_after_rating_working_days: NonNegativeInt
     payment_after_schedule_working_days: NonNegativeInt
-    sources: Sources
+    sources: SourceIds
 
     @model_validator(mode="after")
     def _overdue_after_expected(self) -> Self:
@@ -165,6 +237,7 @@ class Degrees(_Strict):
 
 
 class NameMatch(_Strict):
+    kind: Literal["policy"] = "policy"  # our matching policy, not a programme fact: it cites no source
     threshold: float = Field(ge=0, le=100)
     typos: NonNegativeInt
     before_name: TitleWords
@@ -179,6 +252,8 @@ class Rules(_Strict):
     timing: Timing
     name_match: NameMatch
     transfer_failures: TransferFailures
+    deadlines: Deadlines
+    membership: MembershipRules
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:
@@ -193,6 +268,14 @@ class Rules(_Strict):
         eras = [item.era for item in self.pipeline]
         if len(set(eras)) != len(eras):
             raise ValueError("pipeline: two entries have the same era name")
+        return self
+
+    @model_validator(mode="after")
+    def _deadline_schemes_known(self) -> Self:
+        for key in ("next_training", "post_test"):
+            unknown = set(getattr(self.deadlines, key).schemes) - set(self.schemes)
+            if unknown:
+                raise ValueError(f"deadlines.{key}.schemes: unknown scheme {sorted(unknown)[0]!r}")
         return self
 
     def scheme_for(self, accepted_on: date) -> str:

@@ -75,7 +75,7 @@ def test_a_whole_troubleshooting_conversation(tmp_path: Path) -> None:
     assert second_factor == plain("identify_ask_second_factor")
     assert linked == plain("identify_linked")
     assert summary.splitlines()[0] == "Posisi sertifikat Kak Dedi Kurniawan"
-    assert "Digital Marketing untuk UMKM — Pintaria, lembaga Skill Academy" in summary
+    assert "Digital Marketing untuk UMKM — Pintar (dulu Pintaria), lembaga Skill Academy" in summary
     # Since 2021 the platform reports a finished training without waiting for the rating: Dedi waits for it.
     assert step_1.startswith("Langkah 1/3 — tunggu sampai")
     assert step_1.splitlines()[-1] == "[#1] Sudah, masih belum muncul   [#2] ✅ Sudah beres"
@@ -92,7 +92,7 @@ def test_a_wrong_button_number_is_explained_and_the_chat_goes_on(tmp_path: Path)
     messages = bot_messages(result.stdout)
     # #4 "talk to an agent": no staff group here, so the complaint form; its reply has no buttons, so #1 is wrong too.
     assert messages[-1].startswith("Sampaikan kendalamu lewat formulir pengaduan Prakerja")
-    assert "prakerja.go.id/pengaduan" in messages[-1]
+    assert "prakerja.go.id/formulir-pengaduan" in messages[-1]
     assert result.stdout.rstrip().endswith("(no button #1 in the last reply)")
 
 

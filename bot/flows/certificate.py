@@ -17,6 +17,7 @@ from datetime import date
 from bot.flows import incentive
 from bot.flows.agent import hand_over
 from bot.flows.callbacks import Action
+from bot.flows.deadlines import with_deadlines
 from bot.flows.state import Phase
 from bot.flows.turn import Turn
 from bot.flows.types import Button
@@ -75,6 +76,7 @@ async def _summary(turn: Turn, participant_id: int, with_incentive: bool, button
         # One message: the participant reads where each certificate and each payment stands together.
         incentive_text, agent = incentive.summary(turn, status, in_status=True)
         text = f"{text}\n\n{incentive_text}"
+    text = with_deadlines(turn, status, text)  # the dates that cost money, under the summary
     turn.say_text(text, agent if buttons else ())
     return status
 

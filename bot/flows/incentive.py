@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from bot.flows.agent import hand_over
 from bot.flows.callbacks import Action
+from bot.flows.deadlines import with_deadlines
 from bot.flows.turn import Turn
 from bot.flows.types import Button
 from bot.flows.views import diagnosis_view, installment_view, participant_view
@@ -15,7 +16,7 @@ async def start(turn: Turn, participant_id: int) -> None:
     if status is None:
         return
     text, agent = summary(turn, status)
-    turn.say_text(text, agent)
+    turn.say_text(with_deadlines(turn, status, text), agent)
 
 
 def summary(turn: Turn, status: ParticipantStatus, in_status: bool = False) -> tuple[str, tuple[Button, ...]]:

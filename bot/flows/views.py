@@ -7,14 +7,19 @@ from typing import Any
 
 from core.diagnosis import Diagnosis, InstallmentStatusView, ParticipantStatus
 
+# The contact fields of a directory entry; each is None where no source confirms a channel.
+_CONTACT_FIELDS = ("site", "contact_url", "phone", "whatsapp")
+
 
 def platform_entry(directory: dict[str, Any], code: str) -> dict[str, Any]:
-    """A platform's directory entry (contact centre, hours, how to rate); a bare stand-in for an unknown code."""
-    for platform in directory["platforms"]:
+    """A platform's directory entry (its confirmed channels, None where unknown), a former platform's for old
+    records, or a bare stand-in for an unknown code. Every contact field is present, so a template can test it."""
+    defaults = {field: None for field in _CONTACT_FIELDS} | {"rating_steps": directory.get("platform_rating_steps", {})}
+    for platform in (*directory["platforms"], *directory.get("former_platforms", ())):
         if platform["code"] == code:
-            found: dict[str, Any] = platform
+            found: dict[str, Any] = defaults | platform
             return found
-    return {"code": code, "name": code, "contact_url": "", "contact_email": "", "hours": "", "rating_steps": {}}
+    return defaults | {"code": code, "name": code}
 
 
 def diagnosis_view(directory: dict[str, Any], d: Diagnosis, locale: str) -> dict[str, Any]:
