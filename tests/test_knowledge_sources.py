@@ -40,9 +40,6 @@ FILES = {
 }
 # support.yaml sections that are our own settings and texts, not programme facts.
 SUPPORT_OWN = {"business_hours", "reopen_window_hours", "transcript_lines", "messages"}
-# rules.yaml sections another engineer is rewriting as dated, sourced rules at the same time as this test landed
-# (issue 9, section 1). The lead empties this set at merge, once those sections carry their sources.
-RULES_BEING_SOURCED = {"rating_place", "timing", "transfer_failures"}
 
 
 def load(name: str) -> Any:
@@ -137,20 +134,7 @@ def test_every_platform_lists_each_channel_even_when_unknown() -> None:
 RULES = load("rules.yaml")
 
 
-@pytest.mark.parametrize(
-    "section",
-    [
-        pytest.param(
-            name,
-            marks=pytest.mark.xfail(
-                strict=False, reason="issue 9 §1: the pipeline/timing owner adds these sources; flip at merge"
-            ),
-        )
-        if name in RULES_BEING_SOURCED
-        else name
-        for name in RULES
-    ],
-)
+@pytest.mark.parametrize("section", list(RULES))
 def test_every_rules_section_has_a_source_or_is_our_policy(section: str) -> None:
     assert unsourced(RULES[section], f"rules.yaml:{section}") == []
 
