@@ -15,7 +15,7 @@ import re
 import unicodedata
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -99,6 +99,8 @@ class Slang:
     replacements: dict[str, str]
     fillers: frozenset[str]
     keep: frozenset[str]
+    small_talk: dict[str, frozenset[str]] = field(default_factory=dict)  # FAQ id → its words, in preference order
+    small_talk_company: frozenset[str] = frozenset()  # words that may stand beside small talk (forms of address)
 
 
 @dataclass(frozen=True)
@@ -114,6 +116,8 @@ class MatchResult:
     kind: MatchKind
     candidates: list[Candidate]  # best first; present even for "none" so admins can see the near misses
     normalized: str  # the question as the matcher understood it, for admin testing
+    # Another request in the same message (a different entry, from another part of it), offered as a button.
+    second: Candidate | None = None
 
     @property
     def faq_id(self) -> str | None:
@@ -181,11 +185,17 @@ def load_slang(path: Path | None = None) -> Slang:
     def words(key: str) -> frozenset[str]:
         return frozenset(str(w).lower() for w in data.get(key) or [])
 
+    small_talk = {
+        str(faq_id): frozenset(w for item in items or [] for w in str(item).lower().split())
+        for faq_id, items in (data.get("small_talk") or {}).items()
+    }
     return Slang(
         phrases={str(k).lower(): str(v).lower() for k, v in (data.get("phrases") or {}).items()},
         replacements={str(k).lower(): str(v).lower() for k, v in (data.get("replacements") or {}).items()},
         fillers=words("fillers"),
         keep=words("keep"),
+        small_talk=small_talk,
+        small_talk_company=words("small_talk_company"),
     )
 
 
@@ -453,15 +463,110 @@ class FaqMatcher:
         return [i for i in self._index.ids if i != OFF_TOPIC_ID]
 
     def match(self, question: str) -> MatchResult:
-        scores = self._index.score(question if isinstance(question, str) else "")
-        off_topic_first = bool(scores.candidates) and scores.candidates[0].faq_id == OFF_TOPIC_ID
-        candidates = [c for c in scores.candidates if c.faq_id != OFF_TOPIC_ID][:CANDIDATES_KEPT]
-        kind = _decide(candidates, off_topic_first, scores.evidence)
-        return MatchResult(kind, candidates, scores.normalized)
+        text = question if isinstance(question, str) else ""
+        index = self._index
+        talk = _small_talk(text, self._slang)
+        if talk is not None and talk in index.ids:
+            return MatchResult("answer", [Candidate(talk, 100.0)], talk)
+        scores = index.score(text)
+        merged: dict[str, float] = {c.faq_id: c.score for c in scores.candidates}
+        evidence = scores.evidence
+        # Long messages: each part is scored on its own too, weighted by whether it asks or complains; an entry's
+        # score is its best. A greeting or a story around the question no longer dilutes it.
+        parts = _parts(text) if len(scores.normalized.split()) >= MIN_WORDS_TO_SEGMENT else []
+        best_part: dict[str, int] = {}
+        for number, (part, weight) in enumerate(parts):
+            part_scores = index.score(part)
+            if part_scores.candidates and weight >= 1.0:
+                evidence = max(evidence, part_scores.evidence)
+            for c in part_scores.candidates:
+                value = round(c.score * weight, 1)
+                if value > merged.get(c.faq_id, 0.0):
+                    merged[c.faq_id] = value
+                    best_part[c.faq_id] = number
+        ranked = sorted(merged.items(), key=lambda pair: pair[1], reverse=True)
+        off_topic_first = bool(ranked) and ranked[0][0] == OFF_TOPIC_ID
+        candidates = [Candidate(i, v) for i, v in ranked if i != OFF_TOPIC_ID][:CANDIDATES_KEPT]
+        kind = _decide(candidates, off_topic_first, evidence)
+        second = None
+        if kind == "answer" and parts:
+            # Only from another part of the message, and itself strong enough to be answered directly.
+            main_part = best_part.get(candidates[0].faq_id, -1)
+            second = next(
+                (
+                    c
+                    for c in candidates[1:]
+                    if c.score >= ANSWER_SCORE
+                    and best_part.get(c.faq_id, -1) not in (-1, main_part)
+                    and c.faq_id not in self._slang.small_talk
+                ),
+                None,
+            )
+        return MatchResult(kind, candidates, scores.normalized, second)
 
     def top(self, question: str, n: int = 5) -> list[Candidate]:
         """The best n entries with their scores, whatever the verdict (for the admin's "test a question")."""
         return self.match(question).top(n)
+
+
+# Segmenting long messages (see FaqMatcher.match).
+MIN_WORDS_TO_SEGMENT = 7  # known and unknown words of the whole message
+MAX_PARTS = 6
+PART_WEIGHT_ASKS = 1.0  # a part with a question or complaint word
+PART_WEIGHT_TELLS = 0.85  # a plain statement
+PART_WEIGHT_DONE = 0.6  # something reported done ("sertifikat sudah diterima"): rarely what is asked about
+_PART_SPLIT = re.compile(
+    r"[.!?;\n…]+|,|\s-\s|\b(?:tapi|tp|tetapi|namun|padahal|pdhl|sedangkan|malah|kemudian|lalu|terus|trus|jadi)\b",
+    re.IGNORECASE,
+)
+_ASKS = frozenset(
+    "kenapa knp napa mengapa kok gimana gmn gmna bagaimana bgmn kapan apakah gimana2 mohon tolong bisakah "
+    "belum blm blom gagal tidak tdk gak ga gk nggak ngga enggak engga gabisa gbs cara dimana berapa brp".split()
+)
+_DONE = frozenset("sudah udah udh sdh dah telah".split())
+_NOT_DONE = frozenset("belum blm blom gagal tidak tdk gak ga gk nggak ngga enggak engga masih gabisa".split())
+
+
+def _parts(text: str) -> list[tuple[str, float]]:
+    """The message's clauses with their weights: a clause that asks or complains counts fully."""
+    head = text[:MAX_QUESTION_CHARS]
+    parts: list[tuple[str, float]] = []
+    for raw in _PART_SPLIT.split(head):
+        words = clean_text(raw).split()
+        if len(words) < 2:
+            continue
+        vocabulary = set(words)
+        if "?" in raw or vocabulary & _ASKS:
+            weight = PART_WEIGHT_ASKS
+        elif vocabulary & _DONE and not vocabulary & _NOT_DONE:
+            weight = PART_WEIGHT_DONE
+        else:
+            weight = PART_WEIGHT_TELLS
+        parts.append((raw, weight))
+    return parts[:MAX_PARTS] if len(parts) > 1 else []
+
+
+def _small_talk(text: str, slang: Slang) -> str | None:
+    """The small-talk entry a message is, if it is nothing else: a greeting, thanks, yes or no (and forms of
+    address); or thanks beside statements of things done ("sertifikat udah muncul kak, makasih ya")."""
+    if not slang.small_talk:
+        return None
+    words = clean_text(text).split()
+    if not words or len(words) > 12:
+        return None
+    words = [_DOUBLE.sub(r"\1", w) if w not in slang.small_talk_company else w for w in words]
+    talk_words = frozenset().union(*slang.small_talk.values())
+    if all(w in talk_words or w in slang.small_talk_company for w in words):
+        counts = {faq_id: sum(w in vocab for w in words) for faq_id, vocab in slang.small_talk.items()}
+        best = max(counts.values())
+        return next((faq_id for faq_id, n in counts.items() if n == best), None) if best else None
+    thanks = slang.small_talk.get("thanks", frozenset())
+    if any(w in thanks for w in words):
+        others = [p for p in _PART_SPLIT.split(text) if clean_text(p)]
+        asks = any("?" in p or set(clean_text(p).split()) & (_ASKS | _NOT_DONE) for p in others)
+        if not asks:
+            return "thanks"
+    return None
 
 
 def _decide(candidates: Sequence[Candidate], off_topic_first: bool, evidence: float) -> MatchKind:
