@@ -164,8 +164,9 @@ def sweep(matcher: FaqMatcher, name: str, questions: Sequence[Question]) -> None
 # Greetings and thanks as participants send them (the examples plus common forms): each must be answered as
 # small talk, i.e. the matcher's verdict is this entry.
 SMALL_TALK = [
-    ("halo", "greeting"), ("pagi kak", "greeting"), ("assalamualaikum", "greeting"), ("selamat siang min", "greeting"),
-    ("hai kak", "greeting"), ("permisi kak", "greeting"), ("makasih kak", "thanks"), ("terima kasih banyak min", "thanks"),
+    ("halo", "greeting"), ("pagi kak", "greeting"), ("assalamualaikum", "greeting"),
+    ("selamat siang min", "greeting"), ("hai kak", "greeting"), ("permisi kak", "greeting"), ("makasih kak", "thanks"),
+    ("terima kasih banyak min", "thanks"),
     ("makasih ya", "thanks"), ("thank you", "thanks"), ("sertifikat udh muncul kak, makasih ya", "thanks"),
     ("ok", "affirm"), ("ya", "affirm"), ("wkwk", "affirm"), ("oke siap", "affirm"), ("nggak", "deny"),
 ]  # fmt: skip
@@ -190,7 +191,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     matcher = FaqMatcher(entries, slang, off_topic)
     sets = {
         name: read_questions(path) if path.exists() else []
-        for name, path in (("dev", args.dev), ("heldout", args.heldout), ("real", args.real), ("official", args.official))
+        for name, path in (
+            ("dev", args.dev),
+            ("heldout", args.heldout),
+            ("real", args.real),
+            ("official", args.official),
+        )
     }
     results = {name: evaluate(matcher, questions) for name, questions in sets.items() if questions}
     small_talk = sum(matcher.match(text).faq_id == want for text, want in SMALL_TALK) / len(SMALL_TALK)
@@ -222,7 +228,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"small talk answered as such: {small_talk:.1%} of {len(SMALL_TALK)}")
     figures["small_talk"] = round(small_talk, 4)
     if not args.quick and sets["dev"]:
-        base_top1, base_top3 = evaluate_baseline(entries, sets["dev"])
+        base_top1, _ = evaluate_baseline(entries, sets["dev"])
         print(f"baseline (WRatio extractOne, none below {BASELINE_CUTOFF:g}) on dev: top-1 {base_top1:.1%}")
         figures["baseline_dev_top1"] = round(base_top1, 4)
         if sets["real"]:

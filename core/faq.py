@@ -101,6 +101,9 @@ class Slang:
     keep: frozenset[str]
     small_talk: dict[str, frozenset[str]] = field(default_factory=dict)  # FAQ id → its words, in preference order
     small_talk_company: frozenset[str] = frozenset()  # words that may stand beside small talk (forms of address)
+    asks: frozenset[str] = frozenset()  # a part of a message with one of these asks or complains
+    done: frozenset[str] = frozenset()  # ... with one of these (and no not_done word) reports something done
+    not_done: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -196,6 +199,9 @@ def load_slang(path: Path | None = None) -> Slang:
         keep=words("keep"),
         small_talk=small_talk,
         small_talk_company=words("small_talk_company"),
+        asks=words("asks"),
+        done=words("done"),
+        not_done=words("not_done"),
     )
 
 
@@ -473,7 +479,7 @@ class FaqMatcher:
         evidence = scores.evidence
         # Long messages: each part is scored on its own too, weighted by whether it asks or complains; an entry's
         # score is its best. A greeting or a story around the question no longer dilutes it.
-        parts = _parts(text) if len(scores.normalized.split()) >= MIN_WORDS_TO_SEGMENT else []
+        parts = _parts(text, self._slang) if len(scores.normalized.split()) >= MIN_WORDS_TO_SEGMENT else []
         best_part: dict[str, int] = {}
         for number, (part, weight) in enumerate(parts):
             part_scores = index.score(part)
@@ -519,15 +525,9 @@ _PART_SPLIT = re.compile(
     r"[.!?;\n…]+|,|\s-\s|\b(?:tapi|tp|tetapi|namun|padahal|pdhl|sedangkan|malah|kemudian|lalu|terus|trus|jadi)\b",
     re.IGNORECASE,
 )
-_ASKS = frozenset(
-    "kenapa knp napa mengapa kok gimana gmn gmna bagaimana bgmn kapan apakah gimana2 mohon tolong bisakah "
-    "belum blm blom gagal tidak tdk gak ga gk nggak ngga enggak engga gabisa gbs cara dimana berapa brp".split()
-)
-_DONE = frozenset("sudah udah udh sdh dah telah".split())
-_NOT_DONE = frozenset("belum blm blom gagal tidak tdk gak ga gk nggak ngga enggak engga masih gabisa".split())
 
 
-def _parts(text: str) -> list[tuple[str, float]]:
+def _parts(text: str, slang: Slang) -> list[tuple[str, float]]:
     """The message's clauses with their weights: a clause that asks or complains counts fully."""
     head = text[:MAX_QUESTION_CHARS]
     parts: list[tuple[str, float]] = []
@@ -536,9 +536,9 @@ def _parts(text: str) -> list[tuple[str, float]]:
         if len(words) < 2:
             continue
         vocabulary = set(words)
-        if "?" in raw or vocabulary & _ASKS:
+        if "?" in raw or vocabulary & slang.asks:
             weight = PART_WEIGHT_ASKS
-        elif vocabulary & _DONE and not vocabulary & _NOT_DONE:
+        elif vocabulary & slang.done and not vocabulary & slang.not_done:
             weight = PART_WEIGHT_DONE
         else:
             weight = PART_WEIGHT_TELLS
@@ -563,7 +563,7 @@ def _small_talk(text: str, slang: Slang) -> str | None:
     thanks = slang.small_talk.get("thanks", frozenset())
     if any(w in thanks for w in words):
         others = [p for p in _PART_SPLIT.split(text) if clean_text(p)]
-        asks = any("?" in p or set(clean_text(p).split()) & (_ASKS | _NOT_DONE) for p in others)
+        asks = any("?" in p or set(clean_text(p).split()) & (slang.asks | slang.not_done) for p in others)
         if not asks:
             return "thanks"
     return None

@@ -103,11 +103,11 @@ def test_intents_file_lists_the_original_ids() -> None:
 
 
 def raw_entries() -> list[dict[str, Any]]:
-    return list(load_yaml(PROJECT_ROOT / "knowledge" / "faq.yaml")["faqs"])
+    return list(load_yaml("faq.yaml")["faqs"])
 
 
 def test_every_fact_bearing_entry_names_catalogued_sources() -> None:
-    catalogue = set(load_yaml(PROJECT_ROOT / "knowledge" / "sources.yaml")["sources"])
+    catalogue = set(load_yaml("sources.yaml")["sources"])
     for raw in raw_entries():
         if raw.get("kind") in ("smalltalk", "action"):
             continue  # greetings, thanks, handing over to a person: no programme fact to source
