@@ -554,8 +554,9 @@ def _small_talk(text: str, slang: Slang) -> str | None:
     words = clean_text(text).split()
     if not words or len(words) > 12:
         return None
-    words = [_DOUBLE.sub(r"\1", w) if w not in slang.small_talk_company else w for w in words]
     talk_words = frozenset().union(*slang.small_talk.values())
+    known = talk_words | slang.small_talk_company
+    words = [w if w in known else _DOUBLE.sub(r"\1", w) for w in words]  # "makasihh", "okee"
     if all(w in talk_words or w in slang.small_talk_company for w in words):
         counts = {faq_id: sum(w in vocab for w in words) for faq_id, vocab in slang.small_talk.items()}
         best = max(counts.values())

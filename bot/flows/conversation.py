@@ -251,6 +251,7 @@ class Conversation:
         start = await faq.answer_question(turn, participant_id)
         if start is not None:
             await self._start_flow(turn, start, participant_id)
+            faq.offer_also(turn)
 
     async def _button(self, turn: Turn) -> None:
         pressed = unpack(turn.event.text)
