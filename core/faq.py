@@ -517,7 +517,7 @@ class FaqMatcher:
 
 # Segmenting long messages (see FaqMatcher.match).
 MIN_WORDS_TO_SEGMENT = 7  # known and unknown words of the whole message
-MAX_PARTS = 6
+MAX_PARTS = 4
 PART_WEIGHT_ASKS = 1.0  # a part with a question or complaint word
 PART_WEIGHT_TELLS = 0.85  # a plain statement
 PART_WEIGHT_DONE = 0.6  # something reported done ("sertifikat sudah diterima"): rarely what is asked about
@@ -528,22 +528,32 @@ _PART_SPLIT = re.compile(
 
 
 def _parts(text: str, slang: Slang) -> list[tuple[str, float]]:
-    """The message's clauses with their weights: a clause that asks or complains counts fully."""
+    """The message's clauses with their weights: a clause that asks or complains counts fully. At most MAX_PARTS:
+    the asking ones first, then the latest (the question and the newest status usually come last)."""
     head = text[:MAX_QUESTION_CHARS]
-    parts: list[tuple[str, float]] = []
-    for raw in _PART_SPLIT.split(head):
+    pieces: list[tuple[str, str]] = []  # (clause, the punctuation or word that ended it)
+    start = 0
+    for found in _PART_SPLIT.finditer(head):
+        pieces.append((head[start : found.start()], found.group()))
+        start = found.end()
+    pieces.append((head[start:], ""))
+    parts: list[tuple[int, str, float]] = []
+    for position, (raw, end) in enumerate(pieces):
         words = clean_text(raw).split()
         if len(words) < 2:
             continue
         vocabulary = set(words)
-        if "?" in raw or vocabulary & slang.asks:
+        if "?" in end or vocabulary & slang.asks:
             weight = PART_WEIGHT_ASKS
         elif vocabulary & slang.done and not vocabulary & slang.not_done:
             weight = PART_WEIGHT_DONE
         else:
             weight = PART_WEIGHT_TELLS
-        parts.append((raw, weight))
-    return parts[:MAX_PARTS] if len(parts) > 1 else []
+        parts.append((position, raw, weight))
+    if len(parts) < 2:
+        return []
+    kept = sorted(parts, key=lambda part: (part[2], part[0]), reverse=True)[:MAX_PARTS]
+    return [(raw, weight) for _, raw, weight in sorted(kept)]
 
 
 def _small_talk(text: str, slang: Slang) -> str | None:
