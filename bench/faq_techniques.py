@@ -129,6 +129,24 @@ def matcher_ranker(matcher: FaqMatcher, transform: Callable[[str], str] = lambda
     return rank
 
 
+def rerank_ranker(matcher: FaqMatcher, bayes: Ranker) -> Ranker:
+    """The matcher decides answer/suggest/none; on a close call ("suggest") its top 3 are re-ordered by the
+    classifier's probabilities."""
+
+    def rank(question: str) -> list[tuple[str, float]]:
+        result = matcher.match(question)
+        if result.kind == "none":
+            return []
+        ranked = [(c.faq_id, c.score) for c in result.candidates]
+        if result.kind == "answer":
+            return ranked
+        probability = dict(bayes(question))
+        top = sorted(ranked[:3], key=lambda pair: probability.get(pair[0], 0.0), reverse=True)
+        return top + ranked[3:]
+
+    return rank
+
+
 def top1(rank: Ranker, questions: Sequence[Question], cutoff: float) -> float:
     right = 0
     for q in questions:
@@ -156,6 +174,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         "naive-bayes": (naive_bayes_ranker(entries), [20, 30, 40, 50, 60, 70, 80, 90]),
         "wratio": (wratio_ranker(entries), [50, 60, 65, 70, 75, 80, 85, 90]),
     }
+    techniques["matcher+bayes"] = (
+        rerank_ranker(FaqMatcher(entries, slang, off_topic), techniques["naive-bayes"][0]),
+        [0.0],
+    )
     try:
         # Not a dependency: measured here only (it lost, see README), so imported by name when installed.
         stemmer = importlib.import_module("Sastrawi.Stemmer.StemmerFactory").StemmerFactory().create_stemmer()
