@@ -448,7 +448,7 @@ class FaqMatcher:
     def __init__(self, entries: Sequence[FaqEntry], slang: Slang, off_topic: Sequence[str] = ()) -> None:
         self._slang = slang
         self._off_topic = list(off_topic)
-        self._index = _Index(entries, slang, self._off_topic)
+        self._index, self._small_talk_ids = self._build(entries)
 
     @classmethod
     def from_knowledge(cls, directory: Path | None = None) -> FaqMatcher:
@@ -462,17 +462,23 @@ class FaqMatcher:
         if off_topic is not None:
             self._off_topic = list(off_topic)
         # Built aside and swapped in one assignment, so a concurrent match sees the old or the new index.
-        self._index = _Index(entries, self._slang, self._off_topic)
+        self._index, self._small_talk_ids = self._build(entries)
+
+    def _build(self, entries: Sequence[FaqEntry]) -> tuple[_Index, frozenset[str]]:
+        """The index, without the small-talk entries: those are reached by their word lists only (their
+        paraphrases, "baik", "siap", "sudah beres", would otherwise match inside real questions)."""
+        talk = frozenset(e.id for e in entries if e.id in self._slang.small_talk)
+        return _Index([e for e in entries if e.id not in talk], self._slang, self._off_topic), talk
 
     @property
     def faq_ids(self) -> list[str]:
-        return [i for i in self._index.ids if i != OFF_TOPIC_ID]
+        return [i for i in self._index.ids if i != OFF_TOPIC_ID] + sorted(self._small_talk_ids)
 
     def match(self, question: str) -> MatchResult:
         text = question if isinstance(question, str) else ""
         index = self._index
         talk = _small_talk(text, self._slang)
-        if talk is not None and talk in index.ids:
+        if talk is not None and talk in self._small_talk_ids:
             return MatchResult("answer", [Candidate(talk, 100.0)], talk)
         scores = index.score(text)
         merged: dict[str, float] = {c.faq_id: c.score for c in scores.candidates}

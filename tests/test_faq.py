@@ -439,3 +439,17 @@ def test_core_faq_knows_nothing_of_telegram() -> None:
         alias.name.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names
     } | {node.module.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module}
     assert not imported & {"aiogram", "telegram", "bot"}
+
+
+def test_small_talk_is_reached_only_by_its_own_words(matcher: FaqMatcher) -> None:
+    # The small-talk paraphrases ("baik", "siap", "sudah beres") once matched inside real questions.
+    assert matcher.match("nik saya dibilang salah terus, tolong diperbaiki webnya").faq_id not in SMALL_TALK_IDS
+    assert matcher.match("sudah beres semua tapi insentif belum cair").faq_id not in SMALL_TALK_IDS
+    for message, entry in (("halo kak", "greeting"), ("makasih banyak min", "thanks"), ("okee", "affirm")):
+        result = matcher.match(message)
+        assert (result.kind, result.faq_id) == ("answer", entry), message
+    assert matcher.match("sertifikat udh muncul kak, makasih ya").faq_id == "thanks"
+    assert matcher.match("sertifikat belum muncul, makasih").faq_id != "thanks"
+
+
+SMALL_TALK_IDS = frozenset({"greeting", "thanks", "affirm", "deny"})
