@@ -15,7 +15,7 @@ import re
 import unicodedata
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -99,6 +99,11 @@ class Slang:
     replacements: dict[str, str]
     fillers: frozenset[str]
     keep: frozenset[str]
+    small_talk: dict[str, frozenset[str]] = field(default_factory=dict)  # FAQ id → its words, in preference order
+    small_talk_company: frozenset[str] = frozenset()  # words that may stand beside small talk (forms of address)
+    asks: frozenset[str] = frozenset()  # a part of a message with one of these asks or complains
+    done: frozenset[str] = frozenset()  # ... with one of these (and no not_done word) reports something done
+    not_done: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -114,6 +119,8 @@ class MatchResult:
     kind: MatchKind
     candidates: list[Candidate]  # best first; present even for "none" so admins can see the near misses
     normalized: str  # the question as the matcher understood it, for admin testing
+    # Another request in the same message (a different entry, from another part of it), offered as a button.
+    second: Candidate | None = None
 
     @property
     def faq_id(self) -> str | None:
@@ -181,11 +188,20 @@ def load_slang(path: Path | None = None) -> Slang:
     def words(key: str) -> frozenset[str]:
         return frozenset(str(w).lower() for w in data.get(key) or [])
 
+    small_talk = {
+        str(faq_id): frozenset(w for item in items or [] for w in str(item).lower().split())
+        for faq_id, items in (data.get("small_talk") or {}).items()
+    }
     return Slang(
         phrases={str(k).lower(): str(v).lower() for k, v in (data.get("phrases") or {}).items()},
         replacements={str(k).lower(): str(v).lower() for k, v in (data.get("replacements") or {}).items()},
         fillers=words("fillers"),
         keep=words("keep"),
+        small_talk=small_talk,
+        small_talk_company=words("small_talk_company"),
+        asks=words("asks"),
+        done=words("done"),
+        not_done=words("not_done"),
     )
 
 
@@ -432,7 +448,7 @@ class FaqMatcher:
     def __init__(self, entries: Sequence[FaqEntry], slang: Slang, off_topic: Sequence[str] = ()) -> None:
         self._slang = slang
         self._off_topic = list(off_topic)
-        self._index = _Index(entries, slang, self._off_topic)
+        self._index, self._small_talk_ids = self._build(entries)
 
     @classmethod
     def from_knowledge(cls, directory: Path | None = None) -> FaqMatcher:
@@ -446,22 +462,128 @@ class FaqMatcher:
         if off_topic is not None:
             self._off_topic = list(off_topic)
         # Built aside and swapped in one assignment, so a concurrent match sees the old or the new index.
-        self._index = _Index(entries, self._slang, self._off_topic)
+        self._index, self._small_talk_ids = self._build(entries)
+
+    def _build(self, entries: Sequence[FaqEntry]) -> tuple[_Index, frozenset[str]]:
+        """The index, without the small-talk entries: those are reached by their word lists only (their
+        paraphrases, "baik", "siap", "sudah beres", would otherwise match inside real questions)."""
+        talk = frozenset(e.id for e in entries if e.id in self._slang.small_talk)
+        return _Index([e for e in entries if e.id not in talk], self._slang, self._off_topic), talk
 
     @property
     def faq_ids(self) -> list[str]:
-        return [i for i in self._index.ids if i != OFF_TOPIC_ID]
+        return [i for i in self._index.ids if i != OFF_TOPIC_ID] + sorted(self._small_talk_ids)
 
     def match(self, question: str) -> MatchResult:
-        scores = self._index.score(question if isinstance(question, str) else "")
-        off_topic_first = bool(scores.candidates) and scores.candidates[0].faq_id == OFF_TOPIC_ID
-        candidates = [c for c in scores.candidates if c.faq_id != OFF_TOPIC_ID][:CANDIDATES_KEPT]
-        kind = _decide(candidates, off_topic_first, scores.evidence)
-        return MatchResult(kind, candidates, scores.normalized)
+        text = question if isinstance(question, str) else ""
+        index = self._index
+        talk = _small_talk(text, self._slang)
+        if talk is not None and talk in self._small_talk_ids:
+            return MatchResult("answer", [Candidate(talk, 100.0)], talk)
+        scores = index.score(text)
+        merged: dict[str, float] = {c.faq_id: c.score for c in scores.candidates}
+        evidence = scores.evidence
+        # Long messages: each part is scored on its own too, weighted by whether it asks or complains; an entry's
+        # score is its best. A greeting or a story around the question no longer dilutes it.
+        parts = _parts(text, self._slang) if len(scores.normalized.split()) >= MIN_WORDS_TO_SEGMENT else []
+        best_part: dict[str, int] = {}
+        for number, (part, weight) in enumerate(parts):
+            part_scores = index.score(part)
+            if part_scores.candidates and weight >= 1.0:
+                evidence = max(evidence, part_scores.evidence)
+            for c in part_scores.candidates:
+                value = round(c.score * weight, 1)
+                if value > merged.get(c.faq_id, 0.0):
+                    merged[c.faq_id] = value
+                    best_part[c.faq_id] = number
+        ranked = sorted(merged.items(), key=lambda pair: pair[1], reverse=True)
+        off_topic_first = bool(ranked) and ranked[0][0] == OFF_TOPIC_ID
+        candidates = [Candidate(i, v) for i, v in ranked if i != OFF_TOPIC_ID][:CANDIDATES_KEPT]
+        kind = _decide(candidates, off_topic_first, evidence)
+        second = None
+        if kind == "answer" and parts:
+            # Only from another part of the message, and itself strong enough to be answered directly.
+            main_part = best_part.get(candidates[0].faq_id, -1)
+            second = next(
+                (
+                    c
+                    for c in candidates[1:]
+                    if c.score >= ANSWER_SCORE
+                    and best_part.get(c.faq_id, -1) not in (-1, main_part)
+                    and c.faq_id not in self._slang.small_talk
+                ),
+                None,
+            )
+        return MatchResult(kind, candidates, scores.normalized, second)
 
     def top(self, question: str, n: int = 5) -> list[Candidate]:
         """The best n entries with their scores, whatever the verdict (for the admin's "test a question")."""
         return self.match(question).top(n)
+
+
+# Segmenting long messages (see FaqMatcher.match).
+MIN_WORDS_TO_SEGMENT = 7  # known and unknown words of the whole message
+MAX_PARTS = 4
+PART_WEIGHT_ASKS = 1.0  # a part with a question or complaint word
+PART_WEIGHT_TELLS = 0.85  # a plain statement
+PART_WEIGHT_DONE = 0.6  # something reported done ("sertifikat sudah diterima"): rarely what is asked about
+_PART_SPLIT = re.compile(
+    r"[.!?;\n…]+|,|\s-\s|\b(?:tapi|tp|tetapi|namun|padahal|pdhl|sedangkan|malah|kemudian|lalu|terus|trus|jadi)\b",
+    re.IGNORECASE,
+)
+
+
+def _parts(text: str, slang: Slang) -> list[tuple[str, float]]:
+    """The message's clauses with their weights: a clause that asks or complains counts fully. At most MAX_PARTS:
+    the asking ones first, then the latest (the question and the newest status usually come last)."""
+    head = text[:MAX_QUESTION_CHARS]
+    pieces: list[tuple[str, str]] = []  # (clause, the punctuation or word that ended it)
+    start = 0
+    for found in _PART_SPLIT.finditer(head):
+        pieces.append((head[start : found.start()], found.group()))
+        start = found.end()
+    pieces.append((head[start:], ""))
+    parts: list[tuple[int, str, float]] = []
+    for position, (raw, end) in enumerate(pieces):
+        words = clean_text(raw).split()
+        if len(words) < 2:
+            continue
+        vocabulary = set(words)
+        if "?" in end or vocabulary & slang.asks:
+            weight = PART_WEIGHT_ASKS
+        elif vocabulary & slang.done and not vocabulary & slang.not_done:
+            weight = PART_WEIGHT_DONE
+        else:
+            weight = PART_WEIGHT_TELLS
+        parts.append((position, raw, weight))
+    if len(parts) < 2:
+        return []
+    kept = sorted(parts, key=lambda part: (part[2], part[0]), reverse=True)[:MAX_PARTS]
+    return [(raw, weight) for _, raw, weight in sorted(kept)]
+
+
+def _small_talk(text: str, slang: Slang) -> str | None:
+    """The small-talk entry a message is, if it is nothing else: a greeting, thanks, yes or no (and forms of
+    address); or thanks beside statements of things done ("sertifikat udah muncul kak, makasih ya")."""
+    if not slang.small_talk:
+        return None
+    words = clean_text(text).split()
+    if not words or len(words) > 12:
+        return None
+    talk_words = frozenset().union(*slang.small_talk.values())
+    known = talk_words | slang.small_talk_company
+    words = [w if w in known else _DOUBLE.sub(r"\1", w) for w in words]  # "makasihh", "okee"
+    if all(w in talk_words or w in slang.small_talk_company for w in words):
+        counts = {faq_id: sum(w in vocab for w in words) for faq_id, vocab in slang.small_talk.items()}
+        best = max(counts.values())
+        return next((faq_id for faq_id, n in counts.items() if n == best), None) if best else None
+    thanks = slang.small_talk.get("thanks", frozenset())
+    if any(w in thanks for w in words):
+        others = [p for p in _PART_SPLIT.split(text) if clean_text(p)]
+        asks = any("?" in p or set(clean_text(p).split()) & (slang.asks | slang.not_done) for p in others)
+        if not asks:
+            return "thanks"
+    return None
 
 
 def _decide(candidates: Sequence[Candidate], off_topic_first: bool, evidence: float) -> MatchKind:

@@ -242,7 +242,7 @@ async def test_list_show_and_delete(admin: Admin) -> None:
     assert "<pre>" in text_of(short) and "versi 1" in text_of(short)
     long = await admin.say("faq_show", "certificate_missing")  # too long to quote: sent as a file
     assert [a.filename for a in long.attachments] == ["certificate_missing.yaml"]
-    assert yaml.safe_load(long.attachments[0].data)["answer"]["id"].startswith("Sertifikat muncul")
+    assert yaml.safe_load(long.attachments[0].data)["answer"]["id"].startswith("Urutan sampai sertifikat muncul")
 
     deleted = text_of(await admin.say("faq_delete", "agent_request"))
     assert "/faq_rollback agent_request 1" in deleted and "agent" in deleted  # it starts the agent flow
@@ -254,7 +254,7 @@ async def test_export_is_a_yaml_document_that_parses(admin: Admin) -> None:
     outcome = await admin.say("faq_export")
     [document] = outcome.attachments
     assert document.kind == "document" and document.filename.endswith(".yaml")
-    assert "16 entri" in document.caption
+    assert "41 entri" in document.caption
     parsed = yaml.safe_load(document.data.decode())
     assert parse_faq_entries(parsed) == await admin.store.current()
     assert parsed["off_topic"]

@@ -90,7 +90,7 @@ async def test_a_rollback_brings_the_old_answer_back(running: RunningBot) -> Non
     api = running.api
     question = "ubah nomor hp yang terdaftar"
     original = await ask(api, question)
-    assert original.startswith("Cara mengganti nomor HP di akun Prakerja:")
+    assert original.startswith("Nomor HP hanya bisa diganti oleh <b>penerima Prakerja tahun berjalan</b>.")
     shown = await say(api, ADMIN, "/faq_show phone_change")
     assert "versi 1" in shown
     edited = entry("'Ganti nomor sekarang lewat aplikasi Prakerja, menu Akun.'", question)

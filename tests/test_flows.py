@@ -273,6 +273,22 @@ async def test_the_steps_go_on_until_solved_or_the_last_one(world: World) -> Non
     assert other.phase == "idle"
 
 
+async def test_a_side_question_keeps_the_flows_buttons_working(world: World) -> None:
+    chat = world.chat()
+    await chat.identify(BY_NAME["Dedi Kurniawan"])
+    flow_buttons = chat.buttons()
+    assert chat.phase == "troubleshoot"
+    replies = await chat.send("berapa besar insentif prakerja")
+    assert "Besaran" in replies[0] or "insentif" in replies[0].lower()
+    assert chat.phase == "troubleshoot"
+    next_step = next(b for b in flow_buttons if text("btn_step_next") in b.label)
+    [step] = await chat.event(EventKind.BUTTON, next_step.data)
+    assert chat.last.notice is None and "Langkah 2/4" in step  # not "expired", not back to step 1
+    # The answer's own buttons (did this help?) were superseded by the step's: they expire like any old button.
+    await chat.event(EventKind.BUTTON, next_step.data)
+    assert chat.last.notice == text("button_expired")
+
+
 # --- incentive --------------------------------------------------------------------------------------------------------
 INCENTIVE_EXPECTATIONS = {
     "Joko Susilo": (["✅ ditransfer"], False),
@@ -355,6 +371,56 @@ async def test_a_helpful_faq_answer_is_stored_with_its_feedback(world: World) ->
     assert chat.last.notice == text("button_expired")
 
 
+async def test_greetings_thanks_and_yes_are_answered_in_kind(world: World) -> None:
+    chat = world.chat()
+    [hello] = await chat.send("pagi kak")
+    assert hello.startswith("Halo") and text("faq_helpful_question") not in hello
+    assert chat.labels() == [text("btn_menu_certificate"), text("btn_menu_incentive")]
+    [welcome] = await chat.send("makasih kak")
+    assert welcome.startswith("Sama-sama")
+    # After an answer that asked "did this help?", a typed "ya" is that yes (stored), not a new question.
+    await answered_question(chat)
+    assert await chat.send("ya") == [text("faq_thanks")]
+    assert (await faq_rows(world, chat.user))[-1].helpful is True
+    await answered_question(chat)
+    assert (await chat.send("nggak"))[0] == text("faq_not_helpful", has_others=True)
+    assert (await faq_rows(world, chat.user))[-1].helpful is False
+
+
+async def test_a_linked_participant_asking_about_their_own_schedule_gets_their_records(world: World) -> None:
+    chat = world.chat()
+    await chat.identify(BY_NAME["Lukman Hakim"])
+    replies = await chat.send("kapan jadwal pencairan insentif saya")
+    # The incentive flow (their schedule from the diagnosis), not the generic FAQ answer with "did this help?".
+    assert "📅 dijadwalkan" in "\n".join(replies)
+    assert not any(r.endswith(text("faq_helpful_question")) for r in replies)
+
+
+async def test_a_message_with_two_requests_offers_the_second_as_a_button(world: World) -> None:
+    chat = world.chat()
+    replies = await chat.send(
+        "min mau tanya cara membatalkan pelatihan yang sudah dibeli. terus satu lagi, kode redeem pelatihan dimana ya?"
+    )
+    answers = {"Batalkan Pelatihan": "Batalkan / ganti pelatihan", "Kode <b>redeem</b>": "Kode redeem / voucher"}
+    first = next(mark for mark in answers if mark in replies[0])
+    other = next(mark for mark in answers if mark != first)
+    also = [label for label in chat.labels() if label.startswith("➕")]
+    assert also == [text("btn_faq_also", title=answers[other])]
+    [second] = await chat.press("➕")
+    assert other in second and second.endswith(text("faq_helpful_question"))
+
+
+async def test_frustration_gets_empathy_and_a_way_to_the_records(world: World) -> None:
+    chat = world.chat()
+    replies = await chat.send("udah seminggu lebih gak ada kabar, ini program penipuan ya??")
+    assert replies[0].startswith("Maaf ya") and replies[1] == text("faq_frustration_check")
+    assert text("btn_menu_certificate") in chat.labels()
+    linked = world.chat()
+    await linked.identify(BY_NAME["Dedi Kurniawan"])
+    replies = await linked.send("kecewa banget sama prakerja, ini program penipuan ya")
+    assert replies[0].startswith("Maaf ya, Kak Dedi") and len(replies) > 1  # then their status
+
+
 async def test_an_unhelpful_faq_answer_offers_other_answers_and_an_agent(world: World) -> None:
     chat = world.chat()
     await answered_question(chat)
@@ -402,23 +468,22 @@ async def test_a_picked_suggestion_is_stored_with_the_question_and_no_offers_the
 async def test_answers_that_promise_an_action_come_with_its_button(world: World) -> None:
     chat = world.chat()
     [complaint] = await chat.send("di mana formulir pengaduan prakerja")
-    assert "formulir pengaduan Prakerja" in complaint
+    assert "Kanal pengaduan resmi Prakerja" in complaint and "0800-150-3001" in complaint
     assert chat.labels() == [text("btn_agent"), text("btn_yes"), text("btn_no")]
     assert await chat.press(text("btn_agent")) == [
         text("agent_unavailable", complaint=world.app.services.directory["complaint_form"])
     ]
 
     [schedule] = await chat.send("kapan insentif prakerja dicairkan")
-    assert "jadwal insentif muncul bersamaan di dashboard" in schedule
+    assert "jadwal insentif muncul sekitar <b>1×24 jam</b> kemudian" in schedule
     assert chat.labels() == [text("btn_check_incentive"), text("btn_yes"), text("btn_no")]
     assert await chat.press(text("btn_check_incentive")) == [text("identify_needed"), text("identify_ask_contact")]
     [summary] = await chat.identify(BY_NAME["Dedi Kurniawan"], via="button")
     assert "Insentif Kak Dedi Kurniawan" in summary and "Belum ada jadwal insentif" in summary
 
-    # Identified: the promise is kept at once ("why is there no schedule?" → the incentive status).
-    [again] = await chat.send("kapan insentif prakerja dicairkan")
-    assert "jadwal insentifmu belum ada di data kami. Tekan tombol di bawah" in again
-    [summary] = await chat.press(text("btn_check_incentive"))
+    # Identified: the question about their own schedule goes straight to their records (the diagnosis), so no FAQ
+    # text can contradict them.
+    [summary] = await chat.send("kapan insentif prakerja dicairkan")
     assert "Insentif Kak Dedi Kurniawan" in summary
 
 

@@ -27,6 +27,9 @@ AGENT_COMMANDS = frozenset({"claim", "note", "canned", "close", "queue"})
 # The participant's own commands: answered by the bot from any state, never relayed to an agent.
 OWN_COMMANDS = frozenset({"start", "help", "status", "cancel", "lang", "logout"})
 _TAGS = re.compile(r"<[^>]+>")
+# Phases whose buttons survive a side question, and the actions those buttons carry.
+FLOW_PHASES = frozenset({Phase.CHOOSE_ENROLLMENT, Phase.TROUBLESHOOT})
+FLOW_ACTIONS = frozenset({Action.ENROLLMENT, Action.STEP})
 
 
 class Conversation:
@@ -240,15 +243,32 @@ class Conversation:
             turn.say("not_understood_media")
             return
         participant_id = await self._participant(turn)
+        in_flow = state.phase in FLOW_PHASES and bool(state.nonce)
+        if in_flow and not state.flow_nonce:
+            state.flow_nonce = state.nonce  # the answer's buttons get a new nonce; the flow's keep theirs
         start = await faq.answer_question(turn, participant_id)
         if start is not None:
             await self._start_flow(turn, start, participant_id)
+            faq.offer_also(turn)
 
     async def _button(self, turn: Turn) -> None:
         pressed = unpack(turn.event.text)
-        if pressed is None or not turn.state.nonce or pressed.nonce != turn.state.nonce:
+        state = turn.state
+        current = pressed is not None and bool(state.nonce) and pressed.nonce == state.nonce
+        # A step/choice button of a flow interrupted by a side question (see State.flow_nonce).
+        resumed = (
+            pressed is not None
+            and not current
+            and pressed.action in FLOW_ACTIONS
+            and state.phase in FLOW_PHASES
+            and bool(state.flow_nonce)
+            and pressed.nonce == state.flow_nonce
+        )
+        if pressed is None or not (current or resumed):
             turn.notice = turn.text("button_expired")
             return
+        if pressed.action in FLOW_ACTIONS or pressed.action is Action.START:
+            state.flow_nonce = ""  # the flow answers with buttons of its own now
         participant_id = await self._participant(turn)
         match pressed.action:
             case Action.START:

@@ -5,6 +5,8 @@ Every answer asks "did this help?"; a "no" offers the next matches and an agent.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from bot.flows.callbacks import Action
 from bot.flows.turn import Turn
 from bot.flows.types import Button
@@ -15,6 +17,13 @@ from core.identity import redact_free_text
 
 # Intents that start a flow on the participant's records instead of a canned answer.
 FLOW_INTENTS = {"certificate_missing": "certificate", "incentive_not_received": "incentive", "agent_request": "agent"}
+# For a participant already identified, questions about their own status go to their records too: the flow's
+# diagnosis is the one source of their dates, so no FAQ text can contradict it.
+OWN_STATUS_INTENTS = {"incentive_schedule": "incentive"}
+# Small talk: answered in a line, without "did this help?"; after an answer, yes/no/thanks are its feedback.
+SMALL_TALK = frozenset({"greeting", "thanks", "affirm", "deny"})
+FEEDBACK_WORDS = {"affirm": True, "thanks": True, "deny": False}
+FRUSTRATION = "frustration"
 # Answers that promise an action come with its button: (label key, action, argument).
 ANSWER_BUTTONS: dict[str, tuple[str, Action, str]] = {
     "complaint_form": ("btn_agent", Action.AGENT, ""),
@@ -30,6 +39,10 @@ async def answer_question(turn: Turn, participant_id: int | None) -> str | None:
     result = catalog.matcher.match(turn.event.text)
     best = result.candidates[0] if result.candidates else None
     observe_faq(result.kind, best.score if best else 0.0)
+    if result.kind == "answer" and best is not None and state.answer_id and best.faq_id in FEEDBACK_WORDS:
+        # "ya" / "makasih" / "nggak" right after "did this help?": that answer's feedback, not a question of its own.
+        await feedback(turn, FEEDBACK_WORDS[best.faq_id])
+        return None
     answer_id = await turn.services.answers.record(
         turn.event.text,
         result.kind,
@@ -38,14 +51,25 @@ async def answer_question(turn: Turn, participant_id: int | None) -> str | None:
         turn.event.user_id,
         participant_id,
     )
+    if result.kind == "answer" and best is not None and best.faq_id in SMALL_TALK:
+        await _small_talk(turn, best.faq_id, participant_id)
+        return None
     # An entry picked from the buttons below is recorded against these words, not against its own title.
     state.question = redact_free_text(turn.event.text)[:MAX_KEPT_QUESTION]
     state.others = []
     if result.kind == "answer" and best is not None:
-        if best.faq_id in FLOW_INTENTS:
-            return FLOW_INTENTS[best.faq_id]
+        also = result.second.faq_id if result.second and result.second.faq_id in catalog.entries else None
+        flow = FLOW_INTENTS.get(best.faq_id) or (
+            OWN_STATUS_INTENTS.get(best.faq_id) if participant_id is not None else None
+        )
+        if flow is not None:
+            turn.also = also  # the flow speaks first; the other request then waits under a button (offer_also)
+            return flow
+        if best.faq_id == FRUSTRATION:
+            await _frustration(turn, participant_id)
+            return "status" if participant_id is not None else None
         others = [c.faq_id for c in result.candidates[1:4] if c.faq_id in catalog.entries]
-        await show_answer(turn, catalog.entries[best.faq_id], participant_id, answer_id, others)
+        await show_answer(turn, catalog.entries[best.faq_id], participant_id, answer_id, others, also)
         return None
     if result.kind == "suggest":
         suggested = [c.faq_id for c in result.top(3) if c.faq_id in catalog.entries]
@@ -65,21 +89,78 @@ async def answer_question(turn: Turn, participant_id: int | None) -> str | None:
     return None
 
 
-def _entry_button(turn: Turn, faq_id: str) -> Button:
-    entry = turn.services.faq.entries[faq_id]
-    return turn.raw_button(entry.title.get(turn.locale, faq_id), Action.FAQ, faq_id)
+async def _small_talk(turn: Turn, faq_id: str, participant_id: int | None) -> None:
+    """A greeting, thanks, yes or no (not feedback, see answer_question): a short reply in kind; a greeting also
+    shows the menu."""
+    entry = turn.services.faq.entries.get(faq_id)
+    if entry is None:  # an admin deleted it: fall back to the plain "not understood" reply
+        turn.say("faq_none", (turn.button("btn_agent", Action.AGENT),))
+        return
+    turn.say_text(await _render(turn, entry, participant_id))
+    if faq_id == "greeting":
+        turn.replies[-1] = replace(
+            turn.replies[-1],
+            buttons=(
+                (
+                    turn.button("btn_menu_certificate", Action.START, "certificate"),
+                    turn.button("btn_menu_incentive", Action.START, "incentive"),
+                ),
+            ),
+        )
 
 
-async def show_answer(
-    turn: Turn, entry: FaqEntry, participant_id: int | None, answer_id: int, others: list[str]
-) -> None:
+async def _frustration(turn: Turn, participant_id: int | None) -> None:
+    """Empathy first; an identified participant then sees their records (the caller starts the status flow)."""
+    entry = turn.services.faq.entries.get(FRUSTRATION)
+    if entry is not None:
+        turn.say_text(await _render(turn, entry, participant_id))
+    if participant_id is None:
+        turn.say(
+            "faq_frustration_check",
+            (
+                turn.button("btn_menu_certificate", Action.START, "certificate"),
+                turn.button("btn_menu_incentive", Action.START, "incentive"),
+            ),
+            (turn.button("btn_agent", Action.AGENT),),
+        )
+
+
+async def _render(turn: Turn, entry: FaqEntry, participant_id: int | None) -> str:
     source = entry.answer.get(turn.locale) or entry.answer["id"]
     renderer = turn.services.renderer
     participant = None
     if participant_id is not None and renderer.uses(source, "participant"):  # most answers are the same for all
         status = await turn.services.status.status(participant_id)
         participant = participant_view(turn.services.directory, status) if status else None
-    text = renderer.render_source(source, turn.locale, participant=participant)
+    return renderer.render_source(source, turn.locale, participant=participant)
+
+
+def offer_also(turn: Turn) -> None:
+    """After a flow started by one request of a message, the message's other request as a button."""
+    if turn.also is not None and turn.also in turn.services.faq.entries:
+        turn.say("faq_also", (_also_button(turn, turn.also),))
+
+
+def _also_button(turn: Turn, faq_id: str) -> Button:
+    entry = turn.services.faq.entries[faq_id]
+    title = entry.title.get(turn.locale, faq_id)
+    return turn.raw_button(turn.text("btn_faq_also", title=title), Action.FAQ, faq_id)
+
+
+def _entry_button(turn: Turn, faq_id: str) -> Button:
+    entry = turn.services.faq.entries[faq_id]
+    return turn.raw_button(entry.title.get(turn.locale, faq_id), Action.FAQ, faq_id)
+
+
+async def show_answer(
+    turn: Turn,
+    entry: FaqEntry,
+    participant_id: int | None,
+    answer_id: int,
+    others: list[str],
+    also: str | None = None,
+) -> None:
+    text = await _render(turn, entry, participant_id)
     turn.state.answer_id = answer_id
     turn.state.others = others
     action = ANSWER_BUTTONS.get(entry.id)
@@ -88,6 +169,7 @@ async def show_answer(
     turn.say_text(
         f"{text}\n\n{turn.text('faq_helpful_question')}",
         (turn.button(action[0], action[1], action[2]),) if action else (),
+        (_also_button(turn, also),) if also else (),
         (turn.button("btn_yes", Action.HELPFUL, "y"), turn.button("btn_no", Action.HELPFUL, "n")),
     )
 

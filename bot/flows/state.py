@@ -20,6 +20,9 @@ class State:
     locale: str = "id"
     phase: Phase = Phase.IDLE
     nonce: str = ""  # the buttons of the last reply carry it; other buttons are expired
+    # The nonce of the flow's own last buttons while a side question was answered in the middle of the flow: its
+    # step/choice buttons keep working (only those actions), instead of expiring with the answer's new buttons.
+    flow_nonce: str = ""
     pending: str = ""  # what to do once identified: certificate / incentive / status
     candidate: int = 0  # participant whose phone was shared, awaiting the second factor
     enrollment: int = 0

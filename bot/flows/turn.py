@@ -92,6 +92,7 @@ class Turn:
         self.link_read = False  # participant_id is what the database says now (None: not linked)
         self.stage: str | None = None  # the headline stage, when a flow looked at the records
         self.answered_second_factor = False  # this turn's text is a secret: keep it out of the transcript
+        self.also: str | None = None  # a message's second request (an FAQ id), offered after the flow it started
         self._nonce: str | None = None
 
     @property
