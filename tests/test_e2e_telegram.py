@@ -213,7 +213,7 @@ async def test_a_whole_certificate_conversation(chat: Conversation) -> None:
     linked, summary, first_step = await chat.send(DEDI_BORN, 3)
     assert linked == text("identify_linked")
     assert "Dedi Kurniawan" in summary
-    for fact in ("Digital Marketing untuk UMKM", "Pintaria", "Skill Academy", "menunggu laporan Pintaria"):
+    for fact in ("Digital Marketing untuk UMKM", "Pintaria", "Skill Academy", "menunggu laporan Pintar"):
         assert fact in summary
     assert "Langkah 1/" in first_step and "tunggu sampai" in first_step
     step_call = api.sent_calls(user)[-1]

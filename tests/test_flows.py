@@ -275,7 +275,7 @@ async def test_the_steps_go_on_until_solved_or_the_last_one(world: World) -> Non
 
 async def test_a_side_question_keeps_the_flows_buttons_working(world: World) -> None:
     chat = world.chat()
-    await chat.identify(BY_NAME["Dedi Kurniawan"])
+    await chat.identify(BY_NAME["Citra Dewi"])  # in training: step 1 of several, the next one at once
     flow_buttons = chat.buttons()
     assert chat.phase == "troubleshoot"
     replies = await chat.send("berapa besar insentif prakerja")
@@ -283,7 +283,7 @@ async def test_a_side_question_keeps_the_flows_buttons_working(world: World) -> 
     assert chat.phase == "troubleshoot"
     next_step = next(b for b in flow_buttons if text("btn_step_next") in b.label)
     [step] = await chat.event(EventKind.BUTTON, next_step.data)
-    assert chat.last.notice is None and "Langkah 2/4" in step  # not "expired", not back to step 1
+    assert chat.last.notice is None and "Langkah 2/" in step  # not "expired", not back to step 1
     # The answer's own buttons (did this help?) were superseded by the step's: they expire like any old button.
     await chat.event(EventKind.BUTTON, next_step.data)
     assert chat.last.notice == text("button_expired")
