@@ -15,7 +15,7 @@ from enum import StrEnum
 
 from core.diagnosis import EnrollmentFacts, ParticipantFacts
 from core.models import InstallmentStatus, Membership
-from core.rules import Rules, yearly_deadline
+from core.rules import RatingGate, Rules, yearly_deadline
 
 
 class DeadlineKind(StrEnum):
@@ -47,7 +47,16 @@ def upcoming_deadlines(facts: ParticipantFacts, today: date, rules: Rules) -> tu
     dated: list[tuple[DeadlineKind, date | None, EnrollmentFacts | None]] = []
     if facts.payout is None:
         dated.append((DeadlineKind.LINK_PAYOUT_ACCOUNT, yearly_deadline(d.link_payout_account, budget_year), None))
-    unrated = [e for e in facts.enrollments if e.completed_on is not None and e.rated_on is None]
+    # Only a rating that can be given now: since 2021 the "Beri Ulasan" button comes with the certificate, so a
+    # training still waiting for it gets no rating deadline (it would ask for something the dashboard refuses).
+    rating_needs_certificate = rules.era_for(today).rating_gates is RatingGate.INCENTIVE_SCHEDULE
+    unrated = [
+        e
+        for e in facts.enrollments
+        if e.completed_on is not None
+        and e.rated_on is None
+        and (e.issued_on is not None or not rating_needs_certificate)
+    ]
     if unrated:
         first = min(unrated, key=_bought)
         dated.append((DeadlineKind.GIVE_RATING, yearly_deadline(d.give_rating, budget_year), first))

@@ -64,8 +64,8 @@ def test_a_linked_account_has_no_account_deadline() -> None:
     assert upcoming_deadlines(PARTICIPANT, TODAY, RULES) == ()
 
 
-def test_rating_deadline_for_a_completed_training_without_rating() -> None:
-    completed = replace(TRAINING, completed_on=date(2026, 11, 30))
+def test_rating_deadline_for_a_certificate_without_rating() -> None:
+    completed = replace(TRAINING, completed_on=date(2026, 11, 30), issued_on=date(2026, 12, 1))
     (found,) = upcoming_deadlines(replace(PARTICIPANT, enrollments=(completed,)), TODAY, RULES)
     assert (found.kind, found.due, found.days_left, found.enrollment) == (
         DeadlineKind.GIVE_RATING,
@@ -73,6 +73,13 @@ def test_rating_deadline_for_a_completed_training_without_rating() -> None:
         0,
         completed,
     )
+
+
+def test_no_rating_deadline_before_the_certificate_since_2021() -> None:
+    # Since 18 March 2021 "Beri Ulasan" opens with the certificate: a finished training still waiting for its
+    # report cannot be rated yet, so the bot must not ask for the rating by today.
+    completed = replace(TRAINING, completed_on=date(2026, 11, 30))
+    assert upcoming_deadlines(replace(PARTICIPANT, enrollments=(completed,)), TODAY, RULES) == ()
 
 
 def test_survey_deadline_once_the_incentive_is_paid() -> None:
@@ -111,7 +118,7 @@ def test_post_test_reminder_while_in_training_comes_last() -> None:
 
 
 def test_earliest_first() -> None:
-    completed = replace(TRAINING, completed_on=date(2026, 11, 30))
+    completed = replace(TRAINING, completed_on=date(2026, 11, 30), issued_on=date(2026, 12, 1))
     paid = InstallmentFacts(1, 600_000, date(2026, 4, 14), "transferred", enrollment_id=1)
     facts = replace(PARTICIPANT, payout=None, enrollments=(completed,), installments=(paid,))
     assert [d.kind for d in upcoming_deadlines(facts, date(2026, 12, 1), RULES)] == [
@@ -167,7 +174,9 @@ def test_text_on_the_day_itself_and_after() -> None:
 
 
 def test_text_names_the_step_and_the_windows() -> None:
-    facts = replace(PARTICIPANT, enrollments=(replace(TRAINING, completed_on=date(2026, 11, 30)),))
+    facts = replace(
+        PARTICIPANT, enrollments=(replace(TRAINING, completed_on=date(2026, 11, 30), issued_on=date(2026, 12, 1)),)
+    )
     assert "rating &amp; ulasan pelatihan yang sudah selesai" in render(facts, TODAY, "id")
     in_training = replace(PARTICIPANT, enrollments=(TRAINING,))
     text = render(in_training, TODAY, "id")
