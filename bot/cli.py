@@ -202,6 +202,7 @@ async def cmd_import(settings: Settings, args: argparse.Namespace) -> int:
         raise CliError(
             f"unknown import kind {args.kind!r}; use one of: {', '.join(k.value for k in ImportKind)}"
         ) from None
+    _require_secrets_outside_demo(settings)
     engine = make_engine(settings.database_url)
     try:
         with Progress(
@@ -278,6 +279,20 @@ def _is_default_database(settings: Settings) -> bool:
     return path is not None and default is not None and path.resolve() == default.resolve()
 
 
+def _require_secrets(settings: Settings) -> None:
+    try:
+        settings.require_production_secrets()
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
+
+
+def _require_secrets_outside_demo(settings: Settings) -> None:
+    """The embedded demo database holds fictitious personas and may use the development key (`./run.sh` needs no
+    secrets); any other database may hold real people."""
+    if not _is_default_database(settings):
+        _require_secrets(settings)
+
+
 async def _prepare_database(settings: Settings, demo: bool) -> None:
     """Bring the schema up to date. `demo`: an SQLite file that does not exist yet is created with the demo
     personas (the console chat and `./run.sh` work out of the box). An existing database is never recreated or
@@ -335,6 +350,7 @@ async def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
 
     if settings.bot_token is None:
         raise CliError("BOT_TOKEN is not set; use `prakerja-bot chat` to try the bot without Telegram")
+    _require_secrets_outside_demo(settings)
     from bot.logs import configure_logging
 
     configure_logging(settings.log_format)
@@ -363,8 +379,11 @@ async def cmd_webhook(settings: Settings, args: argparse.Namespace) -> int:
             await bot.session.close()
         out.print("Webhook deleted.")
         return 0
-    if settings.webhook_secret is None:
-        raise CliError("WEBHOOK_SECRET is not set: Telegram must prove each request is its own")
+    try:
+        settings.require_webhook_secret()
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
+    _require_secrets(settings)
     from bot.logs import configure_logging
 
     configure_logging(settings.log_format)

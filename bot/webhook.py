@@ -210,10 +210,9 @@ async def webhook_runtime(app: App, set_webhook: bool) -> AsyncIterator[tuple[Bo
         if set_webhook:
             if not settings.webhook_url:
                 raise ValueError("WEBHOOK_URL is not set")
-            assert settings.webhook_secret is not None
             await bot.set_webhook(
                 settings.webhook_url,
-                secret_token=settings.webhook_secret.get_secret_value(),
+                secret_token=settings.require_webhook_secret(),
                 allowed_updates=dp.resolve_used_update_types(),
             )
             await set_command_menu(bot, app)
@@ -227,10 +226,9 @@ async def webhook_runtime(app: App, set_webhook: bool) -> AsyncIterator[tuple[Bo
 async def serve(app: App, host: str, port: int, set_webhook: bool) -> None:
     """Serve until SIGTERM/SIGINT; on shutdown the updates in hand are finished before the process exits."""
     settings = app.settings
-    if settings.webhook_secret is None:
-        raise ValueError("WEBHOOK_SECRET is not set")
+    secret = settings.require_webhook_secret()
     async with webhook_runtime(app, set_webhook) as (bot, dp):
-        web_app = build_web_app(app, bot, dp, settings.webhook_secret.get_secret_value())
+        web_app = build_web_app(app, bot, dp, secret)
         settle_process()
         runner = web.AppRunner(web_app, shutdown_timeout=30, handle_signals=True)
         await runner.setup()

@@ -229,6 +229,55 @@ async def test_run_creates_demo_data_only_for_the_default_database_on_first_star
     # ./run.sh's first start (no DATABASE_URL, no database yet): the demo personas.
     fresh = tmp_path / "fresh"
     fresh.mkdir()
-    default_env = {k: v for k, v in environment("").items() if k != "DATABASE_URL"}
+    # …with no secrets set: the demo's fictitious personas may use the development key.
+    default_env = {k: v for k, v in environment("").items() if k not in ("DATABASE_URL", "PII_HASH_KEY")}
     assert "No demo database yet" in await run_until_polling(fresh, default_env)
     assert participants(fresh / "data" / "prakerja.db") == len(PERSONAS)
+
+
+# --- secrets: no real participant's data behind a guessable key or an open webhook -----------------------------------
+GOOD_SECRET = "a" * 16 + "B_-9" * 4
+GOOD_KEY = "k" * 40
+
+
+def refused(result: subprocess.CompletedProcess[str], setting: str) -> None:
+    assert result.returncode != 0
+    assert setting in result.stderr and "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("secret", ["", "short-secret", "x" * 31, "a" * 32 + " ", "ä" * 40])
+def test_webhook_refuses_an_empty_short_or_malformed_secret(tmp_path: Path, secret: str) -> None:
+    env = {"BOT_TOKEN": TOKEN, "WEBHOOK_SECRET": secret, "PII_HASH_KEY": GOOD_KEY}
+    refused(subprocess_run_quick(tmp_path, env, "webhook", "--port", "1"), "WEBHOOK_SECRET")
+
+
+@pytest.mark.parametrize("key", ["dev-only-change-me", "short"])
+def test_webhook_refuses_the_development_pii_key(tmp_path: Path, key: str) -> None:
+    env = {"BOT_TOKEN": TOKEN, "WEBHOOK_SECRET": GOOD_SECRET, "PII_HASH_KEY": key}
+    refused(subprocess_run_quick(tmp_path, env, "webhook", "--port", "1"), "PII_HASH_KEY")
+
+
+def test_run_and_import_refuse_the_development_key_outside_the_demo_database(tmp_path: Path) -> None:
+    (tmp_path / "p.csv").write_text("code,name\ntokopedia,Tokopedia\n")
+    env = {"BOT_TOKEN": TOKEN, "BOT_API_URL": "http://127.0.0.1:1", "PII_HASH_KEY": "dev-only-change-me"}
+    refused(subprocess_run_quick(tmp_path, env, "run"), "PII_HASH_KEY")
+    refused(subprocess_run_quick(tmp_path, env, "import", "platforms", "p.csv"), "PII_HASH_KEY")
+    assert not (tmp_path / "cli.db").exists()  # refused before touching the database
+    # With a real key the same import goes through.
+    assert subprocess_run_quick(tmp_path, env, "migrate").returncode == 0
+    assert (
+        subprocess_run_quick(tmp_path, env | {"PII_HASH_KEY": GOOD_KEY}, "import", "platforms", "p.csv").returncode == 0
+    )
+
+
+def subprocess_run_quick(tmp_path: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    cleared = {k: v for k, v in os.environ.items() if k not in ("WEBHOOK_SECRET", "PII_HASH_KEY", "BOT_TOKEN")}
+    return subprocess.run(
+        [str(SCRIPT), *args],
+        capture_output=True,
+        text=True,
+        env=cleared | {"DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'cli.db'}", "COLUMNS": "200"} | env,
+        cwd=tmp_path,
+        timeout=30,
+    )

@@ -42,6 +42,7 @@ _CLEARED = (
     "ADMIN_IDS",
 )
 DEDI_PHONE, DEDI_BORN = "+6281200000004", "17/08/1995"
+PII_KEY = "test-pii-hash-key-0123456789abcdef0123456789"
 RUDI_PHONE, RUDI_BORN = "+6281200000016", "09-09-1989"
 
 
@@ -51,7 +52,9 @@ def text(key: str, locale: str = "id", **context: Any) -> str:
 
 def environment(database_url: str, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in _CLEARED}
-    return env | {"DATABASE_URL": database_url, "DEFAULT_LOCALE": "id", "PYTHONUNBUFFERED": "1"} | extra
+    # A real key: `run` refuses the development placeholder on any database but the embedded demo one.
+    defaults = {"DATABASE_URL": database_url, "DEFAULT_LOCALE": "id", "PYTHONUNBUFFERED": "1", "PII_HASH_KEY": PII_KEY}
+    return env | defaults | extra
 
 
 @dataclass
