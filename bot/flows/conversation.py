@@ -242,6 +242,8 @@ class Conversation:
             turn.say("not_understood_media")
             return
         participant_id = await self._participant(turn)
+        if participant_id is None and await identify.reminds_lock(turn):
+            return
         start = await faq.answer_question(turn, participant_id)
         if start is not None:
             await self._start_flow(turn, start, participant_id)
