@@ -680,6 +680,11 @@ async def test_five_failures_lock_the_conversation_out(world: World) -> None:
     [refused] = await chat.send(born(dedi))
     assert refused.split("<b>")[0] == locked.split("<b>")[0]
     assert await world.app.services.accounts.linked_participant(chat.user) is None
+    # Back to idle, a typed date or 4 digits is an answer too: the lock reminder, not an FAQ match.
+    chat.state = dict(chat.state or {}, phase="idle", candidate=0)
+    for typed in (born(dedi), "lahir 17 agustus 1995 kak", "0004"):
+        [reminder] = await chat.send(typed)
+        assert reminder.split("<b>")[0] == locked.split("<b>")[0], typed
     # Every other test signs in as Dedi: lift his lock (it is per participant) the way an operator would.
     async with world.app.engine.begin() as conn:
         await conn.execute(delete(IdentityLockout))
