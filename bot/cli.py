@@ -147,7 +147,8 @@ async def cmd_status(settings: Settings, args: argparse.Namespace) -> int:
     facts = status.facts
     out.print(
         f"Participant {facts.participant_id}: {facts.legal_name}, phone {mask_phone(facts.phone)}, "
-        f"NIK ****{facts.nik_last4}, scheme {facts.scheme}, membership {facts.membership}"
+        f"NIK ****{facts.nik_last4}, scheme {facts.scheme}, membership {facts.membership}",
+        markup=False,
     )
     table = Table("enrollment", "platform", "training", "stage", "holder", "next action", "expected by", "overdue")
     for e in data["enrollments"]:
@@ -194,8 +195,11 @@ async def cmd_import(settings: Settings, args: argparse.Namespace) -> int:
     from core.imports import ImportFileError, ImportKind, run_import
 
     path = Path(args.file)
-    if not await asyncio.to_thread(path.is_file):
+    if not await asyncio.to_thread(path.exists):
         raise CliError(f"no such file: {path}")
+    # A symlink or a device may point anywhere (/etc/passwd): only a plain file the operator put there is read.
+    if await asyncio.to_thread(path.is_symlink) or not await asyncio.to_thread(path.is_file):
+        raise CliError(f"not a regular file (a link, a folder or a device): {path}")
     try:
         kind = ImportKind(args.kind)
     except ValueError:
@@ -221,13 +225,15 @@ async def cmd_import(settings: Settings, args: argparse.Namespace) -> int:
         raise CliError(str(exc)) from None
     finally:
         await engine.dispose()
+    # markup=False: a reason or a file name may hold "[/]", which rich would read as (broken) markup.
     for row in report.rejected[:200]:
-        out.print(f"line {row.line}: {row.reason}")
+        out.print(f"line {row.line}: {row.reason}", markup=False)
     if len(report.rejected) > 200:
         out.print(f"… and {len(report.rejected) - 200} more rejected rows")
     out.print(
         f"{report.kind} {report.file_name}: {report.status} — read {report.rows_read}, applied {report.applied}, "
-        f"unchanged {report.unchanged}, rejected {len(report.rejected)}"
+        f"unchanged {report.unchanged}, rejected {len(report.rejected)}",
+        markup=False,
     )
     return 0 if report.status == "applied" else 1
 
@@ -456,20 +462,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = Settings()
     except ValidationError as exc:
         first = exc.errors()[0]
-        err.print(f"error: setting {'.'.join(str(p) for p in first['loc']).upper()}: {first['msg']}")
+        err.print(f"error: setting {'.'.join(str(p) for p in first['loc']).upper()}: {first['msg']}", markup=False)
         return 2
     handler: Command = args.handler
     try:
         return asyncio.run(handler(settings, args))
+    # Messages carry file names, column names and database errors: printed as they are, never as rich markup.
     except CliError as exc:
-        err.print(f"error: {exc}")
+        err.print(f"error: {exc}", markup=False)
     except SQLAlchemyError as exc:
-        err.print(f"error: database: {str(exc.orig if hasattr(exc, 'orig') else exc).splitlines()[0]}")
+        err.print(f"error: database: {str(exc.orig if hasattr(exc, 'orig') else exc).splitlines()[0]}", markup=False)
     except OSError as exc:
-        err.print(f"error: {exc.strerror or exc}: {exc.filename or ''}".rstrip(": "))
+        err.print(f"error: {exc.strerror or exc}: {exc.filename or ''}".rstrip(": "), markup=False)
     except KeyboardInterrupt:
         err.print("interrupted")
         return 130
     except Exception as exc:  # the last guard: one line, never a traceback
-        err.print(f"error: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
+        err.print(f"error: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}", markup=False)
     return 1

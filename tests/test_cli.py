@@ -281,3 +281,36 @@ def subprocess_run_quick(tmp_path: Path, env: dict[str, str], *args: str) -> sub
         cwd=tmp_path,
         timeout=30,
     )
+
+
+# --- import: never echoes file contents -------------------------------------------------------------------------------
+def imported(tmp_path: Path, kind: str, name: str) -> subprocess.CompletedProcess[str]:
+    env = {"PII_HASH_KEY": GOOD_KEY}
+    assert subprocess_run_quick(tmp_path, env, "migrate").returncode == 0
+    return subprocess_run_quick(tmp_path, env, "import", kind, name)
+
+
+def test_import_without_a_header_row_does_not_echo_the_first_record(tmp_path: Path) -> None:
+    row = "1,8800000000000004,3273011708950004,Budi Santoso,1995-08-17,+6281200000004,b@x.id,1,2021-03-01,active"
+    (tmp_path / "p.csv").write_text(row + "\n")
+    result = imported(tmp_path, "participants", "p.csv")
+    assert result.returncode != 0 and "no header row" in result.stderr
+    printed = result.stdout + result.stderr
+    for secret in ("8800000000000004", "3273011708950004", "81200000004", "Budi", "0004"):
+        assert secret not in printed
+
+
+@pytest.mark.parametrize("header", ["[/]", "[bold]x", "nik,[/red]"])
+def test_import_prints_rich_markup_in_a_header_as_text(tmp_path: Path, header: str) -> None:
+    (tmp_path / "p.csv").write_text(header + "\n")
+    result = imported(tmp_path, "platforms", "p.csv")
+    assert result.returncode != 0 and "Traceback" not in result.stderr and "MarkupError" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_import_refuses_a_symlink_and_a_device(tmp_path: Path) -> None:
+    (tmp_path / "link.csv").symlink_to("/etc/passwd")
+    for name in ("link.csv", "/dev/null"):
+        result = imported(tmp_path, "platforms", name)
+        assert result.returncode != 0 and "not a regular file" in result.stderr
+        assert "root" not in result.stdout + result.stderr
