@@ -6,6 +6,9 @@ import asyncio
 import contextlib
 import gc
 import logging
+import os
+import signal
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -16,8 +19,9 @@ from aiogram.enums import ParseMode
 from aiogram.fsm.storage.base import BaseStorage
 from aiogram.fsm.storage.memory import MemoryStorage, SimpleEventIsolation
 from aiogram.fsm.storage.redis import RedisStorage
+from aiogram.methods import GetUpdates
 from aiogram.methods.base import Response
-from aiogram.types import BotCommand, BotCommandScopeAllPrivateChats, ErrorEvent, Message
+from aiogram.types import BotCommand, BotCommandScopeAllPrivateChats, ErrorEvent, Message, Update
 from redis.exceptions import RedisError
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -33,11 +37,17 @@ from bot.settings import Settings
 from core.identity import redact
 from core.leader import run_as_leader
 from core.outbox import Outbox
+from core.retry import through_blips
+from core.updates import Claim, UpdateLedger
 
 log = logging.getLogger(__name__)
 INFRASTRUCTURE_ERRORS: tuple[type[BaseException], ...] = (SQLAlchemyError, RedisError, OSError, TimeoutError)
 STAFF_SENDER_LOCK, PARTICIPANT_SENDER_LOCK = 7_401_001, 7_401_002  # PostgreSQL advisory lock keys
 COMMANDS = ("start", "status", "help", "lang", "cancel", "logout")
+POLL_TIMEOUT = 30  # seconds a getUpdates call waits for news when nothing is in hand
+MAX_ATTEMPTS = 3  # an update whose handling raises this often is given up (logged), not retried forever
+DONE_PATIENCE = 30.0  # seconds to keep trying to record a handled update through a database blip
+FORGET_EVERY = 3600.0  # seconds between purges of the ledger's old rows
 
 
 def make_bot(settings: Settings) -> Bot:
@@ -156,13 +166,138 @@ def settle_process() -> None:
 
 
 async def run_polling(app: App) -> None:
+    """Long polling that loses nothing: see `LedgerPolling`. SIGTERM/SIGINT finish the updates in hand first."""
     bot = make_bot(app.settings)
     dp = build_dispatcher(app)
     settle_process()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
     try:
         await bot.delete_webhook(drop_pending_updates=False)
         await set_command_menu(bot, app)
         async with background_senders(bot, app):
-            await dp.start_polling(bot, handle_signals=True, close_bot_session=True)
+            polling = LedgerPolling(bot, dp, UpdateLedger(app.engine, f"polling:{os.getpid()}"))
+            await polling.run(stop)
     finally:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(sig)
         await dp.storage.close()
+        await bot.session.close()
+
+
+class LedgerPolling:
+    """getUpdates with the webhook workers' ledger (core/updates.py): each update is claimed before it is handled
+    and marked done after, and the offset — which tells Telegram to forget updates — only moves past updates that
+    are done. A process killed mid-burst re-reads the rest on restart: those done are skipped, one it was handling
+    is taken over once its lease runs out. At least once, handled once."""
+
+    def __init__(self, bot: Bot, dp: Dispatcher, ledger: UpdateLedger, poll_timeout: int = POLL_TIMEOUT) -> None:
+        self.bot = bot
+        self.dp = dp
+        self.ledger = ledger
+        self.poll_timeout = poll_timeout
+        self.offset = 0
+        self.in_hand: dict[int, asyncio.Task[None]] = {}
+        self.finished: set[int] = set()  # done, but above an update still in hand: the offset waits for it
+        self.failures: dict[int, int] = {}
+
+    async def run(self, stop: asyncio.Event) -> None:
+        allowed = self.dp.resolve_used_update_types()
+        forgotten_at = 0.0
+        stopping = asyncio.create_task(stop.wait())
+        try:
+            while not stop.is_set():
+                # Something in hand: ask without waiting, so that the offset advances as soon as it is done.
+                request = GetUpdates(
+                    offset=self.offset or None,
+                    timeout=0 if self.in_hand else self.poll_timeout,
+                    allowed_updates=allowed,
+                )
+                fetch = asyncio.create_task(self._fetch(request))
+                await asyncio.wait({fetch, stopping}, return_when=asyncio.FIRST_COMPLETED)
+                if stop.is_set():
+                    fetch.cancel()
+                    break
+                started = [await self._start(update) for update in fetch.result()]
+                if not any(started) and self.in_hand:
+                    # Nothing new: wait for an update in hand (or a moment, for one another process holds).
+                    await asyncio.wait({*self.in_hand.values(), stopping}, timeout=1.0, return_when="FIRST_COMPLETED")
+                elif not any(started) and fetch.result():
+                    await asyncio.sleep(1.0)  # only updates another process holds: their lease decides
+                self._advance(fetch.result())
+                if time.monotonic() - forgotten_at > FORGET_EVERY:
+                    forgotten_at = time.monotonic()
+                    with contextlib.suppress(Exception):
+                        await self.ledger.forget_old()
+        finally:
+            stopping.cancel()
+            if self.in_hand:  # finish what is in hand; the offset is not confirmed, the ledger says what is done
+                await asyncio.gather(*self.in_hand.values(), return_exceptions=True)
+
+    async def _fetch(self, request: GetUpdates) -> list[Update]:
+        try:
+            return await self.bot(request, request_timeout=self.poll_timeout + 30)
+        except Exception as exc:  # Telegram or the network is down: try again in a moment
+            log.error("getUpdates failed: %s", redact(repr(exc)))
+            await asyncio.sleep(2.0)
+            return []
+
+    async def _start(self, update: Update) -> bool:
+        """Claim and start handling one update; False when it is in hand, done, or held by another process."""
+        update_id = update.update_id
+        if update_id in self.in_hand or update_id in self.finished or update_id < self.offset:
+            return False
+        try:
+            claim = await self.ledger.claim(update_id)
+        except Exception as exc:  # the database is down: leave it unconfirmed, it is read again
+            log.error("update %s: cannot claim: %s", update_id, redact(repr(exc)))
+            await asyncio.sleep(1.0)
+            return False
+        if claim is Claim.DONE:
+            self.finished.add(update_id)
+            return False
+        if claim is Claim.BUSY:
+            return False
+        self.in_hand[update_id] = asyncio.create_task(self._handle(update))
+        return True
+
+    async def _handle(self, update: Update) -> None:
+        update_id = update.update_id
+        keeper = asyncio.create_task(self._keep_claim(update_id))
+        try:
+            try:
+                await self.dp.feed_update(self.bot, update)
+            except Exception as exc:
+                self.failures[update_id] = self.failures.get(update_id, 0) + 1
+                if self.failures[update_id] < MAX_ATTEMPTS:
+                    log.error("update %s failed, will retry: %s", update_id, redact(repr(exc)))
+                    with contextlib.suppress(Exception):
+                        await self.ledger.release(update_id)
+                    return
+                log.error("update %s failed %d times, given up: %s", update_id, MAX_ATTEMPTS, redact(repr(exc)))
+            finally:
+                keeper.cancel()
+            await through_blips(lambda: self.ledger.done(update_id), DONE_PATIENCE)
+            self.failures.pop(update_id, None)
+            self.finished.add(update_id)
+        except Exception as exc:  # not recorded: it is read and handled again (at least once)
+            log.error("update %s handled but not recorded as done: %s", update_id, redact(repr(exc)))
+        finally:
+            self.in_hand.pop(update_id, None)
+
+    async def _keep_claim(self, update_id: int) -> None:
+        while True:
+            await asyncio.sleep(self.ledger.lease.total_seconds() / 3)
+            with contextlib.suppress(Exception):
+                await self.ledger.renew(update_id)
+
+    def _advance(self, fetched: list[Update]) -> None:
+        """Move the offset past every update that is done, up to the first one that is not."""
+        pending = sorted({u.update_id for u in fetched if u.update_id >= self.offset} | set(self.in_hand))
+        for update_id in pending:
+            if update_id not in self.finished:
+                break
+            self.offset = update_id + 1
+        self.finished = {i for i in self.finished if i >= self.offset}
