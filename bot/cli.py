@@ -238,6 +238,57 @@ async def cmd_import(settings: Settings, args: argparse.Namespace) -> int:
     return 0 if report.status == "applied" else 1
 
 
+def _identifier_pairs(path: Path) -> list[tuple[str, str]]:
+    """(nik, card_number) of every record of a participants file (CSV with a header row, or JSON Lines)."""
+    import csv
+
+    pairs: list[tuple[str, str]] = []
+    with path.open(encoding="utf-8-sig", newline="") as text:
+        if path.suffix.lower() in (".jsonl", ".ndjson"):
+            records: Any = (json.loads(line) for line in text if line.strip())
+        else:
+            records = csv.DictReader(text)
+            if not {"nik", "card_number"} <= set(records.fieldnames or ()):
+                raise CliError("the file needs the columns nik and card_number (a participants import file)")
+        for record in records:
+            if not isinstance(record, dict):
+                raise CliError("every line must be a JSON object")
+            pairs.append((str(record.get("nik") or ""), str(record.get("card_number") or "")))
+    return pairs
+
+
+async def cmd_rehash(settings: Settings, args: argparse.Namespace) -> int:
+    """Key rotation: the stored NIK and card hashes, from PII_HASH_KEY_OLD to PII_HASH_KEY."""
+    from core.accounts import rekey_identifiers
+
+    _require_secrets(settings)
+    if settings.pii_hash_key_old is None:
+        raise CliError("PII_HASH_KEY_OLD is not set: the key the stored hashes were made with")
+    old_key = settings.pii_hash_key_old.get_secret_value().encode()
+    if old_key == settings.pii_key:
+        raise CliError("PII_HASH_KEY_OLD equals PII_HASH_KEY: nothing to rotate")
+    path = Path(args.file)
+    if await asyncio.to_thread(path.is_symlink) or not await asyncio.to_thread(path.is_file):
+        raise CliError(f"not a regular file: {path}")
+    try:
+        pairs = await asyncio.to_thread(_identifier_pairs, path)
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise CliError(f"cannot read the file: {type(exc).__name__}") from None
+    engine = make_engine(settings.database_url)
+    try:
+        report = await rekey_identifiers(engine, pairs, old_key, settings.pii_key)
+    finally:
+        await engine.dispose()
+    if report.uncovered:
+        shown = ", ".join(str(i) for i in report.uncovered[:20])
+        raise CliError(
+            f"nothing changed: {len(report.uncovered)} participants are not in the file under the old key "
+            f"(participant ids {shown}{' …' if len(report.uncovered) > 20 else ''})"
+        )
+    out.print(f"Re-keyed {report.rekeyed} participants ({report.already} already under the new key).", markup=False)
+    return 0
+
+
 async def _faq_in_use(settings: Settings) -> list[FaqEntry]:
     """The FAQ the bot answers from: the database's, which admins edit, when it holds entries; else the knowledge
     file (no database yet, or one the bot has not seeded). Never creates or changes a database."""
@@ -428,6 +479,14 @@ def build_parser() -> argparse.ArgumentParser:
     imp.add_argument("kind", metavar="KIND")
     imp.add_argument("file", metavar="FILE")
     imp.set_defaults(handler=cmd_import)
+
+    rehash = sub.add_parser(
+        "rehash",
+        help="key rotation: re-hash stored NIK and card numbers from PII_HASH_KEY_OLD to PII_HASH_KEY, reading the "
+        "identifiers from the participants file",
+    )
+    rehash.add_argument("file", metavar="FILE", help="the participants file (CSV or JSONL with nik, card_number)")
+    rehash.set_defaults(handler=cmd_rehash)
 
     mig = sub.add_parser("migrate", help="apply the database migrations")
     mig.add_argument("revision", nargs="?", default="head")

@@ -30,6 +30,8 @@ class Settings(BaseSettings):
     webhook_secret: SecretStr | None = None
     default_locale: str = "id"
     pii_hash_key: SecretStr = SecretStr(DEV_PII_KEY)
+    # Only for `prakerja-bot rehash` (key rotation): the key the stored hashes were made with.
+    pii_hash_key_old: SecretStr | None = None
     log_format: Literal["json", "text"] = "json"
     # What Telegram lets a bot send into one group in any minute: messages, and forum topics created.
     staff_messages_per_minute: int = 20

@@ -5,15 +5,16 @@ The front end guarantees the contact belongs to the sender (Telegram's contact u
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import bindparam, delete, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from core.db import make_sessionmaker
-from core.identity import InvalidIdentifier, digits_only, find_birth_date, normalize_phone
+from core.identity import InvalidIdentifier, digits_only, find_birth_date, keyed_hash, normalize_phone
 from core.models import Event, IdentityAttempts, IdentityLockout, Participant, TelegramLink
 
 MAX_FAILURES = 5
@@ -187,3 +188,55 @@ def _later(first: datetime | None, second: datetime | None) -> datetime | None:
 
 def _tries_left(lockout: IdentityLockout | None) -> int:
     return MAX_FAILURES - (lockout.failures if lockout and lockout.locked_until is None else 0)
+
+
+@dataclass(frozen=True)
+class RekeyReport:
+    """What `rekey_identifiers` did: participants re-keyed, already under the new key, and those the file does not
+    cover (their ids; then nothing was changed)."""
+
+    rekeyed: int
+    already: int
+    uncovered: tuple[int, ...]
+
+
+async def rekey_identifiers(
+    engine: AsyncEngine, identifiers: Iterable[tuple[str, str]], old_key: bytes, new_key: bytes
+) -> RekeyReport:
+    """Key rotation: re-hash every stored NIK and card number from `old_key` to `new_key`.
+
+    A keyed hash cannot be re-keyed by itself — that is its point — so the identifiers come from the participants
+    file (`identifiers`: (nik, card_number) pairs). All or nothing: if any participant's hash is in neither key's
+    form for the file's identifiers, nothing changes and the report names them. Running it again is harmless."""
+    rekey: dict[str, str] = {}
+    current: set[str] = set()
+    for nik, card in identifiers:
+        for secret in (nik, card):
+            if digits_only(secret):
+                rekey[keyed_hash(secret, old_key)] = new = keyed_hash(secret, new_key)
+                current.add(new)
+    sessions = make_sessionmaker(engine)
+    async with sessions.begin() as session:
+        rows = (await session.execute(select(Participant.id, Participant.nik_hash, Participant.card_number_hash))).all()
+        changes: list[dict[str, object]] = []
+        uncovered: list[int] = []
+        already = 0
+        for participant_id, nik_hash, card_hash in rows:
+            if nik_hash in current and card_hash in current:
+                already += 1
+                continue
+            new_nik, new_card = rekey.get(nik_hash), rekey.get(card_hash)
+            if new_nik is None or new_card is None:
+                uncovered.append(participant_id)
+                continue
+            changes.append({"pid": participant_id, "nik": new_nik, "card": new_card})
+        if uncovered:
+            return RekeyReport(0, already, tuple(uncovered))
+        if changes:
+            statement = (
+                update(Participant.__table__)  # type: ignore[arg-type]
+                .where(Participant.__table__.c.id == bindparam("pid"))
+                .values(nik_hash=bindparam("nik"), card_number_hash=bindparam("card"))
+            )
+            await session.execute(statement, changes)
+        return RekeyReport(len(changes), already, ())

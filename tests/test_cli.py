@@ -314,3 +314,39 @@ def test_import_refuses_a_symlink_and_a_device(tmp_path: Path) -> None:
         result = imported(tmp_path, "platforms", name)
         assert result.returncode != 0 and "not a regular file" in result.stderr
         assert "root" not in result.stdout + result.stderr
+
+
+# --- key rotation -----------------------------------------------------------------------------------------------------
+def stored_hashes(database: Path) -> dict[str, str]:
+    with contextlib.closing(sqlite3.connect(database)) as conn:
+        return dict(conn.execute("SELECT nik_last4 || card_number_last4, nik_hash FROM participants").fetchall())
+
+
+def test_rehash_rotates_the_pii_key_all_or_nothing(tmp_path: Path) -> None:
+    from core.identity import keyed_hash
+
+    old, new = "o" * 40, "n" * 40
+    assert subprocess_run_quick(tmp_path, {"PII_HASH_KEY": old}, "demo").returncode == 0
+    database = tmp_path / "cli.db"
+    before = stored_hashes(database)
+    rows = ["nik,card_number", *(f"{p.nik},{p.card_number}" for p in PERSONAS)]
+    (tmp_path / "partial.csv").write_text("\n".join(rows[:-1]) + "\n")
+    (tmp_path / "all.csv").write_text("\n".join(rows) + "\n")
+    env = {"PII_HASH_KEY": new, "PII_HASH_KEY_OLD": old}
+
+    partial = subprocess_run_quick(tmp_path, env, "rehash", "partial.csv")
+    assert partial.returncode != 0 and "nothing changed: 1 participants" in partial.stderr
+    assert stored_hashes(database) == before
+    assert PERSONAS[-1].nik not in partial.stderr  # ids only, never an identifier
+
+    done = subprocess_run_quick(tmp_path, env, "rehash", "all.csv")
+    assert done.returncode == 0 and f"Re-keyed {len(PERSONAS)} participants" in done.stdout
+    with contextlib.closing(sqlite3.connect(database)) as conn:
+        stored = dict(conn.execute("SELECT nik_hash, card_number_hash FROM participants").fetchall())
+    assert stored == {keyed_hash(p.nik, new.encode()): keyed_hash(p.card_number, new.encode()) for p in PERSONAS}
+    again = subprocess_run_quick(tmp_path, env, "rehash", "all.csv")  # harmless when repeated
+    assert again.returncode == 0 and f"({len(PERSONAS)} already under the new key)" in again.stdout
+    refused = subprocess_run_quick(
+        tmp_path, {"PII_HASH_KEY": "dev-only-change-me", "PII_HASH_KEY_OLD": old}, "rehash", "all.csv"
+    )
+    assert refused.returncode != 0 and "PII_HASH_KEY" in refused.stderr
