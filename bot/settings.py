@@ -51,6 +51,12 @@ class Settings(BaseSettings):
             return [int(part) for part in value.replace(";", ",").split(",") if part.strip()]
         return value
 
+    @field_validator("metrics_token", "metrics_host", "metrics_port", "pii_hash_key_old", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        # `METRICS_TOKEN=` as copied from .env.example means "not set", never "the empty token".
+        return None if isinstance(value, str) and not value.strip() else value
+
     @field_validator("default_locale")
     @classmethod
     def _known_locale(cls, value: str) -> str:
