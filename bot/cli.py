@@ -207,6 +207,7 @@ async def cmd_import(settings: Settings, args: argparse.Namespace) -> int:
             f"unknown import kind {args.kind!r}; use one of: {', '.join(k.value for k in ImportKind)}"
         ) from None
     _require_secrets_outside_demo(settings)
+    await _refuse_long_lock_while_serving(settings, path)
     engine = make_engine(settings.database_url)
     try:
         with Progress(
@@ -331,6 +332,22 @@ async def cmd_faq_match(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+async def _refuse_long_lock_while_serving(settings: Settings, path: Path) -> None:
+    """An import is one transaction (all or nothing), and on SQLite that holds the database's only write lock: a
+    large file would make every participant's turn wait for it while a bot serves from the same file."""
+    from core.imports.live import LIVE_IMPORT_MAX_BYTES, bot_is_serving
+
+    database = sqlite_path(settings.database_url)
+    if database is None or (await asyncio.to_thread(path.stat)).st_size <= LIVE_IMPORT_MAX_BYTES:
+        return
+    if await asyncio.to_thread(bot_is_serving, database):
+        raise CliError(
+            f"the bot is running on this SQLite database and the file is over {LIVE_IMPORT_MAX_BYTES // 2**20} MB: "
+            "importing it now would make participants wait; stop the bot for the import (or split the file, or "
+            "move to PostgreSQL, where imports do not block the bot)"
+        )
+
+
 def _is_default_database(settings: Settings) -> bool:
     path, default = sqlite_path(settings.database_url), sqlite_path(DEFAULT_DATABASE_URL)
     return path is not None and default is not None and path.resolve() == default.resolve()
@@ -390,12 +407,15 @@ async def cmd_chat(settings: Settings, args: argparse.Namespace) -> int:
         except InvalidIdentifier:
             raise CliError(f"--phone {args.phone!r} is not an Indonesian mobile number (e.g. +6281200000004)") from None
     await _prepare_database(settings, demo=True)
+    from core.imports.live import serving
+
     app = build_app(settings)
     interactive = sys.stdin.isatty()
     if interactive:
         err.print("Console chat — type a message; /contact shares --phone, #N presses button N, /quit ends.")
     try:
-        await ConsoleChat(app, phone, sys.stdout).run(stdin_reader(interactive))
+        with serving(sqlite_path(settings.database_url)):
+            await ConsoleChat(app, phone, sys.stdout).run(stdin_reader(interactive))
     finally:
         await app.close()
     return 0
@@ -413,9 +433,12 @@ async def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
     configure_logging(settings.log_format)
     # Demo data only where `./run.sh` puts it: the embedded default path, on first start.
     await _prepare_database(settings, demo=_is_default_database(settings))
+    from core.imports.live import serving
+
     app = build_app(settings)
     try:
-        await run_polling(app)
+        with serving(sqlite_path(settings.database_url)):
+            await run_polling(app)
     finally:
         await app.close()
     return 0
@@ -445,9 +468,12 @@ async def cmd_webhook(settings: Settings, args: argparse.Namespace) -> int:
 
     configure_logging(settings.log_format)
     # Workers never migrate or seed: `prakerja-bot migrate` runs once per deployment, before them.
+    from core.imports.live import serving
+
     app = build_app(settings)
     try:
-        await serve(app, args.host, args.port, args.set_webhook)
+        with serving(sqlite_path(settings.database_url)):
+            await serve(app, args.host, args.port, args.set_webhook)
     except ValueError as exc:
         raise CliError(str(exc)) from None
     finally:

@@ -350,3 +350,27 @@ def test_rehash_rotates_the_pii_key_all_or_nothing(tmp_path: Path) -> None:
         tmp_path, {"PII_HASH_KEY": "dev-only-change-me", "PII_HASH_KEY_OLD": old}, "rehash", "all.csv"
     )
     assert refused.returncode != 0 and "PII_HASH_KEY" in refused.stderr
+
+
+# --- a large import does not stall a bot serving from the same SQLite file -------------------------------------------
+async def test_a_large_import_is_refused_while_a_bot_serves_from_the_sqlite_file(tmp_path: Path) -> None:
+    from core.imports.live import LIVE_IMPORT_MAX_BYTES
+
+    env = environment(f"sqlite+aiosqlite:///{tmp_path / 'cli.db'}")
+    rows = (LIVE_IMPORT_MAX_BYTES // 20) + 1  # 26 bytes a row
+    (tmp_path / "large.csv").write_text("code,name\n" + "".join(f"p{i:07d},Platform {i:07d}\n" for i in range(rows)))
+    (tmp_path / "small.csv").write_text("code,name\ntokopedia,Tokopedia\n")
+    assert (tmp_path / "large.csv").stat().st_size > LIVE_IMPORT_MAX_BYTES
+    assert (await asyncio.to_thread(subprocess_run_quick, tmp_path, env, "migrate")).returncode == 0
+    async with FakeBotApi(TOKEN) as api:
+        process = start_bot(tmp_path, env | {"BOT_API_URL": api.url}, tmp_path / "run.log")
+        try:
+            await api.wait_for(lambda: bool(api.calls_to("getUpdates")) or process.poll() is not None, 60, "polling")
+            large = await asyncio.to_thread(subprocess_run_quick, tmp_path, env, "import", "platforms", "large.csv")
+            assert large.returncode != 0 and "the bot is running on this SQLite database" in large.stderr
+            small = await asyncio.to_thread(subprocess_run_quick, tmp_path, env, "import", "platforms", "small.csv")
+            assert small.returncode == 0, small.stderr  # small files go in while it serves
+        finally:
+            await stop(process)
+    large = await asyncio.to_thread(subprocess_run_quick, tmp_path, env, "import", "platforms", "large.csv")
+    assert "the bot is running" not in large.stderr  # with the bot stopped, the whole file goes in
