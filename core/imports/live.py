@@ -15,8 +15,8 @@ from pathlib import Path
 
 # Rows an import may write while a bot serves from the same SQLite file: its transaction holds the write lock that
 # every turn's log rows wait for, and imports write about 100,000 rows a second (README, Benchmarks), so this keeps
-# a turn's wait well under half a second. By file size, since rows are counted only while reading.
-LIVE_IMPORT_MAX_BYTES = 2 * 1024 * 1024
+# a turn's wait well under half a second (bench/import_turns.py). By file size: rows are counted only while reading.
+LIVE_IMPORT_MAX_BYTES = 1024 * 1024
 
 
 def _marker(database: Path) -> Path:
