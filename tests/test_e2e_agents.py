@@ -389,7 +389,7 @@ async def test_cancel_closes_the_participants_own_case_and_the_bot_answers_again
     thread, card = await topic_and_card(api, STAFF, user)
     assert "langkah mandiri tidak menyelesaikan" in body(card) and "🧭 Sudah dicoba: " in body(card)
     assert "Dedi Kurniawan · HP" in body(card) and mask_phone(DEDI_PHONE) in body(card)
-    assert "0004" not in body(card) and "NIK" not in body(card)  # the NIK's last 4 answer the second factor
+    assert "· NIK" not in body(card) and "*" * 12 not in body(card)  # its last 4 digits answer the second factor
     assert DEDI_BORN not in body(card) and "👤 [verifikasi]" in body(card)
 
     [in_progress] = await participant.send("/start", 1)  # while a case is open the bot stays out of the way
