@@ -25,10 +25,12 @@ from pathlib import Path
 from rich.progress import Progress
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-if str(PROJECT_ROOT) not in sys.path:  # runnable as a script from anywhere
-    sys.path.insert(0, str(PROJECT_ROOT))
+for folder in (PROJECT_ROOT, PROJECT_ROOT / "bench"):  # runnable as a script from anywhere
+    if str(folder) not in sys.path:
+        sys.path.insert(0, str(folder))
 
-from bench.import_bench import _progress, seed_reference_data, timed_import, write_report  # noqa: E402
+from import_bench import _progress, seed_reference_data, timed_import, write_report  # noqa: E402
+
 from core.db import make_engine, migrate  # noqa: E402
 from core.imports.live import LIVE_IMPORT_MAX_BYTES  # noqa: E402
 

@@ -27,9 +27,11 @@ async def test_a_turn_writes_while_an_import_runs_on_postgresql(pg_engine: Async
     path.write_text("code,name\n" + "".join(f"p{i:07d},Platform {i}\n" for i in range(ROWS)))
     started = asyncio.Event()
     loop = asyncio.get_running_loop()
-    importing = asyncio.create_task(
-        run_import(pg_engine, ImportKind.PLATFORMS, path, progress=lambda n: loop.call_soon_threadsafe(started.set))
-    )
+
+    def progress(rows: int) -> None:
+        loop.call_soon_threadsafe(started.set)
+
+    importing = asyncio.create_task(run_import(pg_engine, ImportKind.PLATFORMS, path, progress=progress))
     await started.wait()  # the import holds its transaction: its first chunk is in
     bot = make_engine(PG_URL)  # a bot worker's own connections
     try:
