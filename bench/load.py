@@ -46,7 +46,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 TOKEN = "123456:BENCH-token"
-SECRET = "bench-secret"
+SECRET = "bench-secret-0123456789abcdef0123456789"  # 32+ characters: workers refuse shorter ones
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = Path(sys.executable).parent / "prakerja-bot"
@@ -219,6 +219,7 @@ def environment(db: Path, api: str, **extra: str) -> dict[str, str]:
             "BOT_TOKEN": TOKEN,
             "BOT_API_URL": api,
             "WEBHOOK_SECRET": SECRET,
+            "PII_HASH_KEY": "bench-pii-key-0123456789abcdef0123456789",
             "DEFAULT_LOCALE": "id",
             "PYTHONPATH": str(ROOT),
         }

@@ -152,7 +152,8 @@ async def cmd_status(settings: Settings, args: argparse.Namespace) -> int:
     facts = status.facts
     out.print(
         f"Participant {facts.participant_id}: {facts.legal_name}, phone {mask_phone(facts.phone)}, "
-        f"NIK ****{facts.nik_last4}, scheme {facts.scheme}, membership {facts.membership}"
+        f"NIK ****{facts.nik_last4}, scheme {facts.scheme}, membership {facts.membership}",
+        markup=False,
     )
     table = Table(
         "enrollment", "platform", "training", "era", "stage", "holder", "next action", "expected by", "overdue"
@@ -220,14 +221,19 @@ async def cmd_import(settings: Settings, args: argparse.Namespace) -> int:
     from core.imports import ImportFileError, ImportKind, run_import
 
     path = Path(args.file)
-    if not await asyncio.to_thread(path.is_file):
+    if not await asyncio.to_thread(path.exists):
         raise CliError(f"no such file: {path}")
+    # A symlink or a device may point anywhere (/etc/passwd): only a plain file the operator put there is read.
+    if await asyncio.to_thread(path.is_symlink) or not await asyncio.to_thread(path.is_file):
+        raise CliError(f"not a regular file (a link, a folder or a device): {path}")
     try:
         kind = ImportKind(args.kind)
     except ValueError:
         raise CliError(
             f"unknown import kind {args.kind!r}; use one of: {', '.join(k.value for k in ImportKind)}"
         ) from None
+    _require_secrets_outside_demo(settings)
+    await _refuse_long_lock_while_serving(settings, path)
     engine = make_engine(settings.database_url)
     try:
         with Progress(
@@ -246,15 +252,68 @@ async def cmd_import(settings: Settings, args: argparse.Namespace) -> int:
         raise CliError(str(exc)) from None
     finally:
         await engine.dispose()
+    # markup=False: a reason or a file name may hold "[/]", which rich would read as (broken) markup.
     for row in report.rejected[:200]:
-        out.print(f"line {row.line}: {row.reason}")
+        out.print(f"line {row.line}: {row.reason}", markup=False)
     if len(report.rejected) > 200:
         out.print(f"… and {len(report.rejected) - 200} more rejected rows")
     out.print(
         f"{report.kind} {report.file_name}: {report.status} — read {report.rows_read}, applied {report.applied}, "
-        f"unchanged {report.unchanged}, rejected {len(report.rejected)}"
+        f"unchanged {report.unchanged}, rejected {len(report.rejected)}",
+        markup=False,
     )
     return 0 if report.status == "applied" else 1
+
+
+def _identifier_pairs(path: Path) -> list[tuple[str, str]]:
+    """(nik, card_number) of every record of a participants file (CSV with a header row, or JSON Lines)."""
+    import csv
+
+    pairs: list[tuple[str, str]] = []
+    with path.open(encoding="utf-8-sig", newline="") as text:
+        if path.suffix.lower() in (".jsonl", ".ndjson"):
+            records: Any = (json.loads(line) for line in text if line.strip())
+        else:
+            records = csv.DictReader(text)
+            if not {"nik", "card_number"} <= set(records.fieldnames or ()):
+                raise CliError("the file needs the columns nik and card_number (a participants import file)")
+        for record in records:
+            if not isinstance(record, dict):
+                raise CliError("every line must be a JSON object")
+            pairs.append((str(record.get("nik") or ""), str(record.get("card_number") or "")))
+    return pairs
+
+
+async def cmd_rehash(settings: Settings, args: argparse.Namespace) -> int:
+    """Key rotation: the stored NIK and card hashes, from PII_HASH_KEY_OLD to PII_HASH_KEY."""
+    from core.accounts import rekey_identifiers
+
+    _require_secrets(settings)
+    if settings.pii_hash_key_old is None:
+        raise CliError("PII_HASH_KEY_OLD is not set: the key the stored hashes were made with")
+    old_key = settings.pii_hash_key_old.get_secret_value().encode()
+    if old_key == settings.pii_key:
+        raise CliError("PII_HASH_KEY_OLD equals PII_HASH_KEY: nothing to rotate")
+    path = Path(args.file)
+    if await asyncio.to_thread(path.is_symlink) or not await asyncio.to_thread(path.is_file):
+        raise CliError(f"not a regular file: {path}")
+    try:
+        pairs = await asyncio.to_thread(_identifier_pairs, path)
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise CliError(f"cannot read the file: {type(exc).__name__}") from None
+    engine = make_engine(settings.database_url)
+    try:
+        report = await rekey_identifiers(engine, pairs, old_key, settings.pii_key)
+    finally:
+        await engine.dispose()
+    if report.uncovered:
+        shown = ", ".join(str(i) for i in report.uncovered[:20])
+        raise CliError(
+            f"nothing changed: {len(report.uncovered)} participants are not in the file under the old key "
+            f"(participant ids {shown}{' …' if len(report.uncovered) > 20 else ''})"
+        )
+    out.print(f"Re-keyed {report.rekeyed} participants ({report.already} already under the new key).", markup=False)
+    return 0
 
 
 async def _faq_in_use(settings: Settings) -> list[FaqEntry]:
@@ -299,9 +358,39 @@ async def cmd_faq_match(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+async def _refuse_long_lock_while_serving(settings: Settings, path: Path) -> None:
+    """An import is one transaction (all or nothing), and on SQLite that holds the database's only write lock: a
+    large file would make every participant's turn wait for it while a bot serves from the same file."""
+    from core.imports.live import LIVE_IMPORT_MAX_BYTES, bot_is_serving
+
+    database = sqlite_path(settings.database_url)
+    if database is None or (await asyncio.to_thread(path.stat)).st_size <= LIVE_IMPORT_MAX_BYTES:
+        return
+    if await asyncio.to_thread(bot_is_serving, database):
+        raise CliError(
+            f"the bot is running on this SQLite database and the file is over {LIVE_IMPORT_MAX_BYTES // 2**20} MB: "
+            "importing it now would make participants wait; stop the bot for the import (or split the file, or "
+            "move to PostgreSQL, where imports do not block the bot)"
+        )
+
+
 def _is_default_database(settings: Settings) -> bool:
     path, default = sqlite_path(settings.database_url), sqlite_path(DEFAULT_DATABASE_URL)
     return path is not None and default is not None and path.resolve() == default.resolve()
+
+
+def _require_secrets(settings: Settings) -> None:
+    try:
+        settings.require_production_secrets()
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
+
+
+def _require_secrets_outside_demo(settings: Settings) -> None:
+    """The embedded demo database holds fictitious personas and may use the development key (`./run.sh` needs no
+    secrets); any other database may hold real people."""
+    if not _is_default_database(settings):
+        _require_secrets(settings)
 
 
 async def _prepare_database(settings: Settings, demo: bool) -> None:
@@ -344,12 +433,15 @@ async def cmd_chat(settings: Settings, args: argparse.Namespace) -> int:
         except InvalidIdentifier:
             raise CliError(f"--phone {args.phone!r} is not an Indonesian mobile number (e.g. +6281200000004)") from None
     await _prepare_database(settings, demo=True)
+    from core.imports.live import serving
+
     app = build_app(settings)
     interactive = sys.stdin.isatty()
     if interactive:
         err.print("Console chat — type a message; /contact shares --phone, #N presses button N, /quit ends.")
     try:
-        await ConsoleChat(app, phone, sys.stdout).run(stdin_reader(interactive))
+        with serving(sqlite_path(settings.database_url)):
+            await ConsoleChat(app, phone, sys.stdout).run(stdin_reader(interactive))
     finally:
         await app.close()
     return 0
@@ -361,14 +453,18 @@ async def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
 
     if settings.bot_token is None:
         raise CliError("BOT_TOKEN is not set; use `prakerja-bot chat` to try the bot without Telegram")
+    _require_secrets_outside_demo(settings)
     from bot.logs import configure_logging
 
     configure_logging(settings.log_format)
     # Demo data only where `./run.sh` puts it: the embedded default path, on first start.
     await _prepare_database(settings, demo=_is_default_database(settings))
+    from core.imports.live import serving
+
     app = build_app(settings)
     try:
-        await run_polling(app)
+        with serving(sqlite_path(settings.database_url)):
+            await run_polling(app)
     finally:
         await app.close()
     return 0
@@ -389,15 +485,21 @@ async def cmd_webhook(settings: Settings, args: argparse.Namespace) -> int:
             await bot.session.close()
         out.print("Webhook deleted.")
         return 0
-    if settings.webhook_secret is None:
-        raise CliError("WEBHOOK_SECRET is not set: Telegram must prove each request is its own")
+    try:
+        settings.require_webhook_secret()
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
+    _require_secrets(settings)
     from bot.logs import configure_logging
 
     configure_logging(settings.log_format)
     # Workers never migrate or seed: `prakerja-bot migrate` runs once per deployment, before them.
+    from core.imports.live import serving
+
     app = build_app(settings)
     try:
-        await serve(app, args.host, args.port, args.set_webhook)
+        with serving(sqlite_path(settings.database_url)):
+            await serve(app, args.host, args.port, args.set_webhook)
     except ValueError as exc:
         raise CliError(str(exc)) from None
     finally:
@@ -429,6 +531,14 @@ def build_parser() -> argparse.ArgumentParser:
     imp.add_argument("kind", metavar="KIND")
     imp.add_argument("file", metavar="FILE")
     imp.set_defaults(handler=cmd_import)
+
+    rehash = sub.add_parser(
+        "rehash",
+        help="key rotation: re-hash stored NIK and card numbers from PII_HASH_KEY_OLD to PII_HASH_KEY, reading the "
+        "identifiers from the participants file",
+    )
+    rehash.add_argument("file", metavar="FILE", help="the participants file (CSV or JSONL with nik, card_number)")
+    rehash.set_defaults(handler=cmd_rehash)
 
     mig = sub.add_parser("migrate", help="apply the database migrations")
     mig.add_argument("revision", nargs="?", default="head")
@@ -468,20 +578,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = Settings()
     except ValidationError as exc:
         first = exc.errors()[0]
-        err.print(f"error: setting {'.'.join(str(p) for p in first['loc']).upper()}: {first['msg']}")
+        err.print(f"error: setting {'.'.join(str(p) for p in first['loc']).upper()}: {first['msg']}", markup=False)
         return 2
     handler: Command = args.handler
     try:
         return asyncio.run(handler(settings, args))
+    # Messages carry file names, column names and database errors: printed as they are, never as rich markup.
     except CliError as exc:
-        err.print(f"error: {exc}")
+        err.print(f"error: {exc}", markup=False)
     except SQLAlchemyError as exc:
-        err.print(f"error: database: {str(exc.orig if hasattr(exc, 'orig') else exc).splitlines()[0]}")
+        err.print(f"error: database: {str(exc.orig if hasattr(exc, 'orig') else exc).splitlines()[0]}", markup=False)
     except OSError as exc:
-        err.print(f"error: {exc.strerror or exc}: {exc.filename or ''}".rstrip(": "))
+        err.print(f"error: {exc.strerror or exc}: {exc.filename or ''}".rstrip(": "), markup=False)
     except KeyboardInterrupt:
         err.print("interrupted")
         return 130
     except Exception as exc:  # the last guard: one line, never a traceback
-        err.print(f"error: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
+        err.print(f"error: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}", markup=False)
     return 1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Literal
 
 from pydantic import SecretStr, field_validator
@@ -9,6 +10,9 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///data/prakerja.db"
 DEV_PII_KEY = "dev-only-change-me"
+# Telegram allows 1–256 of these characters in a webhook secret; we want at least 32 of them (about 190 bits).
+WEBHOOK_SECRET_PATTERN = re.compile(r"[A-Za-z0-9_-]{32,256}")
+MIN_PII_KEY_LENGTH = 32
 
 
 class Settings(BaseSettings):
@@ -26,11 +30,18 @@ class Settings(BaseSettings):
     webhook_secret: SecretStr | None = None
     default_locale: str = "id"
     pii_hash_key: SecretStr = SecretStr(DEV_PII_KEY)
+    # Only for `prakerja-bot rehash` (key rotation): the key the stored hashes were made with.
+    pii_hash_key_old: SecretStr | None = None
     log_format: Literal["json", "text"] = "json"
     # What Telegram lets a bot send into one group in any minute: messages, and forum topics created.
     staff_messages_per_minute: int = 20
     staff_topics_per_minute: int = 20
     retention_days: int = 30  # days that personal data (sent messages, questions, case chats) is kept
+    # /metrics: served on the webhook port only with this bearer token; or on its own address (METRICS_HOST/PORT,
+    # e.g. 127.0.0.1 for a local Prometheus). Neither set: not served at all.
+    metrics_token: SecretStr | None = None
+    metrics_host: str | None = None
+    metrics_port: int | None = None
 
     @field_validator("staff_chat_id", "agent_ids", "admin_ids", mode="before")
     @classmethod
@@ -40,6 +51,12 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return [int(part) for part in value.replace(";", ",").split(",") if part.strip()]
         return value
+
+    @field_validator("metrics_token", "metrics_host", "metrics_port", "pii_hash_key_old", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        # `METRICS_TOKEN=` as copied from .env.example means "not set", never "the empty token".
+        return None if isinstance(value, str) and not value.strip() else value
 
     @field_validator("default_locale")
     @classmethod
@@ -53,6 +70,25 @@ class Settings(BaseSettings):
         return self.pii_hash_key.get_secret_value().encode()
 
     def require_production_secrets(self) -> None:
-        """Webhook workers serve real participants: refuse to start on the development placeholder key."""
-        if self.pii_hash_key.get_secret_value() == DEV_PII_KEY:
-            raise ValueError("PII_HASH_KEY is the development placeholder; set a real secret")
+        """Real participants' data: refuse the development placeholder key (or one short enough to guess): with it,
+        the stored NIK hashes fall to a brute force in seconds (birth date and last 4 digits are stored in clear)."""
+        key = self.pii_hash_key.get_secret_value()
+        if key == DEV_PII_KEY:
+            raise ValueError(
+                "PII_HASH_KEY is the development placeholder; set a real secret (e.g. `openssl rand -hex 32`)"
+            )
+        if len(key) < MIN_PII_KEY_LENGTH:
+            raise ValueError(
+                f"PII_HASH_KEY is shorter than {MIN_PII_KEY_LENGTH} characters; use `openssl rand -hex 32`"
+            )
+
+    def require_webhook_secret(self) -> str:
+        """The secret Telegram sends back with every update: an empty or short one would let anyone post updates."""
+        secret = self.webhook_secret.get_secret_value() if self.webhook_secret is not None else ""
+        if not secret:
+            raise ValueError("WEBHOOK_SECRET is not set: Telegram must prove each request is its own")
+        if not WEBHOOK_SECRET_PATTERN.fullmatch(secret):
+            raise ValueError(
+                "WEBHOOK_SECRET must be 32–256 characters of A-Z, a-z, 0-9, _ and - (e.g. `openssl rand -hex 32`)"
+            )
+        return secret

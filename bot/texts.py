@@ -6,7 +6,11 @@ anything interpolated — names, questions, platform names — cannot break Tele
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import multiprocessing
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import date, datetime
 from functools import lru_cache
 from pathlib import Path
@@ -14,6 +18,7 @@ from typing import Any
 
 import yaml
 from jinja2 import Environment, StrictUndefined, Template, meta, pass_context
+from jinja2.exceptions import SecurityError
 from jinja2.runtime import Context
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
@@ -129,7 +134,8 @@ class Renderer:
                 if len(self._sources) >= MAX_CACHED_SOURCES:
                     self._sources.clear()
                 template = self._sources[source] = self.compile(source, env=self.answer_env)
-            return template.render(locale=locale, **context).strip()
+            # Capped: an answer saved before render checks had limits must not fill the memory either.
+            return render_limited(template, {"locale": locale, **context})
         except TemplateError:
             raise
         except Exception as exc:
@@ -147,3 +153,111 @@ def default_renderer() -> Renderer:
         load_yaml("messages.yaml")["messages"],
         {"rules": load_yaml("rules.yaml"), "directory": load_yaml("platforms.yaml")},
     )
+
+
+# --- answers written at runtime: rendered with limits, in a process of their own ------------------------------------
+RENDER_TIME_LIMIT = 0.2  # seconds one render of an admin's answer may take
+RENDER_OUTPUT_LIMIT = 16 * 1024  # characters; an answer must fit one 4,096-character message anyway
+_HARD_STOP = 2.0  # seconds after which a render that never returns is killed with its process
+_WORKER_START = 60.0  # seconds a fresh worker may take to import and load the knowledge files (a busy machine)
+
+
+class OutputTooLong(Exception):
+    """A template produced more than RENDER_OUTPUT_LIMIT characters: stopped there."""
+
+
+def render_limited(template: Template, context: Mapping[str, Any], limit: int = RENDER_OUTPUT_LIMIT) -> str:
+    """Render chunk by chunk and stop at `limit` characters, so that a loop cannot fill the memory."""
+    parts: list[str] = []
+    size = 0
+    for part in template.generate(**context):
+        size += len(part)
+        if size > limit:
+            raise OutputTooLong(f"more than {limit} characters")
+        parts.append(part)
+    return "".join(parts).strip()
+
+
+@dataclass(frozen=True)
+class RenderCheck:
+    """How one trial render of an admin's answer went: `ok` (with its text), `error` (with the reason), `unsafe`
+    (the sandbox refused), `slow` (over RENDER_TIME_LIMIT) or `too_long` (over RENDER_OUTPUT_LIMIT)."""
+
+    kind: str
+    text: str = ""
+    detail: str = ""
+
+
+class RenderWorker:
+    """A process that renders admins' answers for checking: a template that loops for ever or blows up memory
+    stalls or kills that process, never the bot's event loop. Kept between checks; replaced after a kill."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._process: Any = None
+        self._pipe: Any = None
+
+    def check(self, jobs: Sequence[tuple[str, str, Mapping[str, Any] | None]]) -> list[RenderCheck]:
+        """Blocking (call it from a thread): render each (source, locale, participant) within the limits."""
+        with self._lock:
+            results: list[RenderCheck] = []
+            for job in jobs:
+                pipe = self._ready()
+                pipe.send(job)
+                if pipe.poll(_HARD_STOP):
+                    results.append(pipe.recv())
+                else:
+                    self._stop()  # still rendering: the only way to stop it is to end the process
+                    results.append(RenderCheck("slow", detail=f"over {_HARD_STOP:g} s"))
+            return results
+
+    def _ready(self) -> Any:
+        if self._process is not None and self._process.is_alive():
+            return self._pipe
+        context = multiprocessing.get_context("spawn")  # fork is unsafe in a process with threads
+        self._pipe, child = context.Pipe()
+        self._process = context.Process(target=_render_worker, args=(child,), daemon=True, name="render-check")
+        self._process.start()
+        child.close()
+        if not self._pipe.poll(_WORKER_START):
+            self._stop()
+            raise RuntimeError("the render worker did not start")
+        self._pipe.recv()
+        return self._pipe
+
+    def _stop(self) -> None:
+        if self._process is not None:
+            self._process.kill()
+            self._process.join(5)
+        self._process = self._pipe = None
+
+
+def _render_worker(pipe: Any) -> None:
+    renderer = default_renderer()
+    pipe.send("ready")
+    while True:
+        try:
+            source, locale, participant = pipe.recv()
+        except EOFError:
+            return
+        pipe.send(_trial_render(renderer, source, locale, participant))
+
+
+def _trial_render(renderer: Renderer, source: str, locale: str, participant: Mapping[str, Any] | None) -> RenderCheck:
+    started = time.perf_counter()
+    try:
+        template = renderer.compile(source, env=renderer.answer_env)
+        text = render_limited(template, {"locale": locale, "participant": participant})
+    except OutputTooLong:
+        return RenderCheck("too_long", detail=str(RENDER_OUTPUT_LIMIT))
+    except MemoryError:
+        return RenderCheck("too_long", detail="memory")
+    except Exception as exc:
+        unsafe = isinstance(exc, SecurityError) or isinstance(exc.__cause__, SecurityError)
+        return RenderCheck("unsafe" if unsafe else "error", detail=str(exc))
+    if time.perf_counter() - started > RENDER_TIME_LIMIT:
+        return RenderCheck("slow", detail=f"over {RENDER_TIME_LIMIT * 1000:g} ms")
+    return RenderCheck("ok", text=text)
+
+
+RENDER_WORKER = RenderWorker()

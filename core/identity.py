@@ -136,8 +136,9 @@ def mask_nik_last4(last4: str) -> str:
     return "*" * 12 + last4
 
 
-# Unbounded: a longer run must be masked too, not skipped because it outgrew a length cap.
-_SECRET_DIGITS = re.compile(r"(?<!\d)(\+?\d[\d\s.-]*\d)")
+# Digits joined by the separators people write numbers with: "3273/0117/0895/0004", "(0812) 0000-0004",
+# "8800_0000_0000_0004". Unbounded: a longer run must be masked too, not skipped because it outgrew a length cap.
+_SECRET_DIGITS = re.compile(r"(?<!\d)(\+?\(?\d[\d\s./()_-]*\d)")
 
 
 def redact(text: str) -> str:
@@ -160,20 +161,21 @@ _MONTHS = {
     **dict.fromkeys(("mei", "may"), 5),
     **dict.fromkeys(("juni", "jun", "june"), 6),
     **dict.fromkeys(("juli", "jul", "july"), 7),
-    **dict.fromkeys(("agustus", "agu", "agt", "ags", "aug", "august"), 8),
-    **dict.fromkeys(("september", "sep", "sept"), 9),
+    **dict.fromkeys(("agustus", "agu", "agt", "ags", "agst", "agus", "agust", "aug", "august"), 8),
+    **dict.fromkeys(("september", "sep", "sept", "spt"), 9),
     **dict.fromkeys(("oktober", "okt", "oct", "october"), 10),
     **dict.fromkeys(("november", "nov", "nop", "nopember"), 11),
     **dict.fromkeys(("desember", "des", "dec", "december"), 12),
 }
 _NUMERIC_DATE = re.compile(r"^\s*(\d{1,4})\s*[-/.\s]\s*(\d{1,2})\s*[-/.\s]\s*(\d{1,4})\s*$")
-_WORD_DATE = re.compile(r"^\s*(\d{1,2})\s+([a-zA-Z]+)\.?\s+(\d{4})\s*$")
+_WORD_DATE = re.compile(r"^\s*(\d{1,2})\s+([a-zA-Z]+)\.?\s+(\d{4}|\d{2})\s*$")
+_COMPACT_DATE = re.compile(r"^\s*(\d{8})\s*$")  # 17081995 (or 19950817)
 
 
 # Date-shaped spans inside free text; `parse_birth_date` decides whether each is a date the identify flow accepts.
 _DATE_IN_TEXT = re.compile(
     r"(?<![\d/.-])(\d{1,4}[ \t]*[-/.][ \t]*\d{1,2}[ \t]*[-/.][ \t]*\d{1,4}"
-    r"|\d{1,2}[ \t]+\d{1,2}[ \t]+\d{4}|\d{1,2}[ \t]+[a-zA-Z]+\.?[ \t]+\d{4})(?![\d/-]|\.\d)"
+    r"|\d{1,2}[ \t]+\d{1,2}[ \t]+\d{4}|\d{1,2}[ \t]+[a-zA-Z]+\.?[ \t]+(?:\d{4}|\d{2})|\d{8})(?![\d/-]|\.\d)"
 )
 _NIK_LAST4 = re.compile(r"(\bnik\b[^\d\n]{0,30})(\d{4})(?!\d)", re.IGNORECASE)
 _ONLY_4_DIGITS = re.compile(r"^\s*\d{4}\s*$")
@@ -199,26 +201,63 @@ def _mask_whole_nik(match: re.Match[str]) -> str:
 
 
 def parse_birth_date(text: str, *, today: date | None = None) -> date | None:
-    """A birth date written any usual way: 17-08-1990, 17/08/1990, 17.08.1990, 1990-08-17, 17 Agustus 1990."""
+    """A birth date written any usual way: 17-08-1990, 17/08/1990, 17.08.1990, 1990-08-17, 17 Agustus 1990,
+    17 Agst 90, 17-8-95, 17081995. A two-digit year is the latest century that does not put the birth ahead."""
     if len(text) > 40:
         return None
+    today = today or date.today()
     day = month = year = 0
     if match := _NUMERIC_DATE.match(text):
         a, b, c = match.groups()
         if len(a) == 4:
             year, month, day = int(a), int(b), int(c)
-        elif len(c) == 4:
-            day, month, year = int(a), int(b), int(c)
+        elif len(c) in (2, 4) and len(a) <= 2:
+            day, month, year = int(a), int(b), _full_year(c, today)
         else:
             return None
     elif match := _WORD_DATE.match(text):
         month = _MONTHS.get(match.group(2).lower(), 0)
-        day, year = int(match.group(1)), int(match.group(3))
+        day, year = int(match.group(1)), _full_year(match.group(3), today)
+    elif match := _COMPACT_DATE.match(text):
+        digits = match.group(1)
+        # Day first is how Indonesians write dates; year first only when that reading is no date at all.
+        return _valid_birth_date(int(digits[4:]), int(digits[2:4]), int(digits[:2]), today) or _valid_birth_date(
+            int(digits[:4]), int(digits[4:6]), int(digits[6:]), today
+        )
     else:
         return None
+    return _valid_birth_date(year, month, day, today)
+
+
+def _full_year(written: str, today: date) -> int:
+    if len(written) != 2:
+        return int(written)
+    year = 2000 + int(written)
+    return year if year <= today.year else year - 100
+
+
+def _valid_birth_date(year: int, month: int, day: int, today: date) -> date | None:
     try:
         born = date(year, month, day)
     except ValueError:
         return None
-    today = today or date.today()
     return born if date(1900, 1, 1) <= born <= today else None
+
+
+# Words around a date in an answer: "tgl lahir 17-08-1995", "lahir 17 agustus 1995 kak".
+_FILLER = re.compile(
+    r"\b(?:tgl|tanggal|tangal|lahir|lhr|ttl|tl|saya|sy|aku|ku|kak|ka|kakak|min|mimin|gan|pak|bu|mas|mbak|ya|yah|"
+    r"yaa|nih|ini|itu|adalah|di|pada|tahun|thn|date|of|birth|my|is|born|on)\b[:.,]?",
+    re.IGNORECASE,
+)
+
+
+def find_birth_date(text: str, *, today: date | None = None) -> date | None:
+    """The birth date in a second-factor answer, also with the words people put around it; None if the answer
+    holds anything else (a question is not an answer)."""
+    if len(text) > 80:
+        return None
+    if (born := parse_birth_date(text, today=today)) is not None:
+        return born
+    stripped = _FILLER.sub(" ", text).strip(" \t.,!?:;-🙏")
+    return parse_birth_date(stripped, today=today) if stripped and stripped != text.strip() else None

@@ -220,6 +220,18 @@ class IdentityAttempts(Base):
     locked_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
+class IdentityLockout(Base):
+    """Failed second-factor answers per participant, whichever Telegram account typed them: a second account with
+    the same phone gets no fresh tries. `lockouts` counts the locks served, so that they grow longer."""
+
+    __tablename__ = "identity_lockouts"
+
+    participant_id: Mapped[int] = mapped_column(ForeignKey("participants.id", ondelete="CASCADE"), primary_key=True)
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    lockouts: Mapped[int] = mapped_column(Integer, default=0)
+    locked_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
 class FaqAnswer(Base):
     """Every question the matcher saw, what it answered, and whether the participant said it helped."""
 

@@ -91,6 +91,20 @@ class UpdateLedger:
         )
         await run_blocking(self.engine, lambda conn: conn.execute(statement), write=True)
 
+    async def record_done(self, update_id: int, now: datetime | None = None) -> None:
+        """Handled without a claim: long polling has one consumer (Telegram refuses a second getUpdates), so it only
+        needs to know afterwards what is done — and a database busy with a writer must not hold up the turn."""
+        moment = now or datetime.now(UTC)
+        statement = (
+            self._insert(ProcessedUpdate)
+            .values(update_id=update_id, status="done", worker=self.worker, claimed_at=moment, done_at=moment)
+            .on_conflict_do_update(index_elements=["update_id"], set_={"status": "done", "done_at": moment})
+        )
+        # Not on the write lane that turns share (core.db): while another writer holds SQLite, this waits on its own
+        # connection instead of queueing every turn's writes behind it.
+        async with self.engine.begin() as conn:
+            await conn.execute(statement)
+
     async def release(self, update_id: int) -> None:
         """Handling failed: forget the claim so Telegram's retry is handled afresh."""
         async with self.sessions.begin() as session:
@@ -109,6 +123,7 @@ class UpdateLedger:
             return int(getattr(result, "rowcount", 0) or 0)
 
     async def is_done(self, update_id: int) -> bool:
-        async with self.sessions() as session:
-            status = await session.scalar(select(ProcessedUpdate.status).where(ProcessedUpdate.update_id == update_id))
-            return status == "done"
+        # On SQLite through the read lane (core.db): a read that a writer holding the database never delays.
+        statement = select(ProcessedUpdate.status).where(ProcessedUpdate.update_id == update_id)
+        status = await run_blocking(self.engine, lambda conn: conn.execute(statement).scalar())
+        return bool(status == "done")

@@ -229,6 +229,148 @@ async def test_run_creates_demo_data_only_for_the_default_database_on_first_star
     # ./run.sh's first start (no DATABASE_URL, no database yet): the demo personas.
     fresh = tmp_path / "fresh"
     fresh.mkdir()
-    default_env = {k: v for k, v in environment("").items() if k != "DATABASE_URL"}
+    # …with no secrets set: the demo's fictitious personas may use the development key.
+    default_env = {k: v for k, v in environment("").items() if k not in ("DATABASE_URL", "PII_HASH_KEY")}
     assert "No demo database yet" in await run_until_polling(fresh, default_env)
     assert participants(fresh / "data" / "prakerja.db") == len(PERSONAS)
+
+
+# --- secrets: no real participant's data behind a guessable key or an open webhook -----------------------------------
+GOOD_SECRET = "a" * 16 + "B_-9" * 4
+GOOD_KEY = "k" * 40
+
+
+def refused(result: subprocess.CompletedProcess[str], setting: str) -> None:
+    assert result.returncode != 0
+    assert setting in result.stderr and "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("secret", ["", "short-secret", "x" * 31, "a" * 32 + " ", "ä" * 40])
+def test_webhook_refuses_an_empty_short_or_malformed_secret(tmp_path: Path, secret: str) -> None:
+    env = {"BOT_TOKEN": TOKEN, "WEBHOOK_SECRET": secret, "PII_HASH_KEY": GOOD_KEY}
+    refused(subprocess_run_quick(tmp_path, env, "webhook", "--port", "1"), "WEBHOOK_SECRET")
+
+
+@pytest.mark.parametrize("key", ["dev-only-change-me", "short"])
+def test_webhook_refuses_the_development_pii_key(tmp_path: Path, key: str) -> None:
+    env = {"BOT_TOKEN": TOKEN, "WEBHOOK_SECRET": GOOD_SECRET, "PII_HASH_KEY": key}
+    refused(subprocess_run_quick(tmp_path, env, "webhook", "--port", "1"), "PII_HASH_KEY")
+
+
+def test_run_and_import_refuse_the_development_key_outside_the_demo_database(tmp_path: Path) -> None:
+    (tmp_path / "p.csv").write_text("code,name\ntokopedia,Tokopedia\n")
+    env = {"BOT_TOKEN": TOKEN, "BOT_API_URL": "http://127.0.0.1:1", "PII_HASH_KEY": "dev-only-change-me"}
+    refused(subprocess_run_quick(tmp_path, env, "run"), "PII_HASH_KEY")
+    refused(subprocess_run_quick(tmp_path, env, "import", "platforms", "p.csv"), "PII_HASH_KEY")
+    assert not (tmp_path / "cli.db").exists()  # refused before touching the database
+    # With a real key the same import goes through.
+    assert subprocess_run_quick(tmp_path, env, "migrate").returncode == 0
+    assert (
+        subprocess_run_quick(tmp_path, env | {"PII_HASH_KEY": GOOD_KEY}, "import", "platforms", "p.csv").returncode == 0
+    )
+
+
+def subprocess_run_quick(tmp_path: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    cleared = {k: v for k, v in os.environ.items() if k not in ("WEBHOOK_SECRET", "PII_HASH_KEY", "BOT_TOKEN")}
+    return subprocess.run(
+        [str(SCRIPT), *args],
+        capture_output=True,
+        text=True,
+        env=cleared | {"DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'cli.db'}", "COLUMNS": "200"} | env,
+        cwd=tmp_path,
+        timeout=30,
+    )
+
+
+# --- import: never echoes file contents -------------------------------------------------------------------------------
+def imported(tmp_path: Path, kind: str, name: str) -> subprocess.CompletedProcess[str]:
+    env = {"PII_HASH_KEY": GOOD_KEY}
+    assert subprocess_run_quick(tmp_path, env, "migrate").returncode == 0
+    return subprocess_run_quick(tmp_path, env, "import", kind, name)
+
+
+def test_import_without_a_header_row_does_not_echo_the_first_record(tmp_path: Path) -> None:
+    row = "1,8800000000000004,3273011708950004,Budi Santoso,1995-08-17,+6281200000004,b@x.id,1,2021-03-01,active"
+    (tmp_path / "p.csv").write_text(row + "\n")
+    result = imported(tmp_path, "participants", "p.csv")
+    assert result.returncode != 0 and "no header row" in result.stderr
+    printed = result.stdout + result.stderr
+    for secret in ("8800000000000004", "3273011708950004", "81200000004", "Budi", "0004"):
+        assert secret not in printed
+
+
+@pytest.mark.parametrize("header", ["[/]", "[bold]x", "nik,[/red]"])
+def test_import_prints_rich_markup_in_a_header_as_text(tmp_path: Path, header: str) -> None:
+    (tmp_path / "p.csv").write_text(header + "\n")
+    result = imported(tmp_path, "platforms", "p.csv")
+    assert result.returncode != 0 and "Traceback" not in result.stderr and "MarkupError" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_import_refuses_a_symlink_and_a_device(tmp_path: Path) -> None:
+    (tmp_path / "link.csv").symlink_to("/etc/passwd")
+    for name in ("link.csv", "/dev/null"):
+        result = imported(tmp_path, "platforms", name)
+        assert result.returncode != 0 and "not a regular file" in result.stderr
+        assert "root" not in result.stdout + result.stderr
+
+
+# --- key rotation -----------------------------------------------------------------------------------------------------
+def stored_hashes(database: Path) -> dict[str, str]:
+    with contextlib.closing(sqlite3.connect(database)) as conn:
+        return dict(conn.execute("SELECT nik_last4 || card_number_last4, nik_hash FROM participants").fetchall())
+
+
+def test_rehash_rotates_the_pii_key_all_or_nothing(tmp_path: Path) -> None:
+    from core.identity import keyed_hash
+
+    old, new = "o" * 40, "n" * 40
+    assert subprocess_run_quick(tmp_path, {"PII_HASH_KEY": old}, "demo").returncode == 0
+    database = tmp_path / "cli.db"
+    before = stored_hashes(database)
+    rows = ["nik,card_number", *(f"{p.nik},{p.card_number}" for p in PERSONAS)]
+    (tmp_path / "partial.csv").write_text("\n".join(rows[:-1]) + "\n")
+    (tmp_path / "all.csv").write_text("\n".join(rows) + "\n")
+    env = {"PII_HASH_KEY": new, "PII_HASH_KEY_OLD": old}
+
+    partial = subprocess_run_quick(tmp_path, env, "rehash", "partial.csv")
+    assert partial.returncode != 0 and "nothing changed: 1 participants" in partial.stderr
+    assert stored_hashes(database) == before
+    assert PERSONAS[-1].nik not in partial.stderr  # ids only, never an identifier
+
+    done = subprocess_run_quick(tmp_path, env, "rehash", "all.csv")
+    assert done.returncode == 0 and f"Re-keyed {len(PERSONAS)} participants" in done.stdout
+    with contextlib.closing(sqlite3.connect(database)) as conn:
+        stored = dict(conn.execute("SELECT nik_hash, card_number_hash FROM participants").fetchall())
+    assert stored == {keyed_hash(p.nik, new.encode()): keyed_hash(p.card_number, new.encode()) for p in PERSONAS}
+    again = subprocess_run_quick(tmp_path, env, "rehash", "all.csv")  # harmless when repeated
+    assert again.returncode == 0 and f"({len(PERSONAS)} already under the new key)" in again.stdout
+    refused = subprocess_run_quick(
+        tmp_path, {"PII_HASH_KEY": "dev-only-change-me", "PII_HASH_KEY_OLD": old}, "rehash", "all.csv"
+    )
+    assert refused.returncode != 0 and "PII_HASH_KEY" in refused.stderr
+
+
+# --- a large import does not stall a bot serving from the same SQLite file -------------------------------------------
+async def test_a_large_import_is_refused_while_a_bot_serves_from_the_sqlite_file(tmp_path: Path) -> None:
+    from core.imports.live import LIVE_IMPORT_MAX_BYTES
+
+    env = environment(f"sqlite+aiosqlite:///{tmp_path / 'cli.db'}")
+    rows = (LIVE_IMPORT_MAX_BYTES // 20) + 1  # 26 bytes a row
+    (tmp_path / "large.csv").write_text("code,name\n" + "".join(f"p{i:07d},Platform {i:07d}\n" for i in range(rows)))
+    (tmp_path / "small.csv").write_text("code,name\ntokopedia,Tokopedia\n")
+    assert (tmp_path / "large.csv").stat().st_size > LIVE_IMPORT_MAX_BYTES
+    assert (await asyncio.to_thread(subprocess_run_quick, tmp_path, env, "migrate")).returncode == 0
+    async with FakeBotApi(TOKEN) as api:
+        process = start_bot(tmp_path, env | {"BOT_API_URL": api.url}, tmp_path / "run.log")
+        try:
+            await api.wait_for(lambda: bool(api.calls_to("getUpdates")) or process.poll() is not None, 60, "polling")
+            large = await asyncio.to_thread(subprocess_run_quick, tmp_path, env, "import", "platforms", "large.csv")
+            assert large.returncode != 0 and "the bot is running on this SQLite database" in large.stderr
+            small = await asyncio.to_thread(subprocess_run_quick, tmp_path, env, "import", "platforms", "small.csv")
+            assert small.returncode == 0, small.stderr  # small files go in while it serves
+        finally:
+            await stop(process)
+    large = await asyncio.to_thread(subprocess_run_quick, tmp_path, env, "import", "platforms", "large.csv")
+    assert "the bot is running" not in large.stderr  # with the bot stopped, the whole file goes in

@@ -15,7 +15,7 @@ import pytest
 import pytest_asyncio
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import select
+from sqlalchemy import delete, select
 
 from bot.app import App, build_app
 from bot.flows.callbacks import MAX_ID, Action, Pressed, pack, unpack
@@ -37,7 +37,7 @@ from core.demo import (
     seed_demo,
 )
 from core.diagnosis import Stage
-from core.models import FaqAnswer, Membership, OutboxMessage
+from core.models import FaqAnswer, IdentityLockout, Membership, OutboxMessage
 from core.rules import default_rules
 from tests.html_check import assert_telegram_accepts, assert_telegram_html
 
@@ -727,8 +727,12 @@ async def test_unreadable_answers_do_not_count(world: World) -> None:
     chat = world.chat()
     await chat.command("status")
     await chat.contact(BY_NAME["Dedi Kurniawan"].phone)
-    for answer in ("halo kak", "🙏", "17 Agustusan", "12345", "", "32-13-2020"):
+    for answer in ("🙏", "17 Agustusan", "12345", "", "32-13-2020"):
         assert await chat.send(answer) == [text("identify_unreadable", looks_like_nik=False)]
+    # Words, not a date: a question typed mid-step gets the way out (/cancel) too.
+    for question in ("halo kak", "sertifikat saya kapan keluar?"):
+        [hint] = await chat.send(question)
+        assert hint == text("identify_unreadable", looks_like_nik=False, question=True) and "/cancel" in hint
     assert await chat.send("3273011708950004") == [text("identify_unreadable", looks_like_nik=True)]
     assert chat.phase == "await_second_factor"
     assert await chat.send("01-01-1990") == [text("identify_wrong", tries_left=MAX_FAILURES - 1)]
@@ -747,13 +751,23 @@ async def test_five_failures_lock_the_conversation_out(world: World) -> None:
     assert "Terlalu banyak percobaan" in locked and "WIB" in locked and chat.phase == "idle"
     [again] = await chat.contact(dedi.phone)  # the sixth try cannot even start
     assert again.split("<b>")[0] == locked.split("<b>")[0]
-    assert await chat.command("status") == [text("identify_needed"), again]
+    needed, reminder = await chat.command("status")
+    assert needed == text("identify_needed") and reminder.split("<b>")[0] == locked.split("<b>")[0]
+    assert "pengaduan" in again and "/cancel" not in again  # what to do next, also without the agent button
     # Even a stored state that still waits for the second factor gets nowhere with the right answer.
     waiting = dict(chat.state or {}, phase="await_second_factor", candidate=world.participant_ids[dedi.key])
     chat.state = waiting
     [refused] = await chat.send(born(dedi))
     assert refused.split("<b>")[0] == locked.split("<b>")[0]
     assert await world.app.services.accounts.linked_participant(chat.user) is None
+    # Back to idle, a typed date or 4 digits is an answer too: the lock reminder, not an FAQ match.
+    chat.state = dict(chat.state or {}, phase="idle", candidate=0)
+    for typed in (born(dedi), "lahir 17 agustus 1995 kak", "0004"):
+        [reminder] = await chat.send(typed)
+        assert reminder.split("<b>")[0] == locked.split("<b>")[0], typed
+    # Every other test signs in as Dedi: lift his lock (it is per participant) the way an operator would.
+    async with world.app.engine.begin() as conn:
+        await conn.execute(delete(IdentityLockout))
 
 
 async def test_a_lockout_lasts_thirty_minutes(world: World) -> None:

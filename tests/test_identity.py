@@ -159,3 +159,36 @@ def test_free_text_redaction_is_at_least_redact(text: str) -> None:
     for ch in redact_free_text(text):
         digits_run = digits_run + 1 if ch.isascii() and ch.isdigit() else 0
         assert digits_run < 10
+
+
+@pytest.mark.parametrize(
+    ("typed", "hidden"),
+    [
+        ("NIK 3273/0117/0895/0004", "3273/0117/0895"),
+        ("hp (0812) 0000-0004", "(0812) 0000"),
+        ("rekening 8800_0000_0000_0004", "8800_0000_0000"),
+        ("kartu 8800.0000.0000.0004", "8800.0000.0000"),
+        ("+62 (812) 0000 0004", "(812) 0000"),
+    ],
+)
+def test_redact_masks_digit_runs_across_separators(typed: str, hidden: str) -> None:
+    masked = redact(typed)
+    assert hidden not in masked and masked.endswith("0004")
+    assert sum(ch.isdigit() for ch in masked) == 4
+
+
+@pytest.mark.parametrize(
+    "typed",
+    [
+        "lahir 17/08/95",
+        "tgl lahir 17-8-95 kak",
+        "lahir 17 Agst 1995",
+        "lahir 17 agustus 95",
+        "tgl 17081995",
+        "NIK 3273/0117/0895/0004",
+        "nik saya (3273) 0117 0895 0004",
+    ],
+)
+def test_second_factor_material_never_survives_free_text_redaction(typed: str) -> None:
+    kept = redact_free_text(typed)
+    assert "0004" not in kept and "17" not in kept and "95" not in kept, kept

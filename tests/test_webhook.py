@@ -88,8 +88,11 @@ class Site:
         ):
             return response.status, await response.text()
 
-    async def get(self, path: str) -> tuple[int, str]:
-        async with aiohttp.ClientSession() as session, session.get(self.worker.url + path) as response:
+    async def get(self, path: str, headers: dict[str, str] | None = None, url: str | None = None) -> tuple[int, str]:
+        async with (
+            aiohttp.ClientSession() as session,
+            session.get((url or self.worker.url) + path, headers=headers or {}) as response,
+        ):
             return response.status, await response.text()
 
 
@@ -105,7 +108,8 @@ async def demo_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
 async def site(demo_db: Path) -> AsyncIterator[Site]:
     tmp = demo_db.parent
     async with FakeBotApi(TOKEN) as api:
-        worker = start_worker(bot_env(f"sqlite+aiosqlite:///{demo_db}", api.url), tmp / "worker.log", tmp)
+        env = bot_env(f"sqlite+aiosqlite:///{demo_db}", api.url, METRICS_TOKEN=METRICS_TOKEN)
+        worker = start_worker(env, tmp / "worker.log", tmp)
         try:
             await worker.wait_ready()
             yield Site(api, worker, demo_db, tmp)
@@ -114,6 +118,7 @@ async def site(demo_db: Path) -> AsyncIterator[Site]:
     assert worker.process.returncode == 0, worker.log_text()[-2000:]
 
 
+METRICS_TOKEN = "metrics-token-for-tests-0123456789"
 _users = iter(range(8_100_001, 8_200_000))
 
 
@@ -233,7 +238,9 @@ async def test_healthz_and_metrics(site: Site) -> None:
     assert status == 200
     assert json.loads(body)["status"] == "ok"
     await site.post(site.api.push_message(new_user(), "/help"), secret="nope")
-    status, metrics = await site.get("/metrics")
+    for wrong in ({}, {"Authorization": "Bearer nope"}, {"Authorization": METRICS_TOKEN}):
+        assert (await site.get("/metrics", wrong))[0] == 401  # METRICS_TOKEN guards it on the public port
+    status, metrics = await site.get("/metrics", {"Authorization": f"Bearer {METRICS_TOKEN}"})
     assert status == 200
     for needle in (
         'prakerja_updates_total{outcome="handled"}',
@@ -490,3 +497,74 @@ async def test_a_leader_whose_lock_connection_dies_stops_before_anyone_else_lead
         stop.set()
         await asyncio.gather(*leaders)
     assert active == 0
+
+
+async def test_metrics_only_with_a_token_or_on_their_own_address(demo_db: Path) -> None:
+    tmp = demo_db.parent
+    metrics_port = free_port()
+    env = bot_env(f"sqlite+aiosqlite:///{demo_db}", METRICS_HOST="127.0.0.1", METRICS_PORT=str(metrics_port))
+    async with FakeBotApi(TOKEN) as api:
+        worker = start_worker(env | {"BOT_API_URL": api.url}, tmp / "metrics-worker.log", tmp)
+        try:
+            await worker.wait_ready()
+            site = Site(api, worker, demo_db, tmp)
+            assert (await site.get("/metrics"))[0] == 404  # not on the port the internet reaches
+            status, metrics = await site.get("/metrics", url=f"http://127.0.0.1:{metrics_port}")
+            assert status == 200 and "prakerja_updates_total" in metrics
+            assert (await site.get("/healthz", url=f"http://127.0.0.1:{metrics_port}"))[0] == 404
+        finally:
+            await worker.stop()
+
+
+# --- poison updates: 400 (no retry fixes them), logged once, never handled ------------------------------------------
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"[" * 50_000 + b"]" * 50_000,
+        b'{"update_id": 1, "message": ' + b'{"a": ' * 50_000 + b"1" + b"}" * 50_001,
+        json.dumps({"update_id": 2**63}).encode(),
+        json.dumps({"update_id": -1}).encode(),
+        json.dumps(
+            {"update_id": 2**70, "message": {"message_id": 1, "date": 0, "chat": {"id": 1, "type": "private"}}}
+        ).encode(),
+    ],
+    ids=["deep-array", "deep-object", "id-2^63", "id-negative", "id-2^70"],
+)
+async def test_a_poison_update_is_refused_with_400_and_logged_once(site: Site, body: bytes) -> None:
+    before = site.worker.log_text().count("refused an update")
+    for _ in range(3):  # Telegram redelivers
+        status, _ = await site.post(body)
+        assert status == 400
+    assert site.worker.log_text().count("refused an update") == before + 1
+    assert (await site.get("/healthz"))[0] == 200  # the worker is fine
+
+
+async def test_a_nul_character_is_refused_before_it_reaches_the_database(site: Site) -> None:
+    user = new_user()
+    update = site.api.push_message(user, "sertifikat\u0000 belum muncul")
+    status, _ = await site.post(update)
+    assert status == 400
+    assert site.ledger(update["update_id"]) == []
+    update = site.api.push_message(user, "ok")
+    update["message"]["from"]["first_name"] = "Bu\x00di"
+    assert (await site.post(update))[0] == 400
+
+
+# --- slow and idle connections are cut off --------------------------------------------------------------------------
+async def closed_by_server(site: Site, send: bytes) -> bytes:
+    reader, writer = await asyncio.open_connection("127.0.0.1", site.worker.port)
+    try:
+        writer.write(send)
+        await writer.drain()
+        return await asyncio.wait_for(reader.read(), 60)  # b"" once the server closes it
+    finally:
+        writer.close()
+
+
+async def test_slow_headers_and_idle_connections_are_closed(site: Site) -> None:
+    assert await closed_by_server(site, b"") == b""  # connected, never sent a byte
+    assert await closed_by_server(site, b"POST /webhook HTTP/1.1\r\nHost: x\r\n") == b""  # headers never end
+    # A kept-alive connection that sends nothing after its request is closed too.
+    request = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+    answered = await closed_by_server(site, request)
+    assert answered.startswith(b"HTTP/1.1 200")

@@ -30,7 +30,8 @@ from tests.logs import is_error_line
 SCRIPT = Path(sys.executable).parent / "prakerja-bot"
 ROOT = Path(__file__).resolve().parent.parent
 TOKEN = "123456:TEST-token"
-SECRET = "webhook-test-secret-8f3a"
+SECRET = "webhook-test-secret-8f3a-0123456789abcdef"  # workers refuse fewer than 32 characters
+PII_KEY = "test-pii-hash-key-0123456789abcdef0123456789"
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 # Settings a worker must not pick up from the developer's or CI's environment.
 _CLEARED = (
@@ -56,7 +57,7 @@ def free_port() -> int:
 def bot_env(database_url: str, api_url: str = "", **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in _CLEARED}
     env |= {"DATABASE_URL": database_url, "DEFAULT_LOCALE": "id", "PYTHONUNBUFFERED": "1", "BOT_TOKEN": TOKEN}
-    env |= {"WEBHOOK_SECRET": SECRET}
+    env |= {"WEBHOOK_SECRET": SECRET, "PII_HASH_KEY": PII_KEY}
     if api_url:
         env["BOT_API_URL"] = api_url
     return env | extra

@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from jinja2.exceptions import SecurityError
 from markupsafe import Markup
 
 from bot.charts import ChartLabels, trend_chart
@@ -25,7 +24,15 @@ from bot.flows.faq import FLOW_INTENTS
 from bot.flows.faq_catalog import FaqCatalogProvider
 from bot.flows.types import Incoming, Reply
 from bot.flows.views import SAMPLE_PARTICIPANTS
-from bot.texts import LOCALES, Renderer, default_renderer, load_yaml
+from bot.texts import (
+    LOCALES,
+    RENDER_OUTPUT_LIMIT,
+    RENDER_TIME_LIMIT,
+    RENDER_WORKER,
+    RenderCheck,
+    Renderer,
+    load_yaml,
+)
 from core.calendar import JAKARTA, today_in_jakarta
 from core.faq import FaqEntry, Slang
 from core.faq_store import (
@@ -58,6 +65,7 @@ SHOW_INLINE = 3000  # longer entries go out as a file: a <pre> block must not be
 HISTORY_SHOWN = 20
 QUOTE_CHARS = 160  # questions quoted in reports are cut to this
 ENTRY_KEYS = frozenset({"id", "title", "paraphrases", "answer"})
+MAX_ENTRY_SOURCE = 32 * 1024  # characters of one entry's YAML: answers ≤ 3,500 each, paraphrases a few KB
 # What Telegram's HTML parse mode accepts (https://core.telegram.org/bots/api#html-style).
 TELEGRAM_TAGS = frozenset({"b", "i", "u", "s", "a", "code", "pre", "tg-spoiler", "blockquote"})
 TELEGRAM_ENTITIES = frozenset({"lt", "gt", "amp", "quot"})
@@ -108,7 +116,6 @@ class AdminFlow:
         admin_ids: Collection[int],
         *,
         renderer: Renderer | None = None,
-        answer_renderer: Renderer | None = None,
         slang: Slang | None = None,
         locale: str = "id",
         today: Callable[[], date] = today_in_jakarta,
@@ -117,8 +124,7 @@ class AdminFlow:
         self.catalogs = catalogs
         self.admin_ids = frozenset(admin_ids)
         self.renderer = renderer or admin_renderer()
-        # FAQ answers are checked with the renderer participants' answers go through (rules, directory globals).
-        self.answer_renderer = answer_renderer or default_renderer()
+        # FAQ answers are checked in RENDER_WORKER, with the renderer participants' answers go through.
         self.normalise = slang_normaliser(slang if slang is not None else catalogs.slang)
         self.locale = locale
         self.today = today
@@ -204,7 +210,7 @@ class AdminFlow:
         if not faq_id or not body.strip():
             return self._usage("faq_set")
         try:
-            entry = self._parse_entry(faq_id, body)
+            entry = await self._parse_entry(faq_id, body)
             before = await self.store.current_version(faq_id)
             version = await self.store.save(entry, user_id)
         except _EntryRefused as refused:
@@ -266,7 +272,7 @@ class AdminFlow:
         faq_id = parts[0]
         old = await self.store.entry_at(faq_id, version)
         # What rendered when it was saved may not any more (a template feature or a value since taken away).
-        problems = self._answer_problems(old) if old is not None else []
+        problems = await self._answer_problems(old) if old is not None else []
         if problems:
             lines = [Markup(line) for line in dict.fromkeys(self._text(p.key, **p.values) for p in problems)]
             return self._say("faq_rollback_refused", faq_id=faq_id, version=version, problems=lines)
@@ -327,9 +333,13 @@ class AdminFlow:
         return AdminOutcome([Reply(text)], [Attachment(f"stats-{end.isoformat()}.png", png, "photo", caption)])
 
     # --- checking a submitted entry ------------------------------------------------------------------------
-    def _parse_entry(self, faq_id: str, source: str) -> FaqEntry:
+    async def _parse_entry(self, faq_id: str, source: str) -> FaqEntry:
+        if len(source) > MAX_ENTRY_SOURCE:
+            raise _EntryRefused([_Problem("faq_yaml_too_large", {"size": len(source), "limit": MAX_ENTRY_SOURCE})])
         try:
-            data = yaml.safe_load(source)
+            data = yaml.load(source, Loader=_NoAliasLoader)
+        except _AliasRefused:
+            raise _EntryRefused([_Problem("faq_yaml_alias")]) from None
         except yaml.YAMLError as exc:
             raise _EntryRefused([_Problem("faq_yaml_invalid", {"detail": _short(str(exc), 300)})]) from None
         if isinstance(data, list) and len(data) == 1:
@@ -347,31 +357,35 @@ class AdminFlow:
         paraphrases = _lists(data.get("paraphrases"), "paraphrases", problems)
         entry = FaqEntry(faq_id, title, paraphrases, answer)
         problems += [_store_problem(p) for p in validate_entry(entry)]
-        problems += self._answer_problems(entry)  # all at once: the admin fixes everything in one round
+        problems += await self._answer_problems(entry)  # all at once: the admin fixes everything in one round
         if problems:
             raise _EntryRefused(problems)
         return entry
 
-    def _answer_problems(self, entry: FaqEntry) -> list[_Problem]:
-        """Every answer renders in each language, for nobody and for sample participants, as valid Telegram HTML."""
+    async def _answer_problems(self, entry: FaqEntry) -> list[_Problem]:
+        """Every answer renders in each language, for nobody and for sample participants, as valid Telegram HTML —
+        in a separate process (`RENDER_WORKER`), within RENDER_TIME_LIMIT and RENDER_OUTPUT_LIMIT each: an answer
+        that is slow or huge to render is refused, so no participant can ever trigger it."""
         problems: list[_Problem] = []
         if not entry.answer.get("id"):
             return problems  # reported as missing already
-        broken: set[str] = set()
         for locale in LOCALES:
             # A missing English answer falls back to the Indonesian one, rendered with English dates.
             language = locale if entry.answer.get(locale) else "id"
             source = entry.answer[language]
-            for participant in (None, *SAMPLE_PARTICIPANTS):
-                if source in broken:
-                    break  # never rendered again: the same mistake would be reported for every sample
+            samples = (None, *SAMPLE_PARTICIPANTS)
+            jobs = [(source, locale, participant) for participant in samples]
+            try:
+                results = await asyncio.to_thread(RENDER_WORKER.check, jobs)
+            except RuntimeError as exc:  # the worker could not start: save nothing unchecked
+                return [_Problem("faq_template_error", {"language": language, "who": "none", "detail": str(exc)})]
+            for participant, result in zip(samples, results, strict=True):
                 who = "none" if participant is None else str(participant["name"])
-                try:
-                    text = self.answer_renderer.render_source(source, locale, participant=participant)
-                except Exception as exc:  # whatever a template does wrong, the admin hears it and nothing is saved
-                    problems.append(_template_problem(language, who, exc))
-                    broken.add(source)
+                if result.kind != "ok":
+                    # One report per answer: the same mistake would be reported for every sample.
+                    problems.append(_render_problem(language, who, result))
                     break
+                text = result.text
                 for code, detail in _telegram_html_problems(text):
                     problems.append(
                         _Problem("faq_html_problem", {"language": language, "who": who, "code": code, "detail": detail})
@@ -430,11 +444,33 @@ def stats_context(figures: Mapping[str, Any]) -> dict[str, Any]:
     return context
 
 
-def _template_problem(language: str, who: str, exc: Exception) -> _Problem:
-    """An answer that does not render: the sandbox's refusal (reaching into Python's internals) or any other error."""
-    if isinstance(exc, SecurityError) or isinstance(exc.__cause__, SecurityError):
+def _render_problem(language: str, who: str, result: RenderCheck) -> _Problem:
+    """An answer that does not render within the limits: the sandbox's refusal (reaching into Python's internals),
+    too slow, too long, or any other error."""
+    if result.kind == "unsafe":
         return _Problem("faq_template_unsafe", {"language": language})
-    return _Problem("faq_template_error", {"language": language, "who": who, "detail": _short(str(exc), 300)})
+    if result.kind == "slow":
+        return _Problem("faq_template_slow", {"language": language, "limit_ms": round(RENDER_TIME_LIMIT * 1000)})
+    if result.kind == "too_long":
+        return _Problem("faq_template_too_long", {"language": language, "limit": RENDER_OUTPUT_LIMIT})
+    return _Problem("faq_template_error", {"language": language, "who": who, "detail": _short(result.detail, 300)})
+
+
+class _AliasRefused(yaml.YAMLError):
+    pass
+
+
+class _NoAliasLoader(yaml.SafeLoader):
+    """YAML without anchors and aliases: an FAQ entry never needs them, and a few hundred bytes of nested aliases
+    expand to gigabytes (a "billion laughs")."""
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            raise _AliasRefused("aliases are not allowed")
+        event = self.peek_event()  # type: ignore[no-untyped-call]
+        if getattr(event, "anchor", None) is not None:
+            raise _AliasRefused("anchors are not allowed")
+        return super().compose_node(parent, index)
 
 
 def _store_problem(problem: FaqProblem) -> _Problem:

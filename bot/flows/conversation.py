@@ -243,6 +243,8 @@ class Conversation:
             turn.say("not_understood_media")
             return
         participant_id = await self._participant(turn)
+        if participant_id is None and await identify.reminds_lock(turn):
+            return
         in_flow = state.phase in FLOW_PHASES and bool(state.nonce)
         if in_flow and not state.flow_nonce:
             state.flow_nonce = state.nonce  # the answer's buttons get a new nonce; the flow's keep theirs

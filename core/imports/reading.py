@@ -12,6 +12,7 @@ import csv
 import hashlib
 import io
 import json
+import re
 from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date
@@ -30,6 +31,9 @@ MAX_ID = 2**31 - 1  # INTEGER columns on PostgreSQL
 _UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
 
 Record = tuple[Any, ...]  # the columns in declared order, then the line number
+
+# What a column name looks like; anything else in a header (digits, symbols, long text) may be data.
+_COLUMN_NAME = re.compile(r"[a-z][a-z0-9_]{0,39}")
 
 
 class ColumnType(Enum):
@@ -365,11 +369,20 @@ class ImportFileReader:
         needed = [c.name for c in self._columns if c.in_header and not (jsonl and c.optional)]
         missing = [name for name in needed if name not in present]
         unknown = [name for name in names if name not in self._names]
+        if unknown and len(unknown) == len(names):
+            # Not one known name: the header row is missing and these are a record's cells (a NIK, a phone).
+            raise ImportFileError(
+                "no header row: the first line names none of the columns (expected: " + ", ".join(needed) + ")"
+            )
         problems = []
         if missing:
             problems.append("missing columns: " + ", ".join(missing))
         if unknown:
-            problems.append("unknown columns: " + ", ".join(unknown))
+            # Never echo what may be a cell: only names shaped like column names are listed.
+            shown = [name for name in unknown if _COLUMN_NAME.fullmatch(name)]
+            if hidden := len(unknown) - len(shown):
+                shown.append(f"{hidden} more not shown")
+            problems.append("unknown columns: " + ", ".join(shown))
         if problems:
             raise ImportFileError("; ".join(problems))
 
@@ -380,10 +393,10 @@ class ImportFileReader:
         if not header or not any(cell.strip() for cell in header):
             raise ImportFileError("the file is empty: a header row is expected")
         names = [cell.strip().lower() for cell in header]
+        self._check_names(names, jsonl=False)  # first: it never echoes a cell of a file without its header
         duplicated = sorted({name for name in names if names.count(name) > 1})
         if duplicated:
             raise ImportFileError("duplicated columns: " + ", ".join(duplicated))
-        self._check_names(names, jsonl=False)
         self._width = len(names)
         self._positions = [names.index(c.name) if c.name in names else None for c in self._columns]
 
