@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from core.cases import topics
 from core.cases.lifecycle import CaseRules
 from core.cases.views import CaseView, ChatMessage, chunks, stored
+from core.identity import redact_free_text
 from core.models import Case, CaseMessage, OutboxMessage, OutboxStatus
 from core.outbox import (
     STAFF,
@@ -57,8 +58,10 @@ async def from_participant(
         if edit:
             await _supersede_edits(session, user, message.message_id)
         # A header (an edit's) can push a full-length text past Telegram's limit: it then goes in two parts.
+        # Agents see what the case keeps: no NIK, card or phone number, nothing that answers the second factor.
+        shown = redact_free_text(message.text or "")
         outgoing = [RelayText(part, queued, message.message_id if edit else None)
-                    for part in chunks(f"{header}{message.text or ''}")]  # fmt: skip
+                    for part in chunks(f"{header}{shown}")]  # fmt: skip
     else:
         ids = (message.message_id,)
         outgoing = [CopyToTopic(message.chat_id, ids, queued, message.media_group_id)]
