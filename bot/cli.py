@@ -448,13 +448,13 @@ async def cmd_chat(settings: Settings, args: argparse.Namespace) -> int:
 
 
 async def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
-    from bot.app import build_app
-    from bot.telegram import run_polling
-
     if settings.bot_token is None:
         raise CliError("BOT_TOKEN is not set; use `prakerja-bot chat` to try the bot without Telegram")
     _require_secrets_outside_demo(settings)
+    # aiogram takes seconds to import (pydantic builds its models): refuse bad settings before that.
+    from bot.app import build_app
     from bot.logs import configure_logging
+    from bot.telegram import run_polling
 
     configure_logging(settings.log_format)
     # Demo data only where `./run.sh` puts it: the embedded default path, on first start.
@@ -471,13 +471,11 @@ async def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
 
 
 async def cmd_webhook(settings: Settings, args: argparse.Namespace) -> int:
-    from bot.app import build_app
-    from bot.telegram import make_bot
-    from bot.webhook import serve
-
     if settings.bot_token is None:
         raise CliError("BOT_TOKEN is not set")
     if args.delete_webhook:
+        from bot.telegram import make_bot
+
         bot = make_bot(settings)
         try:
             await bot.delete_webhook(drop_pending_updates=False)
@@ -490,7 +488,10 @@ async def cmd_webhook(settings: Settings, args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise CliError(str(exc)) from None
     _require_secrets(settings)
+    # aiogram takes seconds to import (pydantic builds its models): refuse bad settings before that.
+    from bot.app import build_app
     from bot.logs import configure_logging
+    from bot.webhook import serve
 
     configure_logging(settings.log_format)
     # Workers never migrate or seed: `prakerja-bot migrate` runs once per deployment, before them.
