@@ -25,7 +25,7 @@ from typing import Any
 
 from aiogram import Bot
 from aiogram.exceptions import TelegramBadRequest, TelegramForbiddenError, TelegramRetryAfter
-from aiogram.methods import CopyMessages, CreateForumTopic, SendMessage
+from aiogram.methods import CopyMessage, CopyMessages, CreateForumTopic, SendMessage
 
 from bot.flows.staff import staff_renderer
 from bot.send_errors import backoff, is_transient
@@ -230,12 +230,13 @@ class StaffSender:
                 if length > MAX_TEXT:
                     break
                 group.append(item)
-        elif isinstance(message, CopyToTopic):
+        elif isinstance(message, CopyToTopic) and message.caption is None:
             for item in mine:
                 copy = item.message
                 if (
                     not isinstance(copy, CopyToTopic)
                     or copy.media_group_id
+                    or copy.caption is not None  # goes on its own, with its masked caption
                     or copy.from_chat_id != message.from_chat_id
                 ):
                     break
@@ -272,13 +273,35 @@ class StaffSender:
 
             case CopyToTopic(from_chat_id=from_chat):
                 ids = sorted({m for i in group if isinstance(i.message, CopyToTopic) for m in i.message.message_ids})
+                masked = [i.message.caption for i in group if isinstance(i.message, CopyToTopic) and i.message.caption]
+                if masked and len(ids) == 1:  # one photo or file: copied with the masked caption in place of its own
 
-                async def call() -> Any:
-                    return await self.bot(
-                        CopyMessages(
-                            chat_id=item.chat_id, from_chat_id=from_chat, message_ids=ids, message_thread_id=thread_id
-                        )
-                    )
+                    async def call() -> Any:
+                        return await self.bot(
+                            CopyMessage(chat_id=item.chat_id, from_chat_id=from_chat, message_id=ids[0],
+                                        message_thread_id=thread_id, caption=masked[0], parse_mode=None)
+                        )  # fmt: skip
+
+                elif masked:  # an album keeps its parts together: copied without captions, the masked one follows
+
+                    async def call() -> Any:
+                        copies = await self.bot(
+                            CopyMessages(chat_id=item.chat_id, from_chat_id=from_chat, message_ids=ids,
+                                         message_thread_id=thread_id, remove_caption=True)
+                        )  # fmt: skip
+                        await self.bot(
+                            SendMessage(chat_id=item.chat_id, text="\n".join(masked), message_thread_id=thread_id,
+                                        parse_mode=None)
+                        )  # fmt: skip
+                        return copies
+
+                else:
+
+                    async def call() -> Any:
+                        return await self.bot(
+                            CopyMessages(chat_id=item.chat_id, from_chat_id=from_chat, message_ids=ids,
+                                         message_thread_id=thread_id)
+                        )  # fmt: skip
 
             case TopicNotice(key, context):  # rendered here, in the staff group's language
                 try:

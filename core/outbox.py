@@ -50,6 +50,9 @@ class CopyToTopic:
     message_ids: tuple[int, ...]
     queued_at: float
     media_group_id: str | None = None
+    # The caption agents see instead of the participant's own, when redaction masked something in it (a NIK, a card
+    # or phone number, a birth date): a copy would otherwise carry the raw caption into the staff group.
+    caption: str | None = None
 
 
 @dataclass(frozen=True)
@@ -130,6 +133,8 @@ def encode(message: OutboundMessage) -> tuple[str, dict[str, Any]]:
             return "relayText", {"text": text, "queued_at": queued_at} | ({"edit_of": edit_of} if edit_of else {})
         case CopyToTopic(from_chat, ids, queued_at, album) | AgentCopy(from_chat, ids, queued_at, album):
             payload: dict[str, Any] = {"from_chat_id": from_chat, "message_ids": list(ids), "queued_at": queued_at}
+            if isinstance(message, CopyToTopic) and message.caption is not None:
+                payload["caption"] = message.caption
             return "copyMessages", payload | ({"media_group_id": album} if album else {})
         case TopicNotice(key, context):
             return "notice", {"notice": key, "context": context}
@@ -161,7 +166,7 @@ def decode(lane: str, method: str, payload: dict[str, Any]) -> OutboundMessage:
                 float(payload.get("queued_at") or 0),
                 payload.get("media_group_id"),
             )
-            return CopyToTopic(*args) if lane == STAFF else AgentCopy(*args)
+            return CopyToTopic(*args, payload.get("caption")) if lane == STAFF else AgentCopy(*args)
         case "notice":
             return TopicNotice(str(payload["notice"]), dict(payload.get("context") or {}))
         case "sendMessage":

@@ -64,7 +64,9 @@ async def from_participant(
                     for part in chunks(f"{header}{shown}")]  # fmt: skip
     else:
         ids = (message.message_id,)
-        outgoing = [CopyToTopic(message.chat_id, ids, queued, message.media_group_id)]
+        caption = redact_free_text(message.text) if message.text else None
+        masked = caption if caption != message.text else None
+        outgoing = [CopyToTopic(message.chat_id, ids, queued, message.media_group_id, masked)]
     for item in outgoing:
         enqueue(session, chat, item, case_id=case.id, topic_user=user)
     await topics.revive_creation(session, user)
