@@ -279,7 +279,7 @@ def subprocess_run_quick(tmp_path: Path, env: dict[str, str], *args: str) -> sub
         text=True,
         env=cleared | {"DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'cli.db'}", "COLUMNS": "200"} | env,
         cwd=tmp_path,
-        timeout=30,
+        timeout=120,
     )
 
 

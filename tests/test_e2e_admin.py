@@ -22,7 +22,7 @@ from tests.test_e2e_telegram import SCRIPT, TOKEN, RunningBot, environment, star
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
 ADMIN, STRANGER = 9_300_001, 9_300_002
-WAIT = 10.0
+WAIT = 20.0  # a ceiling, not a timing: a loaded CI machine can be slow
 _participants = itertools.count(9_310_001)
 PHYSICAL_CARD = """\
 title: {id: Kartu fisik, en: Physical card}
