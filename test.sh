@@ -10,4 +10,6 @@ PYTHON=${PYTHON:-python3}
 .venv/bin/ruff format --check .
 .venv/bin/mypy .
 # pytest exits 5 when it collected nothing: set -e turns that into a failure too.
-.venv/bin/python -m pytest -q "$@"
+# Two workers (the machine has two cores; most tests wait on subprocesses and sockets); tests that share the
+# PostgreSQL database or Redis stay together in one worker (tests/conftest.py).
+.venv/bin/python -m pytest -q -n 2 --dist loadgroup "$@"

@@ -8,6 +8,8 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from alembic.util.exc import CommandError
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core.db import downgrade, make_engine, migrate
@@ -16,12 +18,28 @@ from tests.fake_bot_api import FakeBotApi
 PG_URL = os.environ.get("DATABASE_URL", "") if os.environ.get("DATABASE_URL", "").startswith("postgres") else ""
 REDIS_URL = os.environ.get("REDIS_URL", "")
 requires_pg = pytest.mark.skipif(not PG_URL, reason="DATABASE_URL does not point at PostgreSQL")
+# Words in the skip reasons of tests that use the one PostgreSQL database or Redis (some stop and restart them).
+_SERVICE_WORDS = ("PostgreSQL", "DATABASE_URL", "REDIS_URL", "Redis")
+
+
+def pytest_itemcollected(item: pytest.Item) -> None:
+    """Under pytest-xdist (`--dist loadgroup`) every test that touches the shared PostgreSQL database or Redis runs
+    in one worker, one after the other: they recreate the schema, flush Redis and even restart the servers. (Marked
+    as each item is collected: xdist reads the groups in its own collection hook.)"""
+    reasons = [str(m.kwargs.get("reason", "")) for m in item.iter_markers("skipif")]
+    if "pg_engine" in getattr(item, "fixturenames", ()) or any(w in r for r in reasons for w in _SERVICE_WORDS):
+        item.add_marker(pytest.mark.xdist_group("services"))
 
 
 async def _fresh(url: str) -> AsyncEngine:
     engine = make_engine(url)
     if not url.startswith("sqlite"):
-        await downgrade(engine, "base")
+        try:
+            await downgrade(engine, "base")
+        except CommandError:  # left at a revision this checkout does not have (another branch migrated it): start over
+            async with engine.begin() as connection:
+                await connection.execute(text("DROP SCHEMA public CASCADE"))
+                await connection.execute(text("CREATE SCHEMA public"))
     await migrate(engine)
     return engine
 
