@@ -71,6 +71,7 @@ def status_to_dict(status: ParticipantStatus) -> dict[str, Any]:
                 "rating_gates": d.rating_gates,
                 "certificate_issued": d.certificate_issued,
                 "failure_reason": d.failure_reason,
+                "brings_incentive": d.brings_incentive,
             }
             for d in status.diagnoses
         ],

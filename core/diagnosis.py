@@ -181,6 +181,9 @@ class Diagnosis:
     on_time_until: date | None = None
     era: str | None = None  # the pipeline era the training follows (rules.yaml `pipeline`)
     rating_gates: str | None = None  # what waits for the rating in that era: platform_report / incentive_schedule
+    # Whether this training's certificate brings the incentive: the first training only, in both schemes (rules.yaml
+    # `incentive_first_training_only`); None without a training.
+    brings_incentive: bool | None = None
 
     @property
     def enrollment_id(self) -> int | None:
@@ -323,6 +326,7 @@ class DiagnosisEngine:
             era.rating_place.value,
             era=era.era,
             rating_gates=era.rating_gates.value,
+            brings_incentive=self._brings_incentive(facts, e),
         )
 
         if e.completed_on is None:
@@ -453,6 +457,9 @@ class DiagnosisEngine:
         """Whether this certificate should bring an incentive schedule (the first training only, by scheme)."""
         if facts.installments:
             return False  # the incentive is already scheduled against another training
+        return self._brings_incentive(facts, e)
+
+    def _brings_incentive(self, facts: ParticipantFacts, e: EnrollmentFacts) -> bool:
         first = min(facts.enrollments, key=lambda x: (x.purchased_on, x.enrollment_id))
         return (
             first.enrollment_id == e.enrollment_id or not self.rules.schemes[facts.scheme].incentive_first_training_only

@@ -127,4 +127,7 @@ async def test_status_json_shows_the_era_aware_stage(demo: list[tuple[Participan
     fajar = status_to_dict(by_key[27])
     assert [e["era"] for e in fajar["enrollments"]] == ["2020", "2021"]
     assert [e["rating_place"] for e in fajar["enrollments"]] == ["platform", "dashboard"]
+    # The incentive is paid for the first training only (both schemes): his second certificate brings none.
+    assert [e["brings_incentive"] for e in fajar["enrollments"]] == [True, False]
+    assert training["brings_incentive"] is True
     json.dumps(fajar)  # plain JSON
