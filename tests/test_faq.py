@@ -454,3 +454,21 @@ def test_small_talk_is_reached_only_by_its_own_words(matcher: FaqMatcher) -> Non
 
 
 SMALL_TALK_IDS = frozenset({"greeting", "thanks", "affirm", "deny"})
+
+
+def test_the_rating_answer_sends_each_persona_where_the_diagnosis_does(
+    entries: list[FaqEntry], persona_contexts: list[tuple[str, dict[str, Any]]]
+) -> None:
+    """An unrated 2020 training is rated on the dashboard today (rules.yaml `pipeline`): the FAQ answer used to tell
+    that participant to rate on the platform while /status said the dashboard."""
+    waiting = [(name, p) for name, p in persona_contexts if p["to_rate"]]
+    assert {p["scheme"] for _, p in waiting} >= {"2020", "2023"}  # both eras have a persona waiting for a rating
+    for name, participant in waiting:
+        for lang, dashboard in (("id", "di dashboard Prakerja"), ("en", "on the Prakerja dashboard")):
+            text = answer_for(entries, "rating_review", participant, lang)
+            for training in participant["to_rate"]:
+                line = next(x for x in text.splitlines() if x.startswith(f"• {training['training']}"))
+                assert (dashboard in line) == (training["place"] == "dashboard"), (name, lang, line)
+    generic = answer_for(entries, "rating_review", None)
+    assert "dulu dinilai di platform" in generic and "diberikan di dashboard" in generic
+

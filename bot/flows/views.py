@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
-from core.diagnosis import Diagnosis, InstallmentStatusView, ParticipantStatus
+from core.diagnosis import Diagnosis, InstallmentStatusView, ParticipantStatus, Stage
 
 # The contact fields of a directory entry; each is None where no source confirms a channel.
 _CONTACT_FIELDS = ("site", "contact_url", "phone", "whatsapp")
@@ -121,7 +121,27 @@ def participant_view(directory: dict[str, Any], status: ParticipantStatus) -> di
         "payout_channel": facts.payout.channel if facts.payout else "",
         "payout_warnings": list(status.payout_warnings),
         "names": name_checks(status),
+        "to_rate": ratings_due(directory, status),
     }
+
+
+def ratings_due(directory: dict[str, Any], status: ParticipantStatus) -> list[dict[str, Any]]:
+    """The trainings waiting for the participant's rating and where it goes, as the diagnosis decided by era: a 2020
+    training never rated is rated the way ratings work today (rules.yaml `pipeline`), so no answer may send it to
+    the platform while the diagnosis says the dashboard."""
+    due = []
+    for d in status.diagnoses:
+        if d.stage is not Stage.NEEDS_RATING or d.enrollment is None:
+            continue
+        platform = platform_entry(directory, d.enrollment.platform_code)
+        due.append(
+            {
+                "training": d.enrollment.training_title,
+                "place": d.rating_place or "dashboard",
+                "platform_name": platform["name"] if platform else "",
+            }
+        )
+    return due
 
 
 # Made-up participants an admin's FAQ answer must render for before it is saved: every key `participant_view`
@@ -154,6 +174,7 @@ SAMPLE_PARTICIPANTS: tuple[dict[str, Any], ...] = (
                 "matches": False,
             },
         ],
+        "to_rate": [{"training": "Tata Rias Pengantin", "place": "dashboard", "platform_name": "Pijar Mahir"}],
     },
     {
         "name": "Budi",
@@ -167,5 +188,6 @@ SAMPLE_PARTICIPANTS: tuple[dict[str, Any], ...] = (
         "payout_channel": "",
         "payout_warnings": [],
         "names": [],
+        "to_rate": [],
     },
 )
