@@ -472,3 +472,11 @@ def test_the_rating_answer_sends_each_persona_where_the_diagnosis_does(
     generic = answer_for(entries, "rating_review", None)
     assert "dulu dinilai di platform" in generic and "diberikan di dashboard" in generic
 
+
+def test_the_complaint_answer_promises_no_reply_channel_or_time_without_a_source(entries: list[FaqEntry]) -> None:
+    """No public source says how (or how fast) the programme answers a complaint: the answer used to promise a reply
+    by e-mail."""
+    for lang in ("id", "en"):
+        text = answer_for(entries, "complaint_form", None, lang).lower()
+        assert "email" not in text and "e-mail" not in text and "3 hari" not in text, text
+
