@@ -19,7 +19,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bot.flows.views import participant_view
+from bot.flows.views import participant_view, platform_entry
 from bot.texts import default_renderer, load_yaml
 from core import faq
 from core.calendar import default_calendar, today_in_jakarta
@@ -480,3 +480,12 @@ def test_the_complaint_answer_promises_no_reply_channel_or_time_without_a_source
         text = answer_for(entries, "complaint_form", None, lang).lower()
         assert "email" not in text and "e-mail" not in text and "3 hari" not in text, text
 
+
+def test_a_renamed_platform_is_named_in_the_readers_language(entries: list[FaqEntry]) -> None:
+    """English readers got "Pintar (dulu Pintaria)" untranslated."""
+    directory = load_yaml("platforms.yaml")
+    assert platform_entry(directory, "pintaria", "en")["name"] == "Pintar (formerly Pintaria)"
+    assert platform_entry(directory, "pintaria", "id")["name"] == "Pintar (dulu Pintaria)"
+    english = answer_for(entries, "platform_contact", None, "en")
+    assert "Pintar (formerly Pintaria)" in english and "dulu" not in english
+    assert "Pintar (dulu Pintaria)" in answer_for(entries, "platform_contact", None, "id")

@@ -45,7 +45,7 @@ async def start(turn: Turn, participant_id: int, with_incentive: bool = False) -
     rows = [
         (
             turn.raw_button(
-                f"{d.enrollment.training_title[:38]} · {turn.services.platform(d.enrollment.platform_code)['name']}",
+                f"{d.enrollment.training_title[:38]} · {platform_name(turn, d.enrollment.platform_code)}",
                 Action.ENROLLMENT,
                 str(d.enrollment_id),
             ),
@@ -180,3 +180,7 @@ async def _show_step(turn: Turn, participant_id: int, d: Diagnosis) -> None:
     if escalate_now:
         # The steps did not solve it, or the records say it is overdue: a person takes the case now.
         await hand_over(turn, participant_id, "overdue" if d.overdue else "unresolved")
+
+
+def platform_name(turn: Turn, code: str) -> str:
+    return str(turn.services.platform(code, turn.locale)["name"])

@@ -76,8 +76,8 @@ class FlowServices:
     default_locale: str = "id"
     context: TurnContextReader | None = None  # one read per turn for the link and the FAQ revision
 
-    def platform(self, code: str) -> dict[str, Any]:
-        return platform_entry(self.directory, code)
+    def platform(self, code: str, locale: str = "id") -> dict[str, Any]:
+        return platform_entry(self.directory, code, locale)
 
 
 class Turn:

@@ -11,20 +11,23 @@ from core.diagnosis import Diagnosis, InstallmentStatusView, ParticipantStatus, 
 _CONTACT_FIELDS = ("site", "contact_url", "phone", "whatsapp")
 
 
-def platform_entry(directory: dict[str, Any], code: str) -> dict[str, Any]:
+def platform_entry(directory: dict[str, Any], code: str, locale: str = "id") -> dict[str, Any]:
     """A platform's directory entry (its confirmed channels, None where unknown), a former platform's for old
-    records, or a bare stand-in for an unknown code. Every contact field is present, so a template can test it."""
+    records, or a bare stand-in for an unknown code. Every contact field is present, so a template can test it;
+    `name` is the one shown in `locale` (a renamed platform: "Pintar (formerly Pintaria)")."""
     defaults = {field: None for field in _CONTACT_FIELDS} | {"rating_steps": directory.get("platform_rating_steps", {})}
     for platform in (*directory["platforms"], *directory.get("former_platforms", ())):
         if platform["code"] == code:
             found: dict[str, Any] = defaults | platform
+            if "display" in platform:
+                found["name"] = platform["display"].get(locale, platform["name"])
             return found
     return defaults | {"code": code, "name": code}
 
 
 def diagnosis_view(directory: dict[str, Any], d: Diagnosis, locale: str) -> dict[str, Any]:
     e = d.enrollment
-    platform = platform_entry(directory, e.platform_code) if e else None
+    platform = platform_entry(directory, e.platform_code, locale) if e else None
     rating_steps = ""
     if d.rating_place == "dashboard":
         rating_steps = directory["dashboard_rating_steps"][locale]
