@@ -127,10 +127,6 @@ def _content(entry: FaqEntry) -> dict[str, Any]:
     return {"title": entry.title, "paraphrases": entry.paraphrases, "answer": entry.answer}
 
 
-def _aware(value: datetime) -> datetime:
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value  # SQLite hands back naive UTC
-
-
 class _Dumper(yaml.SafeDumper):
     """Multi-line answers as `|` blocks and indented lists, so that an export reads like the knowledge file."""
 
@@ -258,7 +254,7 @@ class FaqStore:
         stmt = select(FaqVersion).where(FaqVersion.faq_id == faq_id).order_by(FaqVersion.version.desc())
         async with self.sessions() as session:
             return [
-                VersionInfo(row.version, row.action, row.author_id, _aware(row.created_at), row.deleted)
+                VersionInfo(row.version, row.action, row.author_id, row.created_at, row.deleted)
                 for row in (await session.scalars(stmt)).all()
             ]
 

@@ -12,12 +12,6 @@ ACTIVE = (CaseStatus.OPEN, CaseStatus.CLAIMED)
 MAX_TEXT = 4096  # Telegram's limit for one message
 
 
-def aware(value: datetime | None) -> datetime | None:
-    if value is not None and value.tzinfo is None:  # SQLite hands back naive datetimes; we store UTC
-        return value.replace(tzinfo=UTC)
-    return value
-
-
 @dataclass(frozen=True)
 class CaseView:
     id: int
@@ -37,10 +31,10 @@ class CaseView:
 
     @classmethod
     def of(cls, c: Case) -> CaseView:
-        opened_at = aware(c.opened_at) or datetime.now(UTC)
+        opened_at = c.opened_at or datetime.now(UTC)
         return cls(
             c.id, c.telegram_user_id, c.participant_id, c.status, c.reason, c.locale, c.stage, list(c.steps_tried),
-            c.staff_chat_id, c.topic_id, opened_at, c.claimed_by, aware(c.closed_at), c.satisfaction,
+            c.staff_chat_id, c.topic_id, opened_at, c.claimed_by, c.closed_at, c.satisfaction,
         )  # fmt: skip
 
 
