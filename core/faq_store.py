@@ -20,11 +20,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from core.db import make_sessionmaker
 from core.faq import FaqEntry, load_faq, load_off_topic
+from core.locales import LOCALES
 from core.models import Event, FaqVersion
 from core.paths import knowledge_dir
 
 FAQ_ID = re.compile(r"^[a-z][a-z0-9_]{2,63}$")
-LANGUAGES = ("id", "en")  # Indonesian is required, English optional (answers fall back to Indonesian)
+LANGUAGES = LOCALES  # Indonesian is required, English optional (answers fall back to Indonesian)
 MAX_TITLE = 60  # a button label: Telegram shows about this much
 MAX_PARAPHRASE = 300
 MAX_PARAPHRASES = 200  # per language

@@ -25,7 +25,6 @@ from bot.flows.faq_catalog import FaqCatalogProvider
 from bot.flows.types import Incoming, Reply
 from bot.flows.views import SAMPLE_PARTICIPANTS
 from bot.texts import (
-    LOCALES,
     RENDER_OUTPUT_LIMIT,
     RENDER_TIME_LIMIT,
     RENDER_WORKER,
@@ -44,22 +43,10 @@ from core.faq_store import (
     validate_entry,
 )
 from core.gaps import find_gaps, slang_normaliser
+from core.limits import MESSAGE_TEXT
+from core.locales import LOCALES
 from core.stats import DEFAULT_PERIOD_DAYS, MAX_PERIOD_DAYS, compute_stats, jakarta_midnight, period_ending
 
-ADMIN_COMMANDS = frozenset(
-    {
-        "faq",
-        "faq_show",
-        "faq_set",
-        "faq_test",
-        "faq_history",
-        "faq_rollback",
-        "faq_delete",
-        "faq_export",
-        "gaps",
-        "stats",
-    }
-)
 MAX_DOCUMENT_BYTES = 256 * 1024  # an FAQ entry is a few KB; the whole export of a large FAQ well under this
 SHOW_INLINE = 3000  # longer entries go out as a file: a <pre> block must not be split across messages
 HISTORY_SHOWN = 20
@@ -69,7 +56,7 @@ MAX_ENTRY_SOURCE = 32 * 1024  # characters of one entry's YAML: answers ≤ 3,50
 # What Telegram's HTML parse mode accepts (https://core.telegram.org/bots/api#html-style).
 TELEGRAM_TAGS = frozenset({"b", "i", "u", "s", "a", "code", "pre", "tg-spoiler", "blockquote"})
 TELEGRAM_ENTITIES = frozenset({"lt", "gt", "amp", "quot"})
-MAX_RENDERED = 4096
+MAX_RENDERED = MESSAGE_TEXT
 
 
 @dataclass(frozen=True)

@@ -13,9 +13,10 @@ from bot.texts import Renderer
 from core.cases import CaseService
 from core.hours import SupportDesk
 from core.identity import mask_phone, redact
+from core.limits import MESSAGE_TEXT
 from core.status import StatusService
 
-MAX_MESSAGE = 4096  # Telegram's limit, counted on the text after its HTML is parsed
+MAX_MESSAGE = MESSAGE_TEXT  # counted on the text after its HTML is parsed
 _TAGS = re.compile(r"<[^>]+>")
 
 

@@ -6,10 +6,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from core.identity import redact, redact_free_text
+from core.limits import MESSAGE_TEXT
 from core.models import Case, CaseStatus
 
 ACTIVE = (CaseStatus.OPEN, CaseStatus.CLAIMED)
-MAX_TEXT = 4096  # Telegram's limit for one message
+MAX_TEXT = MESSAGE_TEXT
 
 
 @dataclass(frozen=True)
