@@ -32,7 +32,7 @@ from core.rules import default_rules
 from core.status import DatabaseStatusSource, StatusService
 
 if TYPE_CHECKING:
-    from core.faq import FaqEntry
+    from core.faq_entries import FaqEntry
 
 # Piped output keeps wide tables readable instead of wrapping at rich's 80-column default.
 _WIDTH = shutil.get_terminal_size((160, 24)).columns

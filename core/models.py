@@ -374,6 +374,8 @@ class FaqVersion(Base):
     title: Mapped[dict[str, str]] = mapped_column(JSON)
     paraphrases: Mapped[dict[str, list[str]]] = mapped_column(JSON)
     answer: Mapped[dict[str, str]] = mapped_column(JSON)
+    sources: Mapped[list[str] | None] = mapped_column(JSON)  # ids in knowledge/sources.yaml
+    kind: Mapped[str | None] = mapped_column(String(16))  # smalltalk / policy / action: cites no source
     deleted: Mapped[bool] = mapped_column(Boolean, default=False)
     action: Mapped[str] = mapped_column(String(16))  # seed / create / edit / rollback / delete
     author_id: Mapped[int | None] = mapped_column(BigInteger)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import html
-from collections.abc import Callable, Collection, Iterable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from html.parser import HTMLParser
@@ -33,15 +33,9 @@ from bot.texts import (
     load_yaml,
 )
 from core.calendar import JAKARTA, today_in_jakarta
-from core.faq import FaqEntry, Slang
-from core.faq_store import (
-    FaqProblem,
-    FaqStore,
-    FaqStoreError,
-    FaqValidationError,
-    entry_yaml,
-    validate_entry,
-)
+from core.faq import Slang
+from core.faq_entries import EntryProblem, FaqEntry, YamlRefused, load_untrusted_yaml, read_entry
+from core.faq_store import FaqStore, FaqStoreError, FaqValidationError, entry_yaml
 from core.gaps import find_gaps, slang_normaliser
 from core.limits import MESSAGE_TEXT
 from core.locales import LOCALES
@@ -51,7 +45,6 @@ MAX_DOCUMENT_BYTES = 256 * 1024  # an FAQ entry is a few KB; the whole export of
 SHOW_INLINE = 3000  # longer entries go out as a file: a <pre> block must not be split across messages
 HISTORY_SHOWN = 20
 QUOTE_CHARS = 160  # questions quoted in reports are cut to this
-ENTRY_KEYS = frozenset({"id", "title", "paraphrases", "answer"})
 MAX_ENTRY_SOURCE = 32 * 1024  # characters of one entry's YAML: answers ≤ 3,500 each, paraphrases a few KB
 # What Telegram's HTML parse mode accepts (https://core.telegram.org/bots/api#html-style).
 TELEGRAM_TAGS = frozenset({"b", "i", "u", "s", "a", "code", "pre", "tg-spoiler", "blockquote"})
@@ -75,12 +68,8 @@ class AdminOutcome:
     attachments: list[Attachment] = field(default_factory=list)
 
 
-@dataclass(frozen=True)
-class _Problem:
-    """Something wrong with a submitted entry, as a template key and its values."""
-
-    key: str
-    values: Mapping[str, Any] = field(default_factory=dict)
+# Something wrong with a submitted entry, as a template key and its values (the one entry reader's problems).
+_Problem = EntryProblem
 
 
 class _EntryRefused(Exception):
@@ -203,7 +192,7 @@ class AdminFlow:
         except _EntryRefused as refused:
             return self._refused(faq_id, refused.problems)
         except FaqValidationError as invalid:
-            return self._refused(faq_id, [_store_problem(p) for p in invalid.problems])
+            return self._refused(faq_id, [p.as_entry_problem() for p in invalid.problems])
         except FaqStoreError as error:
             return self._say("faq_store_error", code=error.code, faq_id=faq_id, version=error.version)
         catalog = await self.catalogs.catalog()
@@ -324,26 +313,15 @@ class AdminFlow:
         if len(source) > MAX_ENTRY_SOURCE:
             raise _EntryRefused([_Problem("faq_yaml_too_large", {"size": len(source), "limit": MAX_ENTRY_SOURCE})])
         try:
-            data = yaml.load(source, Loader=_NoAliasLoader)
-        except _AliasRefused:
+            data = load_untrusted_yaml(source)
+        except YamlRefused:
             raise _EntryRefused([_Problem("faq_yaml_alias")]) from None
         except yaml.YAMLError as exc:
             raise _EntryRefused([_Problem("faq_yaml_invalid", {"detail": _short(str(exc), 300)})]) from None
-        if isinstance(data, list) and len(data) == 1:
-            data = data[0]  # an entry copied from the knowledge file's `faqs:` list ("- id: …")
-        if not isinstance(data, dict):
-            raise _EntryRefused([_Problem("faq_yaml_not_entry")])
-        problems: list[_Problem] = []
-        unknown = sorted(str(k) for k in data if k not in ENTRY_KEYS)
-        if unknown:
-            problems.append(_Problem("faq_yaml_unknown_keys", {"keys": unknown}))
-        if "id" in data and str(data["id"]) != faq_id:
-            problems.append(_Problem("faq_yaml_id_mismatch", {"faq_id": faq_id, "other": str(data["id"])}))
-        title = _texts(data.get("title"), "title", problems)
-        answer = _texts(data.get("answer"), "answer", problems)
-        paraphrases = _lists(data.get("paraphrases"), "paraphrases", problems)
-        entry = FaqEntry(faq_id, title, paraphrases, answer)
-        problems += [_store_problem(p) for p in validate_entry(entry)]
+        parsed, problems = read_entry(data, faq_id)
+        if parsed is None:
+            raise _EntryRefused(problems)
+        entry = parsed
         problems += await self._answer_problems(entry)  # all at once: the admin fixes everything in one round
         if problems:
             raise _EntryRefused(problems)
@@ -441,61 +419,6 @@ def _render_problem(language: str, who: str, result: RenderCheck) -> _Problem:
     if result.kind == "too_long":
         return _Problem("faq_template_too_long", {"language": language, "limit": RENDER_OUTPUT_LIMIT})
     return _Problem("faq_template_error", {"language": language, "who": who, "detail": _short(result.detail, 300)})
-
-
-class _AliasRefused(yaml.YAMLError):
-    pass
-
-
-class _NoAliasLoader(yaml.SafeLoader):
-    """YAML without anchors and aliases: an FAQ entry never needs them, and a few hundred bytes of nested aliases
-    expand to gigabytes (a "billion laughs")."""
-
-    def compose_node(self, parent: Any, index: Any) -> Any:
-        if self.check_event(yaml.AliasEvent):
-            raise _AliasRefused("aliases are not allowed")
-        event = self.peek_event()  # type: ignore[no-untyped-call]
-        if getattr(event, "anchor", None) is not None:
-            raise _AliasRefused("anchors are not allowed")
-        return super().compose_node(parent, index)
-
-
-def _store_problem(problem: FaqProblem) -> _Problem:
-    return _Problem("faq_problem", {"code": problem.code, "field": problem.field, "limit": problem.limit})
-
-
-def _texts(value: object, name: str, problems: list[_Problem]) -> dict[str, str]:
-    if value is None:
-        return {}
-    if not isinstance(value, dict) or any(isinstance(v, dict | list) or v is None for v in value.values()):
-        problems.append(_Problem("faq_yaml_shape", {"field": name, "shape": "texts"}))
-        return {}
-    if not _all_text(name, value.items(), problems):
-        return {}
-    return dict(value)
-
-
-def _lists(value: object, name: str, problems: list[_Problem]) -> dict[str, list[str]]:
-    if value is None:
-        return {}
-    if not isinstance(value, dict) or not all(isinstance(v, list) for v in value.values()):
-        problems.append(_Problem("faq_yaml_shape", {"field": name, "shape": "lists"}))
-        return {}
-    if any(isinstance(item, dict | list) or item is None for v in value.values() for item in v):
-        problems.append(_Problem("faq_yaml_shape", {"field": name, "shape": "lists"}))
-        return {}
-    if not _all_text(name, ((k, item) for k, v in value.items() for item in v), problems):
-        return {}
-    return dict(value)
-
-
-def _all_text(name: str, pairs: Iterable[tuple[object, object]], problems: list[_Problem]) -> bool:
-    """YAML reads `yes`, `no`, `12` or a date as something other than text: refused (with a hint to quote it),
-    never saved as "True"."""
-    wrong = [(k, v) for k, v in pairs if not isinstance(k, str) or not isinstance(v, str)]
-    for language, value in wrong[:3]:
-        problems.append(_Problem("faq_yaml_not_text", {"field": name, "language": str(language), "value": str(value)}))
-    return not wrong
 
 
 class _TelegramHtml(HTMLParser):
