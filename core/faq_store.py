@@ -6,6 +6,7 @@ of an empty table and the format of the export. Every change also appends an `ev
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -13,11 +14,11 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from sqlalchemy import Select, and_, func, select
+from sqlalchemy import Select, and_, func, inspect, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
-from core.db import make_sessionmaker
+from core.db import make_engine, make_sessionmaker, sqlite_path
 from core.faq import load_faq, load_off_topic
 from core.faq_entries import FaqEntry, FaqProblem, entry_document, validate_entry
 from core.models import Event, FaqVersion
@@ -321,3 +322,20 @@ class FaqStore:
                 source_ref=source_ref,
             )
         )
+
+
+async def faq_in_use(database_url: str) -> list[FaqEntry]:
+    """The FAQ the bot answers from: the database's, which admins edit, when it holds entries; else the knowledge
+    file (no database yet, or one the bot has not seeded). Never creates or changes a database."""
+    path = sqlite_path(database_url)
+    if path is None or await asyncio.to_thread(path.is_file):
+        engine = make_engine(database_url)
+        try:
+            async with engine.connect() as conn:
+                seeded = await conn.run_sync(lambda sync: inspect(sync).has_table(FaqVersion.__tablename__))
+            entries = await FaqStore(engine).current() if seeded else []
+        finally:
+            await engine.dispose()
+        if entries:
+            return entries
+    return load_faq()
