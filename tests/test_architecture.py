@@ -101,7 +101,7 @@ def test_no_import_cycles() -> None:
         state[module] = 1
         for nxt in sorted(edges.get(module, ())):
             if state.get(nxt) == 1:
-                cycles.append(path[path.index(nxt) :] + [nxt])
+                cycles.append([*path[path.index(nxt) :], nxt])
             elif nxt not in state:
                 visit(nxt, [*path, nxt])
         state[module] = 2
