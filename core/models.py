@@ -296,6 +296,9 @@ class Case(Base):
     closed_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     closed_by: Mapped[int | None] = mapped_column(BigInteger)
     satisfaction: Mapped[int | None] = mapped_column(Integer)
+    # The participant's message that opened the case: a redelivery of that very message (its turn failed after the
+    # case was committed) is answered as the first delivery was, not relayed to the agent as a new message.
+    opened_message_id: Mapped[int | None] = mapped_column(Integer)
     card_html: Mapped[str | None] = mapped_column(Text)  # the card posted when it opened: posted again in a new topic
 
 

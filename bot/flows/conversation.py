@@ -149,6 +149,10 @@ class Conversation:
                     turn.notice = turn.text("case_in_progress" if current else "button_expired")
             case EventKind.CONTACT:
                 turn.say("case_in_progress")
+            case EventKind.TEXT if event.message_id is not None and event.message_id == case.opened_message_id:
+                # The message that asked for a person, delivered again: its first turn stored the case and failed
+                # before the reply went out. Answer it as then, instead of relaying the request to the agent.
+                await hand_over(turn, case.participant_id, case.reason)
             case _:
                 turn.relay_case = case
         return True

@@ -104,5 +104,10 @@ class CaseHandoff:
             request.steps_tried,
             card,
             topic,
+            request.message_id,
         )
-        return HandoffResult(opened=True, answer_by=self.desk.next_open(datetime.now(UTC)), already_open=not opened.new)
+        # The message that opened the case, delivered again (its first turn failed after the case was stored), is
+        # answered as it was the first time.
+        again = request.message_id is not None and opened.case.opened_message_id == request.message_id
+        already_open = not opened.new and not again
+        return HandoffResult(opened=True, answer_by=self.desk.next_open(datetime.now(UTC)), already_open=already_open)

@@ -39,6 +39,7 @@ class HandoffRequest:
     steps_tried: list[str]
     transcript: list[str]
     display_name: str = ""  # the Telegram name, for the topic of someone not yet identified
+    message_id: int | None = None  # the participant's message that asked for the person
 
 
 class Handoff(Protocol):

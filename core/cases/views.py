@@ -29,13 +29,14 @@ class CaseView:
     claimed_by: int | None
     closed_at: datetime | None
     satisfaction: int | None
+    opened_message_id: int | None = None
 
     @classmethod
     def of(cls, c: Case) -> CaseView:
         opened_at = c.opened_at or datetime.now(UTC)
         return cls(
             c.id, c.telegram_user_id, c.participant_id, c.status, c.reason, c.locale, c.stage, list(c.steps_tried),
-            c.staff_chat_id, c.topic_id, opened_at, c.claimed_by, c.closed_at, c.satisfaction,
+            c.staff_chat_id, c.topic_id, opened_at, c.claimed_by, c.closed_at, c.satisfaction, c.opened_message_id,
         )  # fmt: skip
 
 
