@@ -23,6 +23,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from bot.cli_stats import add_stats_parser
 from bot.settings import DEFAULT_DATABASE_URL, Settings
+from bot.web.cli import add_web_parsers
 from core.calendar import default_calendar, today_in_jakarta
 from core.db import make_engine, migrate, sqlite_path
 from core.demo import recreate_database, seed_demo
@@ -566,6 +567,7 @@ def build_parser() -> argparse.ArgumentParser:
     hook.set_defaults(handler=cmd_webhook)
 
     add_stats_parser(sub)
+    add_web_parsers(sub)
 
     faq = sub.add_parser("faq", help="FAQ tools")
     faq_sub = faq.add_subparsers(dest="faq_command", required=True, metavar="FAQ_COMMAND")
