@@ -16,9 +16,9 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from bot.web.context import WebContext
-from bot.web.pages import inbox, login
+from bot.web.pages import case, inbox, login
 
-ROUTE_MODULES: list[ModuleType] = [login, inbox]
+ROUTE_MODULES: list[ModuleType] = [login, inbox, case]
 STATIC = Path(__file__).parent / "static"
 
 
