@@ -221,7 +221,7 @@ class ConsoleCases:
         body = self._text(text)
         case = await self._open_case(case_id)
         agent = self._agent(who)
-        topic = self.staff.text("staff_console_reply", agent=agent.name, text=html.escape(body))
+        topic = self.staff.text("staff_console_reply", agent=agent.name, text=body)
         recorded = ChatMessage("text", body, [], 0, 0)
         await self.cases.agent_reply(case.id, agent.id, html.escape(body), recorded, topic)
         await self._done(who, "case.reply", case_id, {"chars": len(body)})
@@ -237,7 +237,7 @@ class ConsoleCases:
             case_id,
             agent.id,
             body,
-            answer_html=self.staff.text("staff_console_note", agent=agent.name, text=html.escape(body)),
+            answer_html=self.staff.text("staff_console_note", agent=agent.name, text=body),
         )
         await self._done(who, "case.note", case_id)
 
