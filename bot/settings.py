@@ -44,6 +44,8 @@ class Settings(BaseSettings):
     metrics_token: SecretStr | None = None
     metrics_host: str | None = None
     metrics_port: int | None = None
+    # The web console's public address (login links point there), e.g. https://helpdesk.example.org
+    web_url: str = "http://127.0.0.1:8080"
 
     @field_validator("staff_chat_id", "agent_ids", "admin_ids", mode="before")
     @classmethod

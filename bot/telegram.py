@@ -28,13 +28,14 @@ from sqlalchemy.exc import SQLAlchemyError
 from bot.app import App
 from bot.flows.commands import PARTICIPANT_COMMANDS
 from bot.flows.types import Reply
-from bot.handlers import admin, agent, participant
+from bot.handlers import admin, agent, console_login, participant
 from bot.handlers.delivery import deliver
 from bot.handlers.throttle import install_throttle
 from bot.notifications import ParticipantSender
 from bot.outbox_sender import StaffSender
 from bot.session import UrlencodedSession
 from bot.settings import Settings
+from core.console.staff import StaffAccess
 from core.db import close_sidecar, make_engine
 from core.identity import redact
 from core.leader import run_as_leader
@@ -87,8 +88,11 @@ def build_dispatcher(app: App, storage: BaseStorage | None = None) -> Dispatcher
         agent_ids=settings.agent_ids,
         admin_flow=app.admin,
         admin_ids=frozenset(settings.admin_ids),
+        console_access=StaffAccess(app.engine, settings.agent_ids, settings.admin_ids),
+        web_url=settings.web_url,
     )
     dp.include_router(admin.router)
+    dp.include_router(console_login.router)
     if app.staff is not None:
         dp.include_router(agent.router)
     dp.include_router(participant.router)

@@ -42,9 +42,9 @@ def test_every_filter_and_handler_runs_on_the_event_loop() -> None:
     """aiogram runs a synchronous filter or handler in a worker thread on every update (bot/handlers/filters.py)."""
     from aiogram import Router
 
-    from bot.handlers import admin, agent, participant
+    from bot.handlers import admin, agent, console_login, participant
 
-    routers: list[Router] = [participant.router, agent.router, admin.make_router()]
+    routers: list[Router] = [participant.router, agent.router, admin.make_router(), console_login.make_router()]
     synchronous = []
     for router in routers:
         for name, observer in router.observers.items():

@@ -1,5 +1,6 @@
 """The `prakerja-bot` command: operator tools (demo, status, import, faq, migrate, stats) and the bot's entry
-points, one module per group of commands; a new group is one line in COMMAND_GROUPS.
+points, one module per group of commands; a new group is one line in COMMAND_GROUPS (the web console's
+commands live with it, in bot/web/cli.py).
 
 Every failure prints a one-line reason and exits non-zero; no traceback reaches the operator.
 """
@@ -17,18 +18,19 @@ from bot.cli import data, faq, records, serve, stats
 from bot.cli.common import CliError, Command, err
 from bot.cli.records import status_to_dict
 from bot.settings import Settings
+from bot.web import cli as web
 
 __all__ = ["CliError", "build_parser", "main", "status_to_dict"]
 
-# Each module registers its sub-commands (`register(subparsers)`); the order is the order of `--help`.
-COMMAND_GROUPS = (records, data, serve, stats, faq)
+# Each group registers its sub-commands on the `add_subparsers` result; the order is the order of `--help`.
+COMMAND_GROUPS = (records.register, data.register, serve.register, stats.register, web.add_web_parsers, faq.register)
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="prakerja-bot", description="Prakerja Helpdesk bot and operator tools")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for group in COMMAND_GROUPS:
-        group.register(sub)
+    for register in COMMAND_GROUPS:
+        register(sub)
     return parser
 
 

@@ -53,6 +53,16 @@ class CaseService:
             case = await _active(session, user_id)
             return CaseView.of(case) if case else None
 
+    async def case_by_id(self, case_id: int) -> CaseView | None:
+        async with self.sessions() as session:
+            case = await session.get(Case, case_id)
+            return CaseView.of(case) if case else None
+
+    async def active_case_by_id(self, case_id: int) -> CaseView | None:
+        """The case when it is open or claimed (the console acts on it), else None."""
+        case = await self.case_by_id(case_id)
+        return case if case is not None and case.status in ACTIVE else None
+
     async def case_for_topic(self, staff_chat_id: int, topic_id: int) -> CaseView | None:
         """The newest case of the participant whose topic this is."""
         async with self.sessions() as session:
@@ -215,6 +225,20 @@ class CaseService:
             assert case is not None
             _event(session, case, "closed", {}, "agent", str(agent_id))
             await relay.agent_text(session, case, agent_id, question_html, source, now, buttons)
+            staff_posts.in_topic(session, case, self.staff_chat_ids[0], staff_html)
+            return CaseView.of(case)
+
+    async def reopen_by_agent(self, case_id: int, agent_id: int, staff_html: str) -> CaseView | None:
+        """An agent reopens a closed case (from the console): only when its participant has no other active case;
+        the topic is told. None when it was not closed or another case is active."""
+        async with self._unit() as session:
+            case = await self._case(session, case_id)
+            if case is None or case.status != CaseStatus.CLOSED:
+                return None
+            if await _active(session, case.telegram_user_id) is not None:
+                return None
+            self.rules.reopen(case)
+            _event(session, case, "reopened", {}, "agent", str(agent_id))
             staff_posts.in_topic(session, case, self.staff_chat_ids[0], staff_html)
             return CaseView.of(case)
 

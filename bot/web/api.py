@@ -1,0 +1,241 @@
+"""The REST API under /api/v1/ (JSON), described at /api/openapi.json. A console session (with X-CSRF-Token on
+writes) or an admin-made bearer token; 401 without either."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from bot.web.desk import ActionRefused, ConsoleCases
+from bot.web.openapi import openapi_document
+from bot.web.pages.inbox import inbox_filter
+from bot.web.security import api, ctx, problem
+from bot.web.texts import text
+from core.calendar import today_in_jakarta
+from core.console.staff import Principal, Role
+from core.faq_entries import FaqEntry
+from core.faq_store import FaqStoreError, FaqValidationError, VersionInfo
+from core.stats import compute_stats
+
+MAX_BODY = 64 * 1024
+
+
+async def _body(request: Request) -> dict[str, Any]:
+    raw = await request.body()
+    if len(raw) > MAX_BODY:
+        raise ValueError("body too large")
+    data = json.loads(raw or b"{}")
+    if not isinstance(data, dict):
+        raise ValueError("expected a JSON object")
+    return data
+
+
+def _case_id(request: Request) -> int | None:
+    raw = request.path_params["case_id"]
+    return int(raw) if raw.isdigit() and len(raw) < 12 else None
+
+
+def _refused(refused: ActionRefused) -> JSONResponse:
+    return problem(refused.status, text(refused.key, "en"))
+
+
+@api()
+async def cases_list(request: Request, who: Principal) -> Response:
+    result = await ctx(request).inbox.page(inbox_filter(request, who))
+    return JSONResponse(
+        {
+            "counts": result.counts,
+            "total": result.total,
+            "cases": [
+                {
+                    "id": r.id,
+                    "status": r.status,
+                    "telegram_user_id": r.telegram_user_id,
+                    "name": r.name,
+                    "stage": r.stage,
+                    "reason": r.reason,
+                    "staff_chat_id": r.staff_chat_id,
+                    "opened_at": r.opened_at.isoformat(),
+                    "claimed_by": r.claimed_by,
+                    "waiting": r.waiting,
+                }
+                for r in result.rows
+            ],
+        }
+    )
+
+
+@api()
+async def case_get(request: Request, who: Principal) -> Response:
+    case_id = _case_id(request)
+    detail = await ConsoleCases(ctx(request)).detail(case_id) if case_id is not None else None
+    if detail is None:
+        return problem(404, "no such case")
+    return JSONResponse(detail.to_dict())
+
+
+@api()
+async def case_action(request: Request, who: Principal) -> Response:
+    case_id = _case_id(request)
+    if case_id is None:
+        return problem(404, "no such case")
+    try:
+        body = await _body(request)
+    except ValueError as error:
+        return problem(400, str(error))
+    desk = ConsoleCases(ctx(request))
+    action = request.path_params["action"]
+    try:
+        if action in ("reply", "note"):
+            value = body.get("text")
+            if not isinstance(value, str):
+                return problem(422, "'text' must be a string")
+            if action == "reply":
+                await desk.reply(who, case_id, value, close=body.get("close") is True)
+            else:
+                await desk.note(who, case_id, value)
+        elif action == "assign":
+            agent = body.get("agent_id")
+            if agent is not None and (not isinstance(agent, int) or isinstance(agent, bool) or agent <= 0):
+                return problem(422, "'agent_id' must be a positive integer")
+            if agent is not None and agent != who.telegram_id and not who.role.allows(Role.SUPERVISOR):
+                return problem(403, "assigning to someone else needs the role supervisor")
+            if agent is None and who.telegram_id is None:
+                return problem(422, "'agent_id' is required with an API token")
+            await desk.claim(who, case_id, agent)
+        elif action == "close":
+            await desk.close(who, case_id)
+        elif action == "reopen":
+            await desk.reopen(who, case_id)
+        else:
+            return problem(404, "no such action")
+    except ActionRefused as refused:
+        return _refused(refused)
+    detail = await desk.detail(case_id)
+    return JSONResponse(detail.to_dict() if detail else {}, status_code=200)
+
+
+def _entry(entry: FaqEntry) -> dict[str, Any]:
+    return {"id": entry.id, "title": entry.title, "paraphrases": entry.paraphrases, "answer": entry.answer}
+
+
+def _version(info: VersionInfo) -> dict[str, Any]:
+    return {
+        "version": info.version,
+        "action": info.action,
+        "author_id": info.author_id,
+        "created_at": info.created_at.isoformat(),
+        "deleted": info.deleted,
+    }
+
+
+@api()
+async def faq_list(request: Request, who: Principal) -> Response:
+    entries = await ctx(request).faq.current()
+    return JSONResponse({"entries": [{"id": e.id, "title": e.title} for e in entries]})
+
+
+@api()
+async def faq_get(request: Request, who: Principal) -> Response:
+    entry = await ctx(request).faq.get(request.path_params["faq_id"])
+    if entry is None:
+        return problem(404, "no such FAQ entry")
+    version = await ctx(request).faq.current_version(entry.id)
+    return JSONResponse(_entry(entry) | {"version": version})
+
+
+def _strings(value: Any) -> dict[str, str] | None:
+    if isinstance(value, dict) and all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
+        return value
+    return None
+
+
+@api(Role.ADMIN)
+async def faq_put(request: Request, who: Principal) -> Response:
+    faq_id = request.path_params["faq_id"]
+    try:
+        body = await _body(request)
+    except ValueError as error:
+        return problem(400, str(error))
+    title, answer, paraphrases = _strings(body.get("title")), _strings(body.get("answer")), body.get("paraphrases")
+    if (
+        title is None
+        or answer is None
+        or not isinstance(paraphrases, dict)
+        or not all(
+            isinstance(k, str) and isinstance(v, list) and all(isinstance(p, str) for p in v)
+            for k, v in paraphrases.items()
+        )
+    ):
+        return problem(422, "needs title and answer (locale → text) and paraphrases (locale → list of texts)")
+    entry = FaqEntry(faq_id, title, paraphrases, answer)
+    try:
+        version = await ctx(request).faq.save(entry, who.agent_id)
+    except FaqValidationError as error:
+        return problem(422, "; ".join(f"{p.code}: {p.field}" for p in error.problems))
+    except FaqStoreError as error:
+        return problem(409, str(error))
+    await ctx(request).audit.record(who.actor, "faq.put", f"faq:{faq_id}", {"version": version})
+    return JSONResponse(_entry(entry) | {"version": version})
+
+
+@api()
+async def faq_history(request: Request, who: Principal) -> Response:
+    faq_id = request.path_params["faq_id"]
+    history = await ctx(request).faq.history(faq_id)
+    if not history:
+        return problem(404, "no such FAQ entry")
+    return JSONResponse({"id": faq_id, "versions": [_version(v) for v in history]})
+
+
+@api(Role.ADMIN)
+async def faq_rollback(request: Request, who: Principal) -> Response:
+    faq_id = request.path_params["faq_id"]
+    try:
+        body = await _body(request)
+    except ValueError as error:
+        return problem(400, str(error))
+    target = body.get("version")
+    if not isinstance(target, int) or isinstance(target, bool) or target < 1:
+        return problem(422, "'version' must be a positive integer")
+    try:
+        version = await ctx(request).faq.rollback(faq_id, target, who.agent_id)
+    except FaqStoreError as error:
+        return problem(404, str(error))
+    except FaqValidationError as error:
+        return problem(422, "; ".join(f"{p.code}: {p.field}" for p in error.problems))
+    await ctx(request).audit.record(who.actor, "faq.rollback", f"faq:{faq_id}", {"to": target, "version": version})
+    return JSONResponse({"id": faq_id, "version": version})
+
+
+@api(Role.SUPERVISOR)
+async def stats(request: Request, who: Principal) -> Response:
+    raw = request.query_params.get("days", "7")
+    days = int(raw) if raw.isdigit() and 1 <= int(raw) <= 366 else 7
+    end = today_in_jakarta() + timedelta(days=1)
+    figures = await compute_stats(ctx(request).app.engine, end - timedelta(days=days), end)
+    return JSONResponse(figures.to_dict())
+
+
+async def openapi(request: Request) -> Response:
+    return JSONResponse(openapi_document())
+
+
+def routes() -> list[BaseRoute]:
+    return [
+        Route("/api/openapi.json", openapi),
+        Route("/api/v1/cases", cases_list),
+        Route("/api/v1/cases/{case_id}", case_get),
+        Route("/api/v1/cases/{case_id}/{action}", case_action, methods=["POST"]),
+        Route("/api/v1/faq", faq_list),
+        Route("/api/v1/faq/{faq_id}", faq_get),
+        Route("/api/v1/faq/{faq_id}", faq_put, methods=["PUT"]),
+        Route("/api/v1/faq/{faq_id}/history", faq_history),
+        Route("/api/v1/faq/{faq_id}/rollback", faq_rollback, methods=["POST"]),
+        Route("/api/v1/stats", stats),
+    ]

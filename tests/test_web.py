@@ -1,0 +1,155 @@
+"""The web console and its API, in process over ASGI on a real database: sign-in, sessions, CSRF, roles, the inbox,
+case actions through the shared case use cases (outbox, topic, audit), API tokens, live events."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from core.console.staff import Role
+from core.models import AuditEntry, CaseMessage, ConsoleLoginLink, OutboxMessage
+from tests.web_harness import ADMIN, AGENT, SUPERVISOR, console
+
+REDIS_URL = os.environ.get("REDIS_URL", "")
+
+
+async def test_without_a_session_the_root_is_the_login_page_and_the_api_answers_401(sqlite_engine: AsyncEngine) -> None:
+    async with console(sqlite_engine) as c:
+        home = await c.client.get("/")
+        assert home.status_code == 200 and "/login" in home.text
+        assert (await c.client.get("/inbox")).headers["location"] == "/"
+        for path in ("/api/v1/cases", "/api/v1/faq", "/api/v1/stats", "/api/v1/cases/1"):
+            assert (await c.client.get(path)).status_code == 401
+        assert (await c.client.get("/api/openapi.json")).json()["openapi"].startswith("3.")
+
+
+async def test_a_login_link_signs_in_once_into_an_httponly_samesite_session(sqlite_engine: AsyncEngine) -> None:
+    async with console(sqlite_engine) as c:
+        assert await c.context.access.issue_login_link(5555) is None  # not staff
+        token = await c.context.access.issue_login_link(AGENT)
+        assert token is not None
+        async with c.context.access.sessions() as session:
+            stored = (await session.scalars(select(ConsoleLoginLink.token_hash))).all()
+        assert token not in stored and len(stored) == 1  # only the hash is kept
+        shown = await c.client.get(f"/login?t={token}")  # a link preview does not spend it
+        assert token in shown.text
+        signed = await c.client.post("/login", data={"t": token})
+        assert signed.status_code == 303
+        cookie = signed.headers["set-cookie"].lower()
+        assert "httponly" in cookie and "samesite=lax" in cookie
+        assert (await c.client.get("/inbox")).status_code == 200
+        c.client.cookies.clear()
+        again = await c.client.post("/login", data={"t": token})
+        assert again.status_code == 400 and "pk_session" not in again.headers.get("set-cookie", "")
+
+
+async def test_an_expired_link_is_refused(sqlite_engine: AsyncEngine) -> None:
+    async with console(sqlite_engine) as c:
+        old = datetime.now(UTC) - timedelta(minutes=11)
+        token = await c.context.access.issue_login_link(AGENT, now=old)
+        assert token is not None
+        assert await c.context.access.redeem_login_link(token) is None
+
+
+async def test_a_reply_from_the_console_goes_through_the_outbox_the_topic_and_the_audit_log(
+    engine: AsyncEngine,
+) -> None:
+    async with console(engine) as c:
+        case_id = await c.open_case(7001, "sertifikat belum muncul")
+        csrf = await c.sign_in(AGENT)
+        refused = await c.client.post(f"/cases/{case_id}/reply", data={"text": "tanpa token"})
+        assert refused.status_code == 403
+        sent = await c.client.post(f"/cases/{case_id}/reply", data={"csrf": csrf, "text": "Halo Kak <b>"})
+        assert sent.status_code == 303 and "done=reply" in sent.headers["location"]
+        async with c.context.access.sessions() as session:
+            outbox = (await session.scalars(select(OutboxMessage).order_by(OutboxMessage.id))).all()
+            said = (await session.scalars(select(CaseMessage).where(CaseMessage.direction == "agent"))).all()
+            audit = (await session.scalars(select(AuditEntry))).all()
+        to_participant = [o for o in outbox if o.lane == "participant"]
+        assert [(o.chat_id, o.method, o.payload["text"]) for o in to_participant] == [
+            (7001, "agentText", "Halo Kak &lt;b&gt;")
+        ]
+        assert any("Halo Kak &lt;b&gt;" in o.payload.get("text", "") for o in outbox if o.lane == "staff")
+        assert [(m.author_id, m.text) for m in said] == [(AGENT, "Halo Kak <b>")]
+        assert ("case.reply", f"staff:{AGENT}") in {(a.action, a.actor) for a in audit}
+        page = await c.client.get(f"/cases/{case_id}")
+        assert "Halo Kak &lt;b&gt;" in page.text and 'data-status="pending"' in page.text
+        detail = (await c.client.get(f"/api/v1/cases/{case_id}")).json()
+        assert detail["status"] == "claimed" and detail["claimed_by"] == AGENT
+
+
+async def test_roles_are_checked_on_the_server(sqlite_engine: AsyncEngine) -> None:
+    async with console(sqlite_engine) as c:
+        await c.context.access.set_member(SUPERVISOR, Role.SUPERVISOR, "Sup", True, ADMIN)
+        case_id = await c.open_case(7002, "halo")
+        csrf = await c.sign_in(AGENT)
+        entry = {"title": {"id": "x"}, "paraphrases": {"id": ["x y z"]}, "answer": {"id": "x"}}
+        headers = {"x-csrf-token": csrf}
+        assert (await c.client.put("/api/v1/faq/greeting", json=entry, headers=headers)).status_code == 403
+        assign = {"agent_id": SUPERVISOR}
+        assert (await c.client.post(f"/api/v1/cases/{case_id}/assign", json=assign, headers=headers)).status_code == 403
+        assert (await c.client.get("/api/v1/stats")).status_code == 403
+        c.client.cookies.clear()
+        csrf = await c.sign_in(SUPERVISOR)
+        moved = await c.client.post(f"/api/v1/cases/{case_id}/assign", json={"agent_id": AGENT},
+                                    headers={"x-csrf-token": csrf})  # fmt: skip
+        assert moved.status_code == 200 and moved.json()["claimed_by"] == AGENT
+        assert (await c.client.get("/api/v1/stats")).status_code == 200
+
+
+async def test_inbox_views_counts_and_search(sqlite_engine: AsyncEngine) -> None:
+    async with console(sqlite_engine) as c:
+        first = await c.open_case(7101, "a")
+        second = await c.open_case(7102, "b")
+        csrf = await c.sign_in(AGENT)
+        await c.client.post(f"/cases/{first}/reply", data={"csrf": csrf, "text": "ok"})
+        listed = (await c.client.get("/api/v1/cases?view=unassigned")).json()
+        assert [row["id"] for row in listed["cases"]] == [second]
+        assert listed["counts"] == {"unassigned": 1, "mine": 1, "open": 2, "waiting": 1, "closed": 0}
+        assert [r["id"] for r in (await c.client.get("/api/v1/cases?view=waiting")).json()["cases"]] == [first]
+        assert [r["id"] for r in (await c.client.get("/api/v1/cases?q=7102")).json()["cases"]] == [second]
+        assert [r["id"] for r in (await c.client.get(f"/api/v1/cases?q=%23{first}")).json()["cases"]] == [first]
+        page = await c.client.get("/inbox?view=open&fragment=rows")
+        assert re.findall(r'data-case="(\d+)"', page.text) == [str(first), str(second)]
+
+
+async def test_api_tokens_are_stored_hashed_and_can_be_revoked(sqlite_engine: AsyncEngine) -> None:
+    async with console(sqlite_engine) as c:
+        token_id, token = await c.context.access.create_api_token("crm", Role.AGENT, ADMIN)
+        assert all(t.token_hash != token for t in await c.context.access.api_tokens())
+        auth = {"authorization": f"Bearer {token}"}
+        assert (await c.client.get("/api/v1/faq", headers=auth)).status_code == 200
+        assert await c.context.access.revoke_api_token(token_id)
+        assert (await c.client.get("/api/v1/faq", headers=auth)).status_code == 401
+
+
+async def test_a_new_case_is_published_to_connected_consoles(sqlite_engine: AsyncEngine) -> None:
+    async with console(sqlite_engine) as c:
+        async with c.context.events.local.subscription() as queue:
+            await asyncio.sleep(0.5)  # the watcher has its first marks
+            case_id = await c.open_case(7201, "baru")
+            event = await asyncio.wait_for(queue.get(), 20)
+        assert event["case_id"] == case_id
+
+
+@pytest.mark.skipif(not REDIS_URL, reason="REDIS_URL is not set")
+async def test_events_reach_every_process_through_redis(sqlite_engine: AsyncEngine) -> None:
+    """Two console processes (two contexts) on one database: one watcher holds the Redis lease and publishes; the
+    other process's browsers get the event through Redis pub/sub."""
+    from redis.asyncio import Redis
+
+    redis = Redis.from_url(REDIS_URL)
+    await redis.delete("prakerja:console:watcher")
+    await redis.aclose()
+    async with console(sqlite_engine, REDIS_URL) as first, console(sqlite_engine, REDIS_URL) as second:
+        async with first.context.events.local.subscription() as q1, second.context.events.local.subscription() as q2:
+            await asyncio.sleep(1.0)  # a watcher took the lease and has its first marks
+            case_id = await first.open_case(7301, "lewat redis")
+            got = [await asyncio.wait_for(q.get(), 20) for q in (q1, q2)]
+        assert [e["case_id"] for e in got] == [case_id, case_id]

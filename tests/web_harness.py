@@ -1,0 +1,66 @@
+"""Shared by the console tests: a console app on a real database, signed-in clients, cases opened through the same
+use cases the bot uses."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+import httpx
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from bot.app import build_app
+from bot.settings import Settings
+from bot.web.app import make_web_app
+from bot.web.context import WebContext, build_context
+from core.cases.views import ChatMessage
+
+AGENT, SUPERVISOR, ADMIN, STAFF_CHAT = 111, 222, 999, -1001234
+
+
+@dataclass
+class Console:
+    context: WebContext
+    client: httpx.AsyncClient
+
+    async def sign_in(self, telegram_id: int) -> str:
+        """Signs this client in by a one-time link; returns the session's CSRF token."""
+        token = await self.context.access.issue_login_link(telegram_id)
+        assert token is not None
+        response = await self.client.post("/login", data={"t": token})
+        assert response.status_code == 303, response.text
+        page = await self.client.get("/inbox")
+        found = re.search(r'name="csrf" value="([^"]+)"', page.text)
+        assert found is not None
+        return found.group(1)
+
+    async def open_case(self, user_id: int, text: str, participant_id: int | None = None) -> int:
+        cases = self.context.app.services.cases
+        assert cases is not None
+        opened = await cases.open_case(user_id, participant_id, "participant_asked", "id", "awaiting_pmo", [],
+                                       "<b>card</b>", f"user {user_id}")  # fmt: skip
+        await cases.relay_from_participant(opened.case, ChatMessage("text", text, [], user_id, 7))
+        return opened.case.id
+
+
+def settings_for(url: str, **more: object) -> Settings:
+    return Settings(
+        database_url=url, staff_chat_id=[STAFF_CHAT], agent_ids=[AGENT], admin_ids=[ADMIN],
+        web_url="http://console.test", **more,  # type: ignore[arg-type]
+    )  # fmt: skip
+
+
+@asynccontextmanager
+async def console(engine: AsyncEngine, redis_url: str | None = None) -> AsyncIterator[Console]:
+    settings = settings_for(str(engine.url.render_as_string(hide_password=False)), redis_url=redis_url)
+    context = build_context(settings, build_app(settings, engine))
+    app = make_web_app(context)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://console.test") as client:
+        await context.events.start()
+        try:
+            yield Console(context, client)
+        finally:
+            await context.events.stop()
