@@ -248,7 +248,7 @@ class AdminFlow:
         faq_id = parts[0]
         old = await self.store.entry_at(faq_id, version)
         # What rendered when it was saved may not any more (a template feature or a value since taken away).
-        problems = await self._answer_problems(old) if old is not None else []
+        problems = await answer_problems(old) if old is not None else []
         if problems:
             lines = [Markup(line) for line in dict.fromkeys(self._text(p.key, **p.values) for p in problems)]
             return self._say("faq_rollback_refused", faq_id=faq_id, version=version, problems=lines)
@@ -322,44 +322,10 @@ class AdminFlow:
         if parsed is None:
             raise _EntryRefused(problems)
         entry = parsed
-        problems += await self._answer_problems(entry)  # all at once: the admin fixes everything in one round
+        problems += await answer_problems(entry)  # all at once: the admin fixes everything in one round
         if problems:
             raise _EntryRefused(problems)
         return entry
-
-    async def _answer_problems(self, entry: FaqEntry) -> list[_Problem]:
-        """Every answer renders in each language, for nobody and for sample participants, as valid Telegram HTML —
-        in a separate process (`RENDER_WORKER`), within RENDER_TIME_LIMIT and RENDER_OUTPUT_LIMIT each: an answer
-        that is slow or huge to render is refused, so no participant can ever trigger it."""
-        problems: list[_Problem] = []
-        if not entry.answer.get("id"):
-            return problems  # reported as missing already
-        for locale in LOCALES:
-            # A missing English answer falls back to the Indonesian one, rendered with English dates.
-            language = locale if entry.answer.get(locale) else "id"
-            source = entry.answer[language]
-            samples = (None, *SAMPLE_PARTICIPANTS)
-            jobs = [(source, locale, participant) for participant in samples]
-            try:
-                results = await asyncio.to_thread(RENDER_WORKER.check, jobs)
-            except RuntimeError as exc:  # the worker could not start: save nothing unchecked
-                return [_Problem("faq_template_error", {"language": language, "who": "none", "detail": str(exc)})]
-            for participant, result in zip(samples, results, strict=True):
-                who = "none" if participant is None else str(participant["name"])
-                if result.kind != "ok":
-                    # One report per answer: the same mistake would be reported for every sample.
-                    problems.append(_render_problem(language, who, result))
-                    break
-                text = result.text
-                for code, detail in _telegram_html_problems(text):
-                    problems.append(
-                        _Problem("faq_html_problem", {"language": language, "who": who, "code": code, "detail": detail})
-                    )
-                if not text.strip() or len(text) > MAX_RENDERED:
-                    problems.append(
-                        _Problem("faq_rendered_size", {"language": language, "who": who, "size": len(text)})
-                    )
-        return problems
 
     # --- rendering -----------------------------------------------------------------------------------------
     def _text(self, key: str, **context: Any) -> str:
@@ -407,6 +373,39 @@ def stats_context(figures: Mapping[str, Any]) -> dict[str, Any]:
     context["first_reply"] = parts(figures["median_first_reply_seconds"])
     context["to_close"] = parts(figures["median_to_close_seconds"])
     return context
+
+
+async def answer_problems(entry: FaqEntry) -> list[_Problem]:
+    """Every answer renders in each language, for nobody and for sample participants, as valid Telegram HTML —
+    in a separate process (`RENDER_WORKER`), within RENDER_TIME_LIMIT and RENDER_OUTPUT_LIMIT each: an answer
+    that is slow or huge to render is refused, so no participant can ever trigger it."""
+    problems: list[_Problem] = []
+    if not entry.answer.get("id"):
+        return problems  # reported as missing already
+    for locale in LOCALES:
+        # A missing English answer falls back to the Indonesian one, rendered with English dates.
+        language = locale if entry.answer.get(locale) else "id"
+        source = entry.answer[language]
+        samples = (None, *SAMPLE_PARTICIPANTS)
+        jobs = [(source, locale, participant) for participant in samples]
+        try:
+            results = await asyncio.to_thread(RENDER_WORKER.check, jobs)
+        except RuntimeError as exc:  # the worker could not start: save nothing unchecked
+            return [_Problem("faq_template_error", {"language": language, "who": "none", "detail": str(exc)})]
+        for participant, result in zip(samples, results, strict=True):
+            who = "none" if participant is None else str(participant["name"])
+            if result.kind != "ok":
+                # One report per answer: the same mistake would be reported for every sample.
+                problems.append(_render_problem(language, who, result))
+                break
+            text = result.text
+            for code, detail in _telegram_html_problems(text):
+                problems.append(
+                    _Problem("faq_html_problem", {"language": language, "who": who, "code": code, "detail": detail})
+                )
+            if not text.strip() or len(text) > MAX_RENDERED:
+                problems.append(_Problem("faq_rendered_size", {"language": language, "who": who, "size": len(text)}))
+    return problems
 
 
 def _render_problem(language: str, who: str, result: RenderCheck) -> _Problem:
