@@ -38,6 +38,7 @@ FILES = {
     "support.yaml": "facts: each canned reply; the desk's own settings and staff texts are ours",
     "messages.yaml": "texts only: the facts they quote come from rules.yaml and platforms.yaml",
     "admin_messages.yaml": "texts for admins: no programme facts",
+    "console.yaml": "texts of the staff web console: no programme facts",
     "slang.yaml": "the matcher's vocabulary: no programme facts",
     "closing_days.yaml": "the desk's own closing days, kept by admins: no programme facts",
 }
