@@ -110,3 +110,19 @@ def test_no_import_cycles() -> None:
         if module not in state:
             visit(module, [module])
     assert cycles == []
+
+
+def test_test_modules_do_not_import_each_other() -> None:
+    """Shared test machinery lives in modules of its own (tests/harness.py, tests/fake_bot_api.py, …): a test module
+    importing another one runs that one's module fixtures and marks, and the two cannot be changed apart."""
+    offenders = {}
+    for path in (ROOT / "tests").glob("test_*.py"):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        imported = {
+            node.module
+            for node in ast.walk(tree)
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("tests.test_")
+        }
+        if imported:
+            offenders[path.name] = sorted(imported)
+    assert offenders == {}

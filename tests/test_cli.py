@@ -21,7 +21,7 @@ from core.diagnosis import Stage
 from core.faq_entries import FaqEntry
 from core.faq_store import FaqStore
 from tests.fake_bot_api import FakeBotApi
-from tests.test_e2e_telegram import TOKEN, environment, start_bot, stop
+from tests.harness import TOKEN, environment, start_bot, stop
 
 SCRIPT = Path(sys.executable).parent / "prakerja-bot"
 
