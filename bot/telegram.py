@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import gc
 import logging
 import os
@@ -53,7 +54,8 @@ POLL_TIMEOUT = 30  # seconds a getUpdates call waits for news when nothing is in
 MAX_ATTEMPTS = 3  # an update whose handling raises this often is given up (logged), not retried forever
 DONE_PATIENCE = 30.0  # seconds to keep trying to record a handled update through a database blip
 FORGET_EVERY = 3600.0  # seconds between purges of the ledger's old rows
-BUSY_POLL = 0.05  # seconds between getUpdates calls while updates are in hand
+MAX_IN_HAND = 500  # updates handled at once by a polling bot; getUpdates waits while this many are in hand
+RETRY_PAUSE = 1.0  # seconds before a failed update's next attempt (times the attempt number)
 
 
 def make_bot(settings: Settings) -> Bot:
@@ -208,11 +210,11 @@ async def run_polling(app: App) -> None:
 
 
 class LedgerPolling:
-    """getUpdates with the webhook workers' ledger (core/updates.py): an update is recorded there once it is
-    handled, and the offset — which tells Telegram to forget updates — only moves past updates that are done. A
-    process killed mid-burst re-reads the rest on restart and skips those the ledger has as done. At least once,
-    handled once. (Polling has one consumer — Telegram answers a second getUpdates with 409 — so it needs no claim
-    before handling: a database busy with a writer then delays a turn's own work, not its start.)"""
+    """getUpdates with a durable inbox in the webhook workers' ledger (core/updates.py): each batch of polled updates
+    is stored there in one transaction before the offset confirms it to Telegram, so the offset moves on at once and
+    new updates never queue behind a slow one; an update is marked done (in batches) once handled, and its stored
+    body is cleared. A process killed mid-burst handles, on restart, what the ledger still has open. At least once,
+    handled once. (Polling has one consumer — Telegram answers a second getUpdates with 409 — so it needs no claims.)"""
 
     def __init__(self, bot: Bot, dp: Dispatcher, ledger: UpdateLedger, poll_timeout: int = POLL_TIMEOUT) -> None:
         self.bot = bot
@@ -220,43 +222,83 @@ class LedgerPolling:
         self.ledger = ledger
         self.poll_timeout = poll_timeout
         self.offset = 0
-        self.in_hand: dict[int, asyncio.Task[None]] = {}
-        self.finished: set[int] = set()  # done, but above an update still in hand: the offset waits for it
-        self.recording: set[int] = set()  # handled, being recorded as done
         self.tasks: set[asyncio.Task[None]] = set()
-        self.failures: dict[int, int] = {}
+        self._done: list[int] = []  # handled, to be marked done by the flusher
+        self.started: set[int] = set()  # handled in this run (or being handled), above the confirmed offset
+        self._open: set[int] = set()  # in hand now
+        self._flusher: asyncio.Task[None] | None = None
 
     async def run(self, stop: asyncio.Event) -> None:
         allowed = self.dp.resolve_used_update_types()
         forgotten_at = 0.0
         stopping = asyncio.create_task(stop.wait())
         try:
+            await self._resume()
             while not stop.is_set():
-                # Something in hand: ask without waiting, so that the offset advances as soon as it is done.
-                request = GetUpdates(
-                    offset=self.offset or None,
-                    timeout=0 if self.tasks else self.poll_timeout,
-                    allowed_updates=allowed,
-                )
+                while len(self.tasks) >= MAX_IN_HAND and not stop.is_set():
+                    await asyncio.wait({*self.tasks, stopping}, return_when=asyncio.FIRST_COMPLETED)
+                request = GetUpdates(offset=self.offset or None, timeout=self.poll_timeout, allowed_updates=allowed)
                 fetch = asyncio.create_task(self._fetch(request))
                 await asyncio.wait({fetch, stopping}, return_when=asyncio.FIRST_COMPLETED)
                 if stop.is_set():
                     fetch.cancel()
                     break
-                started = [await self._start(update) for update in fetch.result()]
-                if not any(started) and self.tasks:
-                    # Nothing new: ask again soon. The offset cannot move past what is in hand, so Telegram would
-                    # answer a long poll at once with those; new updates must not wait for them either.
-                    await asyncio.wait({*self.tasks, stopping}, timeout=BUSY_POLL, return_when="FIRST_COMPLETED")
-                self._advance(fetch.result())
+                await self._take(fetch.result())
                 if time.monotonic() - forgotten_at > FORGET_EVERY:
                     forgotten_at = time.monotonic()
                     with contextlib.suppress(Exception):
                         await self.ledger.forget_old()
         finally:
             stopping.cancel()
-            if self.tasks:  # finish what is in hand; the offset is not confirmed, the ledger says what is done
+            if self.tasks:  # finish what is in hand; what is not marked done is handled again on restart
                 await asyncio.gather(*self.tasks, return_exceptions=True)
+            if self._flusher is not None:
+                await asyncio.gather(self._flusher, return_exceptions=True)
+            await self._flush()
+
+    async def _resume(self) -> None:
+        """Handle what an earlier run stored and did not finish (it was killed, or stopped mid-burst)."""
+        try:
+            stored = await self.ledger.open_payloads()
+        except Exception as exc:
+            log.error("cannot read the updates left open: %s", redact(repr(exc)))
+            return
+        for update_id, body in stored:
+            try:
+                update = Update.model_validate_json(body, context={"bot": self.bot})
+            except ValueError:
+                log.error("update %s: stored body unreadable, given up", update_id)
+                self._mark_done(update_id)
+                continue
+            self.started.add(update_id)
+            self._start(update)
+
+    async def _take(self, updates: list[Update]) -> None:
+        """Start the new updates at once (one read says which are done already: a database busy with a writer delays
+        a turn's own work, not its start), then store the batch and confirm it: the next getUpdates carries the
+        offset past it."""
+        if not updates:
+            return
+        new = [u for u in updates if u.update_id not in self.started]
+        try:
+            done = await self.ledger.done_among([u.update_id for u in new]) if new else set()
+        except Exception as exc:  # the database is down: not confirmed, so Telegram sends them again
+            log.error("updates %s…: cannot read the ledger: %s", updates[0].update_id, redact(repr(exc)))
+            await asyncio.sleep(1.0)
+            return
+        for update in new:
+            if update.update_id not in done:
+                self.started.add(update.update_id)
+                self._start(update)
+        bodies = [(u.update_id, u.model_dump_json(exclude_unset=True)) for u in updates if u.update_id not in done]
+        try:
+            await self.ledger.receive(bodies)
+        except Exception as exc:  # not confirmed: Telegram sends them again, and `started` keeps them from a rerun
+            log.error("updates %s…: cannot store them: %s", updates[0].update_id, redact(repr(exc)))
+            await asyncio.sleep(1.0)
+            return
+        self.offset = max(self.offset, max(u.update_id for u in updates) + 1)
+        self.started = {i for i in self.started if i >= self.offset} | {i for i in self.started if i in self._open}
 
     async def _fetch(self, request: GetUpdates) -> list[Update]:
         try:
@@ -266,58 +308,37 @@ class LedgerPolling:
             await asyncio.sleep(2.0)
             return []
 
-    async def _start(self, update: Update) -> bool:
-        """Start handling one update; False when it is in hand or already done (read from the ledger: a read, so
-        that a database busy with a writer delays the turn's own work, not its start)."""
-        update_id = update.update_id
-        if update_id in self.in_hand or update_id in self.recording or update_id in self.finished:
-            return False
-        if update_id < self.offset:
-            return False
-        try:
-            done = await self.ledger.is_done(update_id)
-        except Exception as exc:  # the database is down: leave it unconfirmed, it is read again
-            log.error("update %s: cannot read the ledger: %s", update_id, redact(repr(exc)))
-            await asyncio.sleep(1.0)
-            return False
-        if done:
-            self.finished.add(update_id)
-            return False
-        task = self.in_hand[update_id] = asyncio.create_task(self._handle(update))
+    def _start(self, update: Update) -> None:
+        self._open.add(update.update_id)
+        task = asyncio.create_task(self._handle(update))
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
-        return True
 
     async def _handle(self, update: Update) -> None:
         update_id = update.update_id
-        try:
-            await self.dp.feed_update(self.bot, update)
-        except Exception as exc:
-            self.failures[update_id] = self.failures.get(update_id, 0) + 1
-            if self.failures[update_id] < MAX_ATTEMPTS:
-                log.error("update %s failed, will retry: %s", update_id, redact(repr(exc)))
-                self.in_hand.pop(update_id, None)
-                return
-            log.error("update %s failed %d times, given up: %s", update_id, MAX_ATTEMPTS, redact(repr(exc)))
-        # Handled: recording it may wait for a writer holding the database; the loop goes on meanwhile.
-        self.recording.add(update_id)
-        self.in_hand.pop(update_id, None)
-        try:
-            await through_blips(lambda: self.ledger.record_done(update_id), DONE_PATIENCE)
-            self.failures.pop(update_id, None)
-            self.finished.add(update_id)
-        except Exception as exc:  # not recorded: it is read and handled again (at least once)
-            log.error("update %s handled but not recorded as done: %s", update_id, redact(repr(exc)))
-        finally:
-            self.recording.discard(update_id)
-
-    def _advance(self, fetched: list[Update]) -> None:
-        """Move the offset past every update that is done, up to the first one that is not."""
-        pending = sorted(
-            {u.update_id for u in fetched if u.update_id >= self.offset} | set(self.in_hand) | self.recording
-        )
-        for update_id in pending:
-            if update_id not in self.finished:
+        for attempt in range(1, MAX_ATTEMPTS + 1):
+            try:
+                await self.dp.feed_update(self.bot, update)
                 break
-            self.offset = update_id + 1
-        self.finished = {i for i in self.finished if i >= self.offset}
+            except Exception as exc:
+                if attempt == MAX_ATTEMPTS:
+                    log.error("update %s failed %d times, given up: %s", update_id, MAX_ATTEMPTS, redact(repr(exc)))
+                    break
+                log.error("update %s failed, will retry: %s", update_id, redact(repr(exc)))
+                await asyncio.sleep(RETRY_PAUSE * attempt)
+        self._open.discard(update_id)
+        self._mark_done(update_id)
+
+    def _mark_done(self, update_id: int) -> None:
+        """Group commit: the updates handled while one batch is written form the next one."""
+        self._done.append(update_id)
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.create_task(self._flush())
+
+    async def _flush(self) -> None:
+        while self._done:
+            batch, self._done = self._done, []
+            try:
+                await through_blips(functools.partial(self.ledger.done_many, batch), DONE_PATIENCE)
+            except Exception as exc:  # not recorded: handled again after a restart (at least once)
+                log.error("%d updates handled but not recorded as done: %s", len(batch), redact(repr(exc)))

@@ -408,6 +408,9 @@ class ProcessedUpdate(Base):
     worker: Mapped[str] = mapped_column(String(64))
     claimed_at: Mapped[datetime] = mapped_column(UtcDateTime)
     done_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    # Long polling keeps the update itself until it is done (then it is cleared): the offset confirms updates to
+    # Telegram as soon as they are stored here, and a restart handles the ones still open from this copy.
+    payload: Mapped[str | None] = mapped_column(Text)
 
 
 class StaffMember(Base):

@@ -8,8 +8,10 @@ within seconds.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
+from typing import Any
 
 from sqlalchemy import Connection, delete, select, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -126,3 +128,53 @@ class UpdateLedger:
         statement = select(ProcessedUpdate.status).where(ProcessedUpdate.update_id == update_id)
         status = await run_blocking(self.engine, lambda conn: conn.execute(statement).scalar())
         return bool(status == "done")
+
+    # --- long polling's durable inbox --------------------------------------------------------------------------
+    async def receive(self, updates: Sequence[tuple[int, str]], now: datetime | None = None) -> None:
+        """Store polled updates (id, body) in one transaction before their offset is confirmed to Telegram; one
+        already known (done, or stored before) is left as it is. Once this returns, Telegram may forget them: a
+        restart handles what is still open from the stored body (`open_payloads`)."""
+        if not updates:
+            return
+        moment = now or datetime.now(UTC)
+        rows: list[dict[str, Any]] = [
+            {"update_id": i, "status": "processing", "worker": self.worker, "claimed_at": moment, "payload": body}
+            for i, body in updates
+        ]
+        statement = self._insert(ProcessedUpdate).on_conflict_do_nothing(index_elements=["update_id"])
+        await run_blocking(self.engine, lambda conn: conn.execute(statement, rows), write=True)
+
+    async def done_among(self, update_ids: Sequence[int]) -> set[int]:
+        """Which of these updates are done (one read; on SQLite through the read lane, which a writer holding the
+        database never delays)."""
+        statement = select(ProcessedUpdate.update_id).where(
+            ProcessedUpdate.update_id.in_(list(update_ids)), ProcessedUpdate.status == "done"
+        )
+        rows = await run_blocking(self.engine, lambda conn: conn.execute(statement).scalars().all())
+        return {int(i) for i in rows}
+
+    async def open_payloads(self) -> list[tuple[int, str]]:
+        """Polled updates stored but never marked done (the process stopped meanwhile), oldest first."""
+        statement = (
+            select(ProcessedUpdate.update_id, ProcessedUpdate.payload)
+            .where(ProcessedUpdate.status == "processing", ProcessedUpdate.payload.is_not(None))
+            .order_by(ProcessedUpdate.update_id)
+        )
+        rows = await run_blocking(self.engine, lambda conn: conn.execute(statement).all())
+        return [(int(i), str(body)) for i, body in rows]
+
+    async def done_many(self, update_ids: Sequence[int], now: datetime | None = None) -> None:
+        """Mark handled updates done in one transaction, and drop their stored bodies (they hold personal data). An
+        upsert: the batch may be done before `receive` stored it, which then leaves it alone."""
+        if not update_ids:
+            return
+        moment = now or datetime.now(UTC)
+        rows = [
+            {"update_id": i, "status": "done", "worker": self.worker, "claimed_at": moment, "done_at": moment}
+            for i in dict.fromkeys(update_ids)
+        ]
+        insert = self._insert(ProcessedUpdate)
+        statement = insert.on_conflict_do_update(
+            index_elements=["update_id"], set_={"status": "done", "done_at": insert.excluded.done_at, "payload": None}
+        )
+        await run_blocking(self.engine, lambda conn: conn.execute(statement, rows), write=True)
