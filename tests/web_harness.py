@@ -4,9 +4,13 @@ use cases the bot uses."""
 from __future__ import annotations
 
 import re
+import socket
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 import httpx
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -17,6 +21,7 @@ from bot.web.app import make_web_app
 from bot.web.context import WebContext, build_context
 from core.cases.views import ChatMessage
 
+SCRIPT = Path(sys.executable).parent / "prakerja-bot"
 AGENT, SUPERVISOR, ADMIN, STAFF_CHAT = 111, 222, 999, -1001234
 
 
@@ -64,3 +69,18 @@ async def console(engine: AsyncEngine, redis_url: str | None = None) -> AsyncIte
             yield Console(context, client)
         finally:
             await context.events.stop()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def start_web(cwd: Path, env: dict[str, str], port: int) -> subprocess.Popen[bytes]:
+    """`prakerja-bot web`, as an operator starts it; its log goes to web.log."""
+    with (cwd / "web.log").open("wb") as log:
+        return subprocess.Popen(
+            [str(SCRIPT), "web", "--port", str(port)], env=env, cwd=cwd, stdout=log, stderr=subprocess.STDOUT
+        )

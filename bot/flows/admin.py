@@ -362,6 +362,12 @@ class AdminFlow:
             raise _EntryRefused(problems)
         return entry
 
+    async def entry_problems(self, entry: FaqEntry) -> list[str]:
+        """Why an entry from another front end (the console's API) may not be saved — the same checks as /faq_set
+        (store rules, and every answer renders safely) — in the admin's words; empty when it may be saved."""
+        problems = [_store_problem(p) for p in validate_entry(entry)] + await self._answer_problems(entry)
+        return [self._text(p.key, **p.values) for p in problems]
+
     async def _answer_problems(self, entry: FaqEntry) -> list[_Problem]:
         """Every answer renders in each language, for nobody and for sample participants, as valid Telegram HTML —
         in a separate process (`RENDER_WORKER`), within RENDER_TIME_LIMIT and RENDER_OUTPUT_LIMIT each: an answer
