@@ -153,3 +153,25 @@ async def test_events_reach_every_process_through_redis(sqlite_engine: AsyncEngi
             case_id = await first.open_case(7301, "lewat redis")
             got = [await asyncio.wait_for(q.get(), 20) for q in (q1, q2)]
         assert [e["case_id"] for e in got] == [case_id, case_id]
+
+
+async def test_an_admin_adds_staff_and_creates_a_token_and_both_are_audited(sqlite_engine: AsyncEngine) -> None:
+    async with console(sqlite_engine) as c:
+        csrf = await c.sign_in(ADMIN)
+        headers = {"x-csrf-token": csrf}
+        added = await c.client.post("/api/v1/staff", json={"telegram_id": 4242, "role": "supervisor"}, headers=headers)
+        assert added.status_code == 200
+        assert await c.context.access.role_of(4242) == Role.SUPERVISOR
+        assert await c.context.access.issue_login_link(4242) is not None  # added in the console: may sign in
+        made = (await c.client.post("/api/v1/tokens", json={"name": "crm", "role": "agent"}, headers=headers)).json()
+        auth = {"authorization": f"Bearer {made['token']}"}
+        assert (await c.client.get("/api/v1/cases", headers=auth)).status_code == 200
+        assert (await c.client.get("/api/v1/tokens", headers=auth)).status_code == 403  # an agent token
+        assert (await c.client.delete(f"/api/v1/tokens/{made['id']}", headers=headers)).status_code == 200
+        assert (await c.client.get("/api/v1/cases", headers=auth)).status_code == 401
+        off = {"telegram_id": 4242, "role": "supervisor", "active": False}
+        await c.client.post("/api/v1/staff", json=off, headers=headers)
+        assert await c.context.access.role_of(4242) is None
+        audit = (await c.client.get("/api/v1/audit")).json()["entries"]
+        assert [e["action"] for e in audit][:5] == ["staff.set", "token.revoke", "token.create", "staff.set", "login"]
+        assert {e["actor"] for e in audit} == {f"staff:{ADMIN}"}

@@ -63,7 +63,8 @@ def api_schema(served: tuple[str, str]) -> schemathesis.BaseSchema:
     return schemathesis.openapi.from_url(f"{served[0]}/api/openapi.json")
 
 
-schema = schemathesis.pytest.from_fixture("api_schema")
+# Revoking tokens is left out: a generated id could revoke the fuzzer's own token and end the run early.
+schema = schemathesis.pytest.from_fixture("api_schema").exclude(method="DELETE")
 
 
 @schema.parametrize()
@@ -80,5 +81,5 @@ def test_without_a_token_every_operation_answers_401(
 ) -> None:
     for path, methods in api_schema.raw_schema["paths"].items():
         for method in methods:
-            concrete = path.replace("{case_id}", "1").replace("{faq_id}", "greeting")
+            concrete = path.replace("{case_id}", "1").replace("{faq_id}", "greeting").replace("{token_id}", "1")
             assert httpx.request(method.upper(), f"{served[0]}{concrete}").status_code == 401, (method, path)

@@ -41,6 +41,14 @@ _PARAPHRASES = {"type": "array", "maxItems": 200, "items": _TEXT | {"maxLength":
 _PARAPHRASES_ID = _PARAPHRASES | {"minItems": 1}
 
 
+_ROLE = {"type": "string", "enum": ["agent", "supervisor", "admin"]}
+
+
+def _object(required: list[str], properties: dict[str, Any]) -> dict[str, Any]:
+    schema = {"type": "object", "required": required, "properties": properties}
+    return {"required": True, "content": {"application/json": {"schema": schema}}}
+
+
 def _op(
     summary: str,
     *,
@@ -152,6 +160,53 @@ def openapi_document() -> dict[str, Any]:
                             }
                         },
                     },
+                )
+            },
+            "/api/v1/staff": {
+                "get": _op("Staff and roles (admin)"),
+                "post": _op(
+                    "Add a person or change their role (admin)",
+                    body=_object(
+                        ["telegram_id", "role"],
+                        {
+                            "telegram_id": {"type": "integer", "minimum": 1, "maximum": 2**53 - 1},
+                            "role": _ROLE,
+                            "name": {"type": "string", "maxLength": 128},
+                            "active": {"type": "boolean"},
+                        },
+                    ),
+                ),
+            },
+            "/api/v1/tokens": {
+                "get": _op("Integration tokens (admin)"),
+                "post": _op(
+                    "Create a token; shown once (admin)",
+                    body=_object(
+                        ["name", "role"],
+                        {"name": _TEXT | {"maxLength": 64}, "role": _ROLE},
+                    ),
+                ),
+            },
+            "/api/v1/tokens/{token_id}": {
+                "delete": _op(
+                    "Revoke a token (admin)",
+                    params=[
+                        {
+                            "name": "token_id",
+                            "in": "path",
+                            "required": True,
+                            "schema": {"type": "integer", "minimum": 1},
+                        }
+                    ],
+                )
+            },
+            "/api/v1/audit": {
+                "get": _op(
+                    "The audit log, newest first (admin)",
+                    params=[
+                        {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 1000}},
+                        {"name": "actor", "in": "query", "schema": {"type": "string"}},
+                    ],
                 )
             },
             "/api/v1/stats": {
