@@ -175,3 +175,18 @@ async def test_an_admin_adds_staff_and_creates_a_token_and_both_are_audited(sqli
         audit = (await c.client.get("/api/v1/audit")).json()["entries"]
         assert [e["action"] for e in audit][:5] == ["staff.set", "token.revoke", "token.create", "staff.set", "login"]
         assert {e["actor"] for e in audit} == {f"staff:{ADMIN}"}
+
+
+async def test_an_admin_imports_a_file_through_the_api_and_gets_the_row_report(sqlite_engine: AsyncEngine) -> None:
+    async with console(sqlite_engine) as c:
+        csrf = await c.sign_in(ADMIN)
+        headers = {"x-csrf-token": csrf, "content-type": "text/csv"}
+        body = "code,name\ntokopedia,Tokopedia\n,Tanpa kode\n"
+        refused = (await c.client.post("/api/v1/imports/platforms", content=body, headers=headers)).json()
+        assert refused["status"] == "rejected" and refused["rejections"][0]["line"] == 3  # all or nothing
+        good = "code,name\ntokopedia,Tokopedia\npintaria,Pintaria\n"
+        report = (await c.client.post("/api/v1/imports/platforms", content=good, headers=headers)).json()
+        assert (report["status"], report["applied"]) == ("applied", 2)
+        again = (await c.client.post("/api/v1/imports/platforms", content=good, headers=headers)).json()
+        assert (again["applied"], again["unchanged"]) == (0, 2)  # idempotent
+        assert (await c.client.post("/api/v1/imports/nonsense", content=good, headers=headers)).status_code == 404

@@ -53,7 +53,7 @@ class Console:
 def settings_for(url: str, **more: object) -> Settings:
     return Settings(
         database_url=url, staff_chat_id=[STAFF_CHAT], agent_ids=[AGENT], admin_ids=[ADMIN],
-        web_url="http://console.test", **more,  # type: ignore[arg-type]
+        web_url="http://console.test", pii_hash_key="k" * 40, **more,  # type: ignore[arg-type]
     )  # fmt: skip
 
 

@@ -209,6 +209,23 @@ def openapi_document() -> dict[str, Any]:
                     ],
                 )
             },
+            "/api/v1/imports/{kind}": {
+                "post": _op(
+                    "Import a file (the request body; admin): platforms, trainings, participants, payout-accounts, "
+                    "platform-report, pmo-results or transfers; the per-row report",
+                    params=[
+                        {"name": "kind", "in": "path", "required": True, "schema": {"type": "string"}},
+                        {"name": "format", "in": "query", "schema": {"type": "string", "enum": ["csv", "jsonl"]}},
+                    ],
+                    body={
+                        "required": True,
+                        "content": {
+                            "text/csv": {"schema": {"type": "string"}},
+                            "application/x-ndjson": {"schema": {"type": "string"}},
+                        },
+                    },
+                )
+            },
             "/api/v1/stats": {
                 "get": _op(
                     "Figures of the last days (supervisor)",
