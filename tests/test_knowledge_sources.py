@@ -38,6 +38,7 @@ FILES = {
     "admin_messages.yaml": "texts for admins: no programme facts",
     "slang.yaml": "the matcher's vocabulary: no programme facts",
     "closing_days.yaml": "the desk's own closing days, kept by admins: no programme facts",
+    "console.yaml": "texts of the staff web console: no programme facts",
 }
 # support.yaml sections that are our own settings and texts, not programme facts.
 SUPPORT_OWN = {"business_hours", "reopen_window_hours", "transcript_lines", "messages"}
