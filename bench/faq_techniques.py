@@ -33,7 +33,8 @@ if str(PROJECT_ROOT) not in sys.path:
 
 from faq_eval import Question, read_questions  # noqa: E402
 
-from core.faq import FaqEntry, FaqMatcher, clean_text, load_faq, load_off_topic, load_slang  # noqa: E402
+from core.faq import FaqMatcher, clean_text, load_faq, load_off_topic, load_slang  # noqa: E402
+from core.faq_entries import FaqEntry  # noqa: E402
 
 Ranker = Callable[[str], list[tuple[str, float]]]  # question → (entry id, score) best first
 

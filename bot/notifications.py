@@ -25,6 +25,7 @@ from bot.texts import Renderer
 from core.accounts import AccountService
 from core.cases import CaseService
 from core.identity import redact
+from core.locales import known
 from core.outbox import PARTICIPANT, AgentCopy, AgentEdit, AgentText, Outbox, OutboxItem, ParticipantNotification
 from core.retry import through_blips
 
@@ -108,7 +109,7 @@ class ParticipantSender:
         self.next_slot = max(now, self.next_slot) + self.interval
 
     def text_for(self, notification: ParticipantNotification) -> str:
-        locale = notification.locale if notification.locale in ("id", "en") else "id"
+        locale = known(notification.locale)
         return self.renderer.render(f"notify_{notification.kind}", locale, **notification.context)
 
     async def _send(self, item: OutboxItem, group: list[OutboxItem]) -> bool:

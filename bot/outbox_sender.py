@@ -32,6 +32,7 @@ from bot.send_errors import backoff, is_transient
 from bot.texts import Renderer
 from core.cases import CaseService
 from core.identity import redact
+from core.limits import MESSAGE_TEXT
 from core.outbox import (
     STAFF,
     CopyToTopic,
@@ -45,7 +46,7 @@ from core.outbox import (
 )
 
 log = logging.getLogger(__name__)
-MAX_TEXT = 4096
+MAX_TEXT = MESSAGE_TEXT
 ALBUM_SETTLE_SECONDS = 1.5  # an album's parts arrive as separate updates; wait for all of them
 TEXT_SETTLE_SECONDS = 1.0  # a participant's texts typed in quick succession go into the topic as one message
 PER_PARTY = 20  # pending items looked at per participant (and group) and round: a minute's worth; none hides another's

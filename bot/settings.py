@@ -8,6 +8,8 @@ from typing import Annotated, Literal
 from pydantic import SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from core.locales import LOCALES
+
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///data/prakerja.db"
 DEV_PII_KEY = "dev-only-change-me"
 # Telegram allows 1–256 of these characters in a webhook secret; we want at least 32 of them (about 190 bits).
@@ -63,7 +65,7 @@ class Settings(BaseSettings):
     @field_validator("default_locale")
     @classmethod
     def _known_locale(cls, value: str) -> str:
-        if value not in ("id", "en"):
+        if value not in LOCALES:
             raise ValueError("DEFAULT_LOCALE must be 'id' or 'en'")
         return value
 

@@ -26,6 +26,7 @@ from redis.exceptions import RedisError
 from sqlalchemy.exc import SQLAlchemyError
 
 from bot.app import App
+from bot.flows.commands import PARTICIPANT_COMMANDS
 from bot.flows.types import Reply
 from bot.handlers import admin, agent, console_login, participant
 from bot.handlers.delivery import deliver
@@ -38,6 +39,7 @@ from core.console.staff import StaffAccess
 from core.db import close_sidecar, make_engine
 from core.identity import redact
 from core.leader import run_as_leader
+from core.locales import LOCALES
 from core.outbox import Outbox
 from core.retention import Retention
 from core.retry import through_blips
@@ -47,7 +49,6 @@ log = logging.getLogger(__name__)
 INFRASTRUCTURE_ERRORS: tuple[type[BaseException], ...] = (SQLAlchemyError, RedisError, OSError, TimeoutError)
 STAFF_SENDER_LOCK, PARTICIPANT_SENDER_LOCK = 7_401_001, 7_401_002  # PostgreSQL advisory lock keys
 RETENTION_LOCK = 7_401_003
-COMMANDS = ("start", "status", "help", "lang", "cancel", "logout")
 POLL_TIMEOUT = 30  # seconds a getUpdates call waits for news when nothing is in hand
 MAX_ATTEMPTS = 3  # an update whose handling raises this often is given up (logged), not retried forever
 DONE_PATIENCE = 30.0  # seconds to keep trying to record a handled update through a database blip
@@ -115,8 +116,10 @@ def build_dispatcher(app: App, storage: BaseStorage | None = None) -> Dispatcher
 
 async def set_command_menu(bot: Bot, app: App) -> None:
     renderer = app.services.renderer
-    for locale in ("id", "en"):
-        commands = [BotCommand(command=c, description=renderer.render(f"cmd_{c}", locale)) for c in COMMANDS]
+    for locale in LOCALES:
+        commands = [
+            BotCommand(command=c, description=renderer.render(f"cmd_{c}", locale)) for c in PARTICIPANT_COMMANDS
+        ]
         # The default menu (no language code) is Indonesian; English speakers' clients pick the "en" one.
         await bot.set_my_commands(
             commands, scope=BotCommandScopeAllPrivateChats(), language_code=None if locale == "id" else "en"

@@ -24,7 +24,6 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from core.paths import knowledge_dir
 
-LOCALES = ("id", "en")
 _DAYS = {
     "id": ("Senin", "Selasa", "Rabu", "Kamis", "Jumat", "Sabtu", "Minggu"),
     "en": ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"),

@@ -183,8 +183,6 @@ def _active_lock(attempts: IdentityAttempts | IdentityLockout | None, now: datet
     if attempts is None or attempts.locked_until is None:
         return None
     until = attempts.locked_until
-    if until.tzinfo is None:  # SQLite returns naive datetimes; we only ever store UTC
-        until = until.replace(tzinfo=UTC)
     return until if until > now else None
 
 

@@ -23,6 +23,7 @@ import yaml
 from rapidfuzz import fuzz, process
 from rapidfuzz.distance import OSA
 
+from core.faq_entries import FaqEntry, read_document
 from core.paths import knowledge_dir
 
 MatchKind = Literal["answer", "suggest", "none"]
@@ -82,16 +83,6 @@ _DOUBLE = re.compile(r"(\w)\1")
 
 
 @dataclass(frozen=True)
-class FaqEntry:
-    """One FAQ: its id (an intent in INTENTS.md), button titles, paraphrases and answer templates by language."""
-
-    id: str
-    title: dict[str, str]
-    paraphrases: dict[str, list[str]]
-    answer: dict[str, str]
-
-
-@dataclass(frozen=True)
 class Slang:
     """The participant vocabulary from `knowledge/slang.yaml`."""
 
@@ -142,35 +133,9 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     return data
 
 
-def _str_dict(value: object, what: str) -> dict[str, str]:
-    if not isinstance(value, Mapping):
-        raise ValueError(f"{what}: expected a mapping of language to text")
-    return {str(k): str(v) for k, v in value.items()}
-
-
 def parse_faq_entries(data: Mapping[str, Any]) -> list[FaqEntry]:
-    """Entries from the parsed FAQ document (the `faqs:` list); shared by the file loader and admin imports."""
-    entries: list[FaqEntry] = []
-    seen: set[str] = set()
-    for raw in data.get("faqs") or []:
-        if not isinstance(raw, Mapping) or not raw.get("id"):
-            raise ValueError(f"FAQ entry without an id: {raw!r:.80}")
-        faq_id = str(raw["id"])
-        if faq_id in seen:
-            raise ValueError(f"duplicate FAQ id {faq_id!r}")
-        seen.add(faq_id)
-        paraphrases = raw.get("paraphrases") or {}
-        if not isinstance(paraphrases, Mapping):
-            raise ValueError(f"{faq_id}.paraphrases: expected a mapping of language to a list")
-        entries.append(
-            FaqEntry(
-                id=faq_id,
-                title=_str_dict(raw.get("title"), f"{faq_id}.title"),
-                paraphrases={str(lang): [str(p) for p in items or []] for lang, items in paraphrases.items()},
-                answer=_str_dict(raw.get("answer"), f"{faq_id}.answer"),
-            )
-        )
-    return entries
+    """Entries from the parsed FAQ document (the `faqs:` list), through the one entry reader (core.faq_entries)."""
+    return read_document(data)
 
 
 def load_faq(path: Path | None = None) -> list[FaqEntry]:

@@ -6,7 +6,7 @@ of an empty table and the format of the export. Every change also appends an `ev
 
 from __future__ import annotations
 
-import re
+import asyncio
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -14,21 +14,16 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from sqlalchemy import Select, and_, func, select
+from sqlalchemy import Select, and_, func, inspect, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
-from core.db import make_sessionmaker
-from core.faq import FaqEntry, load_faq, load_off_topic
+from core.db import make_engine, make_sessionmaker, sqlite_path
+from core.faq import load_faq, load_off_topic
+from core.faq_entries import FaqEntry, FaqProblem, entry_document, validate_entry
 from core.models import Event, FaqVersion
 from core.paths import knowledge_dir
 
-FAQ_ID = re.compile(r"^[a-z][a-z0-9_]{2,63}$")
-LANGUAGES = ("id", "en")  # Indonesian is required, English optional (answers fall back to Indonesian)
-MAX_TITLE = 60  # a button label: Telegram shows about this much
-MAX_PARAPHRASE = 300
-MAX_PARAPHRASES = 200  # per language
-MAX_ANSWER = 3500  # template source; the rendered answer must also fit one 4,096-character message
 SAVE_ATTEMPTS = 3  # two admins saving the same id at once: the loser recomputes its version number
 
 SaveAction = Literal["create", "edit"]
@@ -37,15 +32,6 @@ SaveAction = Literal["create", "edit"]
 def revision_query() -> Select[int]:
     """See `FaqStore.revision`; also read with every turn's context (core/turn_context.py)."""
     return select(func.count() + func.coalesce(func.max(FaqVersion.id), 0)).select_from(FaqVersion)
-
-
-@dataclass(frozen=True)
-class FaqProblem:
-    """One reason an entry cannot be saved, as data: the front end words it (`code` is a template key)."""
-
-    code: str  # bad_id / missing / empty / not_text / unknown_language / too_long / too_many
-    field: str  # "id", "title.id", "paraphrases.en", "answer.id", …
-    limit: int | None = None
 
 
 class FaqStoreError(Exception):
@@ -86,49 +72,19 @@ class VersionInfo:
     deleted: bool = False
 
 
-def validate_entry(entry: FaqEntry) -> list[FaqProblem]:
-    """Everything wrong with an entry before it may be saved (empty: it is fine)."""
-    problems: list[FaqProblem] = []
-    if not FAQ_ID.fullmatch(entry.id):
-        problems.append(FaqProblem("bad_id", "id"))
-    for name, texts in (("title", entry.title), ("answer", entry.answer)):
-        problems += [FaqProblem("unknown_language", f"{name}.{lang}") for lang in texts if lang not in LANGUAGES]
-        if not texts.get("id", "").strip():
-            problems.append(FaqProblem("missing", f"{name}.id"))
-        if "en" in texts and not texts["en"].strip():
-            problems.append(FaqProblem("empty", f"{name}.en"))
-        limit = MAX_TITLE if name == "title" else MAX_ANSWER
-        problems += [FaqProblem("too_long", f"{name}.{lang}", limit) for lang, t in texts.items() if len(t) > limit]
-    paraphrases = entry.paraphrases
-    problems += [FaqProblem("unknown_language", f"paraphrases.{lang}") for lang in paraphrases if lang not in LANGUAGES]
-    if not [p for p in paraphrases.get("id", []) if p.strip()]:
-        # The matcher learns the participants' (Indonesian) words from these; without them nobody reaches the entry.
-        problems.append(FaqProblem("missing", "paraphrases.id"))
-    for lang, items in paraphrases.items():
-        if any(not p.strip() for p in items):
-            problems.append(FaqProblem("empty", f"paraphrases.{lang}"))
-        if any(len(p) > MAX_PARAPHRASE for p in items):
-            problems.append(FaqProblem("too_long", f"paraphrases.{lang}", MAX_PARAPHRASE))
-        if len(items) > MAX_PARAPHRASES:
-            problems.append(FaqProblem("too_many", f"paraphrases.{lang}", MAX_PARAPHRASES))
-    return problems
-
-
 def _entry(row: FaqVersion) -> FaqEntry:
     return FaqEntry(
         id=row.faq_id,
         title=dict(row.title),
         paraphrases={lang: list(items) for lang, items in row.paraphrases.items()},
         answer=dict(row.answer),
+        sources=tuple(row.sources or ()),
+        kind=row.kind,
     )
 
 
 def _content(entry: FaqEntry) -> dict[str, Any]:
-    return {"title": entry.title, "paraphrases": entry.paraphrases, "answer": entry.answer}
-
-
-def _aware(value: datetime) -> datetime:
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value  # SQLite hands back naive UTC
+    return entry_document(entry)
 
 
 class _Dumper(yaml.SafeDumper):
@@ -258,7 +214,7 @@ class FaqStore:
         stmt = select(FaqVersion).where(FaqVersion.faq_id == faq_id).order_by(FaqVersion.version.desc())
         async with self.sessions() as session:
             return [
-                VersionInfo(row.version, row.action, row.author_id, _aware(row.created_at), row.deleted)
+                VersionInfo(row.version, row.action, row.author_id, row.created_at, row.deleted)
                 for row in (await session.scalars(stmt)).all()
             ]
 
@@ -341,6 +297,8 @@ class FaqStore:
                 title=entry.title,
                 paraphrases=entry.paraphrases,
                 answer=entry.answer,
+                sources=list(entry.sources),
+                kind=entry.kind,
                 deleted=deleted,
                 action=action,
                 author_id=author_id,
@@ -350,7 +308,8 @@ class FaqStore:
         changed: list[str] = []
         if previous is not None:
             before: Mapping[str, Any] = _content(_entry(previous))
-            changed = [key for key, value in _content(entry).items() if before[key] != value]
+            after = _content(entry)
+            changed = [key for key in dict.fromkeys([*before, *after]) if before.get(key) != after.get(key)]
         source_kind, source_ref = source or ("admin", str(author_id))
         session.add(
             Event(
@@ -363,3 +322,20 @@ class FaqStore:
                 source_ref=source_ref,
             )
         )
+
+
+async def faq_in_use(database_url: str) -> list[FaqEntry]:
+    """The FAQ the bot answers from: the database's, which admins edit, when it holds entries; else the knowledge
+    file (no database yet, or one the bot has not seeded). Never creates or changes a database."""
+    path = sqlite_path(database_url)
+    if path is None or await asyncio.to_thread(path.is_file):
+        engine = make_engine(database_url)
+        try:
+            async with engine.connect() as conn:
+                seeded = await conn.run_sync(lambda sync: inspect(sync).has_table(FaqVersion.__tablename__))
+            entries = await FaqStore(engine).current() if seeded else []
+        finally:
+            await engine.dispose()
+        if entries:
+            return entries
+    return load_faq()

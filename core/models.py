@@ -5,7 +5,7 @@ Tables are created by the Alembic migrations in `core/migrations`, never by `cre
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from enum import StrEnum
 from typing import Any
 
@@ -21,13 +21,33 @@ from sqlalchemy import (
     MetaData,
     String,
     Text,
+    TypeDecorator,
     UniqueConstraint,
     func,
 )
+from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 # Integer on SQLite so that the id is the rowid (auto-incremented); BIGINT elsewhere.
 BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """A moment, stored in UTC and always handed back timezone-aware: PostgreSQL's timestamptz does that itself,
+    SQLite has no time zones and returns naive values. One column type instead of a patch at every reader."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is not None and value.tzinfo is not None:
+            return value.astimezone(UTC)  # SQLite keeps the wall time only: make it UTC's
+        return value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value
 
 
 class Base(DeclarativeBase):
@@ -173,8 +193,8 @@ class ImportBatch(Base):
     kind: Mapped[str] = mapped_column(String(32))
     file_name: Mapped[str] = mapped_column(String(300))
     file_sha256: Mapped[str] = mapped_column(String(64), index=True)
-    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
-    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    started_at: Mapped[datetime] = mapped_column(UtcDateTime, server_default=func.now())
+    finished_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     status: Mapped[str] = mapped_column(String(16), default="running")  # applied / rejected / failed
     rows_read: Mapped[int] = mapped_column(Integer, default=0)
     rows_applied: Mapped[int] = mapped_column(Integer, default=0)
@@ -188,7 +208,7 @@ class Event(Base):
     __tablename__ = "events"
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
-    occurred_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    occurred_at: Mapped[datetime] = mapped_column(UtcDateTime, server_default=func.now())
     participant_id: Mapped[int | None] = mapped_column(Integer, index=True)
     entity: Mapped[str] = mapped_column(String(32))  # table name
     entity_id: Mapped[str] = mapped_column(String(64))
@@ -205,9 +225,9 @@ class TelegramLink(Base):
 
     telegram_user_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     participant_id: Mapped[int] = mapped_column(ForeignKey("participants.id"), index=True)
-    linked_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    linked_at: Mapped[datetime] = mapped_column(UtcDateTime, server_default=func.now())
     locale: Mapped[str] = mapped_column(String(2), default="id", server_default="id")  # for notifications
-    blocked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))  # the participant blocked the bot
+    blocked_at: Mapped[datetime | None] = mapped_column(UtcDateTime)  # the participant blocked the bot
 
 
 class IdentityAttempts(Base):
@@ -217,7 +237,7 @@ class IdentityAttempts(Base):
 
     telegram_user_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     failures: Mapped[int] = mapped_column(Integer, default=0)
-    locked_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    locked_until: Mapped[datetime | None] = mapped_column(UtcDateTime)
 
 
 class IdentityLockout(Base):
@@ -229,7 +249,7 @@ class IdentityLockout(Base):
     participant_id: Mapped[int] = mapped_column(ForeignKey("participants.id", ondelete="CASCADE"), primary_key=True)
     failures: Mapped[int] = mapped_column(Integer, default=0)
     lockouts: Mapped[int] = mapped_column(Integer, default=0)
-    locked_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    locked_until: Mapped[datetime | None] = mapped_column(UtcDateTime)
 
 
 class FaqAnswer(Base):
@@ -238,7 +258,7 @@ class FaqAnswer(Base):
     __tablename__ = "faq_answers"
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
-    asked_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now(), index=True)
+    asked_at: Mapped[datetime] = mapped_column(UtcDateTime, server_default=func.now(), index=True)
     telegram_user_id: Mapped[int | None] = mapped_column(BigInteger)
     participant_id: Mapped[int | None] = mapped_column(Integer)
     question: Mapped[str] = mapped_column(String(1000))  # redacted: no NIK or phone numbers
@@ -269,13 +289,16 @@ class Case(Base):
     steps_tried: Mapped[list[str]] = mapped_column(JSON, default=list)
     staff_chat_id: Mapped[int | None] = mapped_column(BigInteger)
     topic_id: Mapped[int | None] = mapped_column(Integer)
-    opened_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    opened_at: Mapped[datetime] = mapped_column(UtcDateTime, server_default=func.now())
     claimed_by: Mapped[int | None] = mapped_column(BigInteger)
-    claimed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    first_reply_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    closed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    claimed_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    first_reply_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    closed_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     closed_by: Mapped[int | None] = mapped_column(BigInteger)
     satisfaction: Mapped[int | None] = mapped_column(Integer)
+    # The participant's message that opened the case: a redelivery of that very message (its turn failed after the
+    # case was committed) is answered as the first delivery was, not relayed to the agent as a new message.
+    opened_message_id: Mapped[int | None] = mapped_column(Integer)
     card_html: Mapped[str | None] = mapped_column(Text)  # the card posted when it opened: posted again in a new topic
 
 
@@ -288,7 +311,7 @@ class ParticipantTopic(Base):
     staff_chat_id: Mapped[int] = mapped_column(BigInteger)
     topic_id: Mapped[int | None] = mapped_column(Integer)  # None while its creation is queued
     name: Mapped[str | None] = mapped_column(String(128))  # plain text: a recreated topic gets it again
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, server_default=func.now())
 
 
 class CaseMessage(Base):
@@ -307,7 +330,7 @@ class CaseMessage(Base):
     source_message_id: Mapped[int | None] = mapped_column(Integer)
     relayed_message_id: Mapped[int | None] = mapped_column(Integer)  # its copy on the other side, for edits
     media_group_id: Mapped[str | None] = mapped_column(String(64))
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now(), index=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, server_default=func.now(), index=True)
 
 
 class OutboxStatus(StrEnum):
@@ -336,10 +359,10 @@ class OutboxMessage(Base):
     dedupe_key: Mapped[str | None] = mapped_column(String(128), unique=True)
     status: Mapped[str] = mapped_column(String(16), default=OutboxStatus.PENDING, index=True)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
-    not_before: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    not_before: Mapped[datetime | None] = mapped_column(UtcDateTime)
     error: Mapped[str | None] = mapped_column(String(300))
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
-    sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), index=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, server_default=func.now())
+    sent_at: Mapped[datetime | None] = mapped_column(UtcDateTime, index=True)
 
 
 class FaqVersion(Base):
@@ -354,10 +377,12 @@ class FaqVersion(Base):
     title: Mapped[dict[str, str]] = mapped_column(JSON)
     paraphrases: Mapped[dict[str, list[str]]] = mapped_column(JSON)
     answer: Mapped[dict[str, str]] = mapped_column(JSON)
+    sources: Mapped[list[str] | None] = mapped_column(JSON)  # ids in knowledge/sources.yaml
+    kind: Mapped[str | None] = mapped_column(String(16))  # smalltalk / policy / action: cites no source
     deleted: Mapped[bool] = mapped_column(Boolean, default=False)
     action: Mapped[str] = mapped_column(String(16))  # seed / create / edit / rollback / delete
     author_id: Mapped[int | None] = mapped_column(BigInteger)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, server_default=func.now())
 
 
 class Interaction(Base):
@@ -366,7 +391,7 @@ class Interaction(Base):
     __tablename__ = "interactions"
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
-    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now(), index=True)
+    at: Mapped[datetime] = mapped_column(UtcDateTime, server_default=func.now(), index=True)
     telegram_user_id: Mapped[int] = mapped_column(BigInteger)
     participant_id: Mapped[int | None] = mapped_column(Integer)
     kind: Mapped[str] = mapped_column(String(16))  # text / command / button / contact / other / relay
@@ -381,8 +406,8 @@ class ProcessedUpdate(Base):
     update_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
     status: Mapped[str] = mapped_column(String(16))  # processing / done
     worker: Mapped[str] = mapped_column(String(64))
-    claimed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    done_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    claimed_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    done_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
 
 
 class StaffMember(Base):
@@ -395,7 +420,7 @@ class StaffMember(Base):
     name: Mapped[str | None] = mapped_column(String(128))
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     added_by: Mapped[int | None] = mapped_column(BigInteger)
-    added_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    added_at: Mapped[datetime] = mapped_column(UtcDateTime, server_default=func.now())
 
 
 class ConsoleLoginLink(Base):
@@ -405,8 +430,8 @@ class ConsoleLoginLink(Base):
 
     token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
     telegram_id: Mapped[int] = mapped_column(BigInteger)
-    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    expires_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    used_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
 
 
 class ConsoleSession(Base):
@@ -417,9 +442,9 @@ class ConsoleSession(Base):
     token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
     telegram_id: Mapped[int] = mapped_column(BigInteger, index=True)
     csrf_token: Mapped[str] = mapped_column(String(64))
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    last_seen_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    last_seen_at: Mapped[datetime] = mapped_column(UtcDateTime)
 
 
 class ApiToken(Base):
@@ -432,8 +457,8 @@ class ApiToken(Base):
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     role: Mapped[str] = mapped_column(String(16))
     created_by: Mapped[int] = mapped_column(BigInteger)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
 
 
 class AuditEntry(Base):
@@ -442,7 +467,7 @@ class AuditEntry(Base):
     __tablename__ = "audit_log"
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
-    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
     actor: Mapped[str] = mapped_column(String(64))  # "staff:123" or "token:4"
     action: Mapped[str] = mapped_column(String(48))
     target: Mapped[str | None] = mapped_column(String(64))

@@ -201,11 +201,7 @@ class OutboxItem:
     def waiting(self, now: datetime) -> bool:
         if self.not_before is None:
             return False
-        return _utc(self.not_before) > now
-
-
-def _utc(value: datetime) -> datetime:
-    return value if value.tzinfo else value.replace(tzinfo=UTC)  # SQLite hands back naive datetimes; we store UTC
+        return self.not_before > now
 
 
 def _item(row: OutboxMessage) -> OutboxItem:
@@ -301,7 +297,7 @@ class Outbox:
                     OutboxMessage.sent_at >= since,
                 )
             )
-            return [(chat, method, _utc(at)) for chat, method, at in rows.all() if at is not None]
+            return [(chat, method, at) for chat, method, at in rows.all() if at is not None]
 
     async def pending_count(self, lane: str | None = None) -> int:
         async with self.sessions() as session:

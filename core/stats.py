@@ -106,12 +106,8 @@ def jakarta_midnight(day: date) -> datetime:
     return datetime.combine(day, time(), tzinfo=JAKARTA).astimezone(UTC)
 
 
-def _aware(value: datetime) -> datetime:
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value  # SQLite hands back naive UTC
-
-
 def _local_day(value: datetime) -> date:
-    return _aware(value).astimezone(JAKARTA).date()
+    return value.astimezone(JAKARTA).date()
 
 
 def _as_date(value: object) -> date:
@@ -203,10 +199,8 @@ async def compute_stats(engine: AsyncEngine, start: date, end: date) -> Stats:
         for d in days
     ]
 
-    first_replies = [
-        _aware(row.first_reply_at) - _aware(row.opened_at) for row in case_rows if row.first_reply_at is not None
-    ]
-    closes = [_aware(row.closed_at) - _aware(row.opened_at) for row in case_rows if row.closed_at is not None]
+    first_replies = [row.first_reply_at - row.opened_at for row in case_rows if row.first_reply_at is not None]
+    closes = [row.closed_at - row.opened_at for row in case_rows if row.closed_at is not None]
     ratings = [int(row.satisfaction) for row in case_rows if row.satisfaction is not None]
     return Stats(
         start=start,

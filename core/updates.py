@@ -56,8 +56,7 @@ class UpdateLedger:
                 return Claim.BUSY
             if row.status == "done":
                 return Claim.DONE
-            claimed_at = row.claimed_at if row.claimed_at.tzinfo else row.claimed_at.replace(tzinfo=UTC)
-            if moment - claimed_at < self.lease:
+            if moment - row.claimed_at < self.lease:
                 return Claim.BUSY
             conn.execute(  # its worker died mid-update: take it over
                 update(ProcessedUpdate)

@@ -20,7 +20,8 @@ from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.app import build_app
-from bot.flows.admin import ADMIN_COMMANDS, AdminFlow, AdminOutcome
+from bot.flows.admin import AdminFlow, AdminOutcome
+from bot.flows.commands import ADMIN_COMMANDS
 from bot.flows.conversation import Conversation
 from bot.flows.faq_catalog import FaqCatalogProvider
 from bot.flows.types import EventKind, Incoming

@@ -18,10 +18,10 @@ from bot.cli import main
 from core.db import make_engine
 from core.demo import PERSONAS
 from core.diagnosis import Stage
-from core.faq import FaqEntry
+from core.faq_entries import FaqEntry
 from core.faq_store import FaqStore
 from tests.fake_bot_api import FakeBotApi
-from tests.test_e2e_telegram import TOKEN, environment, start_bot, stop
+from tests.harness import TOKEN, environment, start_bot, stop
 
 SCRIPT = Path(sys.executable).parent / "prakerja-bot"
 

@@ -16,8 +16,8 @@ import pytest
 import pytest_asyncio
 
 from tests.fake_bot_api import FakeBotApi, check_with_ptb
+from tests.harness import SCRIPT, TOKEN, RunningBot, environment, start_bot, stop
 from tests.html_check import html_problems
-from tests.test_e2e_telegram import SCRIPT, TOKEN, RunningBot, environment, start_bot, stop
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 

@@ -27,8 +27,7 @@ from aiogram.types import Message
 
 from core.identity import mask_phone
 from tests.fake_bot_api import ApiCall, FakeBotApi, blocked_by_user, check_with_ptb, server_error, too_many_requests
-from tests.html_check import html_problems
-from tests.test_e2e_telegram import (
+from tests.harness import (
     SCRIPT,
     TOKEN,
     RunningBot,
@@ -38,6 +37,7 @@ from tests.test_e2e_telegram import (
     stop,
     text,
 )
+from tests.html_check import html_problems
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 

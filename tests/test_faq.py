@@ -25,7 +25,8 @@ from core import faq
 from core.calendar import default_calendar, today_in_jakarta
 from core.db import make_engine
 from core.demo import PERSONAS, recreate_database, seed_demo
-from core.faq import FaqEntry, FaqMatcher, clean_text, load_faq, load_off_topic, load_slang
+from core.faq import FaqMatcher, clean_text, load_faq, load_off_topic, load_slang
+from core.faq_entries import FaqEntry
 from core.paths import PROJECT_ROOT
 from core.rules import default_rules
 from core.status import DatabaseStatusSource, StatusService

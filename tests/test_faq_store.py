@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 
 import pytest
 import yaml
@@ -11,7 +12,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.flows.faq_catalog import FaqCatalogProvider
 from core.db import make_engine
-from core.faq import FaqEntry, load_faq, parse_faq_entries
+from core.faq import load_faq, parse_faq_entries
+from core.faq_entries import FaqEntry
 from core.faq_store import FaqExists, FaqNotFound, FaqStore, FaqValidationError, FaqVersionNotFound
 from core.models import Event, FaqVersion
 
@@ -121,7 +123,7 @@ async def test_history_rollback_and_delete(engine: AsyncEngine) -> None:
     store = await seeded(engine)
     original = await store.get("survey")
     assert original is not None
-    edited = FaqEntry(original.id, original.title, original.paraphrases, {"id": "Versi dua."})
+    edited = dataclasses.replace(original, answer={"id": "Versi dua."})
     assert await store.save(edited, ADMIN, action="edit") == 2
 
     assert await store.rollback("survey", 1, ADMIN) == 3
@@ -225,3 +227,32 @@ async def test_the_first_catalog_seeds_an_empty_table(engine: AsyncEngine) -> No
     catalog = await FaqCatalogProvider.from_knowledge(store).catalog()
     assert list(catalog.entries) == [e.id for e in load_faq()]
     assert await store.seed_from_knowledge() == 0
+
+
+def test_one_reader_refuses_yaml_yes_in_the_knowledge_file_as_an_admin_would() -> None:
+    """The knowledge loader turned a YAML `yes` into "True" while /faq_set refused it: one reader now, one answer."""
+    from core.faq_entries import FaqDocumentError, read_document, read_entry
+
+    raw = {"id": "say_yes", "title": {"id": "Ya"}, "paraphrases": {"id": [True]}, "answer": {"id": "Baik."}}
+    with pytest.raises(FaqDocumentError) as refused:
+        read_document({"faqs": [raw]})
+    assert [p.key for p in refused.value.problems] == ["faq_yaml_not_text"]
+    entry, problems = read_entry(raw, "say_yes")
+    assert entry is None and [p.key for p in problems] == ["faq_yaml_not_text"]
+
+
+async def test_sources_and_kind_survive_the_store(sqlite_engine: AsyncEngine) -> None:
+    """Seeded entries keep their sources; an edit without them is a change the history shows; export keeps them."""
+    store = await seeded(sqlite_engine)
+    seeded_entry = await store.get("certificate_missing")
+    assert seeded_entry is not None and seeded_entry.sources
+    assert seeded_entry == next(e for e in load_faq() if e.id == "certificate_missing")
+    edited = FaqEntry(
+        seeded_entry.id, seeded_entry.title, seeded_entry.paraphrases, seeded_entry.answer, ("official_faq_2024",)
+    )
+    await store.save(edited, ADMIN)
+    assert (await store.get("certificate_missing")) == edited
+    exported = parse_faq_entries(yaml.safe_load(await store.export_yaml()))
+    assert next(e for e in exported if e.id == "certificate_missing").sources == ("official_faq_2024",)
+    small_talk = [e for e in exported if e.kind == "smalltalk"]
+    assert small_talk and all(not e.sources for e in small_talk)

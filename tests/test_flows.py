@@ -991,3 +991,25 @@ async def test_i_fixed_it_with_a_staff_group_hands_the_resend_to_an_agent(world:
     assert "saya teruskan ke agen kami" in opened
     assert await cases.active_case(chat.user) is not None
     await chat.command("cancel")
+
+
+async def test_the_message_that_opened_a_case_delivered_again_is_answered_not_relayed(
+    world: World, staffed: App
+) -> None:
+    """A webhook turn can store the case and then fail (the database restarting) before its reply goes out; Telegram
+    delivers the message again. That redelivery used to be relayed to the agent, and the participant never heard
+    that a person has the chat."""
+    cases = staffed.services.cases
+    assert cases is not None
+    chat = Chat(world, next(world.users), app=staffed)
+    before = chat.state
+    [opened] = await chat.event(EventKind.TEXT, "tolong sambungkan ke agen manusia", message_id=41)
+    assert "agen" in opened and chat.last.relay_case is None
+    case = await cases.active_case(chat.user)
+    assert case is not None and case.opened_message_id == 41
+    chat.state = before  # the failed turn saved nothing
+    [again] = await chat.event(EventKind.TEXT, "tolong sambungkan ke agen manusia", message_id=41)
+    assert again == opened and chat.last.relay_case is None
+    await chat.event(EventKind.TEXT, "halo, masih menunggu", message_id=42)
+    assert chat.texts == [] and chat.last.relay_case is not None  # a new message goes to the agent
+    await chat.command("cancel")

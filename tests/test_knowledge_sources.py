@@ -19,13 +19,15 @@ import yaml
 
 from core.calendar import default_calendar
 from core.diagnosis import DiagnosisEngine, EnrollmentFacts, NextAction, ParticipantFacts, Stage
+from core.faq import load_faq
+from core.faq_entries import UNSOURCED_KINDS as UNSOURCED_FAQ_KINDS
 from core.paths import knowledge_dir
 from core.rules import default_rules
 
 KNOWLEDGE = knowledge_dir()
 SEEN_BY = date(2026, 12, 3)  # no source can have been read after today (the day this was written) — or later runs
 # policy and action entries describe this helpdesk itself (e.g. the hand-over to an agent), not the programme.
-UNSOURCED_KINDS = {"policy", "smalltalk", "action"}
+UNSOURCED_KINDS = UNSOURCED_FAQ_KINDS | {"policy"}
 
 # What each knowledge file holds, and so what it must cite.
 FILES = {
@@ -36,9 +38,9 @@ FILES = {
     "support.yaml": "facts: each canned reply; the desk's own settings and staff texts are ours",
     "messages.yaml": "texts only: the facts they quote come from rules.yaml and platforms.yaml",
     "admin_messages.yaml": "texts for admins: no programme facts",
+    "console.yaml": "texts of the staff web console: no programme facts",
     "slang.yaml": "the matcher's vocabulary: no programme facts",
     "closing_days.yaml": "the desk's own closing days, kept by admins: no programme facts",
-    "console.yaml": "texts of the staff web console: no programme facts",
 }
 # support.yaml sections that are our own settings and texts, not programme facts.
 SUPPORT_OWN = {"business_hours", "reopen_window_hours", "transcript_lines", "messages"}
@@ -218,3 +220,10 @@ def test_a_revoked_participant_is_not_told_to_register_again() -> None:
     }
     assert "tidak bisa diikuti lagi" in says["id"] and "mendaftar lagi" not in says["id"]
     assert "cannot be joined again" in says["en"] and "register again" not in says["en"]
+
+
+def test_every_faq_entry_the_bot_loads_carries_its_sources() -> None:
+    """Through the one entry reader the bot, the seed and /faq_set use: the sources travel with the entry."""
+    for entry in load_faq():
+        assert entry.sources or entry.kind in UNSOURCED_FAQ_KINDS, entry.id
+        assert set(entry.sources) <= set(CATALOGUE), entry.id

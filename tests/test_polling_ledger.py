@@ -11,7 +11,7 @@ import subprocess
 from pathlib import Path
 
 from tests.fake_bot_api import FakeBotApi
-from tests.test_e2e_telegram import SCRIPT, TOKEN, environment, start_bot, stop
+from tests.harness import SCRIPT, TOKEN, environment, start_bot, stop
 
 BURST = 40
 

@@ -15,7 +15,8 @@ from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.cli import CliError
-from bot.cli_stats import add_stats_parser, cmd_stats
+from bot.cli.stats import cmd_stats
+from bot.cli.stats import register as add_stats_parser
 from bot.settings import Settings
 from core.calendar import JAKARTA
 from core.faq import load_slang

@@ -190,3 +190,21 @@ async def test_an_admin_imports_a_file_through_the_api_and_gets_the_row_report(s
         again = (await c.client.post("/api/v1/imports/platforms", content=good, headers=headers)).json()
         assert (again["applied"], again["unchanged"]) == (0, 2)  # idempotent
         assert (await c.client.post("/api/v1/imports/nonsense", content=good, headers=headers)).status_code == 404
+
+
+async def test_the_faq_api_checks_an_entry_as_faq_set_does(sqlite_engine: AsyncEngine) -> None:
+    """The API saved any template and took YAML-ish values: now the one entry reader and the same render checks
+    (time and size limits, Telegram HTML) refuse it before a participant can trigger it."""
+    async with console(sqlite_engine) as c:
+        csrf = await c.sign_in(ADMIN)
+        headers = {"x-csrf-token": csrf}
+        slow = "{% for a in range(100000) %}{% for b in range(100000) %}x{% endfor %}{% endfor %}"
+        entry = {"title": {"id": "Lambat"}, "paraphrases": {"id": ["jawaban lambat"]}, "answer": {"id": slow}}
+        refused = await c.client.put("/api/v1/faq/slow_answer", json=entry, headers=headers)
+        assert refused.status_code == 422, refused.text
+        assert (await c.client.get("/api/v1/faq/slow_answer")).status_code == 404
+        unknown = dict(entry, answer={"id": "Baik."}, extra="x")
+        assert (await c.client.put("/api/v1/faq/slow_answer", json=unknown, headers=headers)).status_code == 422
+        good = dict(entry, answer={"id": "Baik."}, sources=["official_faq_2024"])
+        saved = await c.client.put("/api/v1/faq/slow_answer", json=good, headers=headers)
+        assert saved.status_code == 200, saved.text

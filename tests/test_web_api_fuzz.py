@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, settings
 
 from core.console.staff import Role, StaffAccess
 from core.db import make_engine
-from tests.test_e2e_telegram import SCRIPT, environment
+from tests.harness import SCRIPT, environment
 from tests.web_harness import free_port, start_web
 
 ADMIN = 9_600_001

@@ -19,7 +19,7 @@ import pytest
 import pytest_asyncio
 
 from tests.fake_bot_api import FakeBotApi
-from tests.test_e2e_telegram import SCRIPT, TOKEN, RunningBot, environment, start_bot, stop, text
+from tests.harness import SCRIPT, TOKEN, RunningBot, environment, start_bot, stop, text
 from tests.web_harness import free_port, start_web
 
 CHROMIUM = Path("/usr/bin/chromium")

@@ -6,7 +6,6 @@ from __future__ import annotations
 import re
 import socket
 import subprocess
-import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -20,8 +19,8 @@ from bot.settings import Settings
 from bot.web.app import make_web_app
 from bot.web.context import WebContext, build_context
 from core.cases.views import ChatMessage
+from tests.harness import SCRIPT
 
-SCRIPT = Path(sys.executable).parent / "prakerja-bot"
 AGENT, SUPERVISOR, ADMIN, STAFF_CHAT = 111, 222, 999, -1001234
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import html
-from collections.abc import Callable, Collection, Iterable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from html.parser import HTMLParser
@@ -25,7 +25,6 @@ from bot.flows.faq_catalog import FaqCatalogProvider
 from bot.flows.types import Incoming, Reply
 from bot.flows.views import SAMPLE_PARTICIPANTS
 from bot.texts import (
-    LOCALES,
     RENDER_OUTPUT_LIMIT,
     RENDER_TIME_LIMIT,
     RENDER_WORKER,
@@ -34,42 +33,23 @@ from bot.texts import (
     load_yaml,
 )
 from core.calendar import JAKARTA, today_in_jakarta
-from core.faq import FaqEntry, Slang
-from core.faq_store import (
-    FaqProblem,
-    FaqStore,
-    FaqStoreError,
-    FaqValidationError,
-    entry_yaml,
-    validate_entry,
-)
+from core.faq import Slang
+from core.faq_entries import EntryProblem, FaqEntry, YamlRefused, load_untrusted_yaml, read_entry
+from core.faq_store import FaqStore, FaqStoreError, FaqValidationError, entry_yaml
 from core.gaps import find_gaps, slang_normaliser
+from core.limits import MESSAGE_TEXT
+from core.locales import LOCALES
 from core.stats import DEFAULT_PERIOD_DAYS, MAX_PERIOD_DAYS, compute_stats, jakarta_midnight, period_ending
 
-ADMIN_COMMANDS = frozenset(
-    {
-        "faq",
-        "faq_show",
-        "faq_set",
-        "faq_test",
-        "faq_history",
-        "faq_rollback",
-        "faq_delete",
-        "faq_export",
-        "gaps",
-        "stats",
-    }
-)
 MAX_DOCUMENT_BYTES = 256 * 1024  # an FAQ entry is a few KB; the whole export of a large FAQ well under this
 SHOW_INLINE = 3000  # longer entries go out as a file: a <pre> block must not be split across messages
 HISTORY_SHOWN = 20
 QUOTE_CHARS = 160  # questions quoted in reports are cut to this
-ENTRY_KEYS = frozenset({"id", "title", "paraphrases", "answer"})
 MAX_ENTRY_SOURCE = 32 * 1024  # characters of one entry's YAML: answers ≤ 3,500 each, paraphrases a few KB
 # What Telegram's HTML parse mode accepts (https://core.telegram.org/bots/api#html-style).
 TELEGRAM_TAGS = frozenset({"b", "i", "u", "s", "a", "code", "pre", "tg-spoiler", "blockquote"})
 TELEGRAM_ENTITIES = frozenset({"lt", "gt", "amp", "quot"})
-MAX_RENDERED = 4096
+MAX_RENDERED = MESSAGE_TEXT
 
 
 @dataclass(frozen=True)
@@ -88,12 +68,8 @@ class AdminOutcome:
     attachments: list[Attachment] = field(default_factory=list)
 
 
-@dataclass(frozen=True)
-class _Problem:
-    """Something wrong with a submitted entry, as a template key and its values."""
-
-    key: str
-    values: Mapping[str, Any] = field(default_factory=dict)
+# Something wrong with a submitted entry, as a template key and its values (the one entry reader's problems).
+_Problem = EntryProblem
 
 
 class _EntryRefused(Exception):
@@ -216,7 +192,7 @@ class AdminFlow:
         except _EntryRefused as refused:
             return self._refused(faq_id, refused.problems)
         except FaqValidationError as invalid:
-            return self._refused(faq_id, [_store_problem(p) for p in invalid.problems])
+            return self._refused(faq_id, [p.as_entry_problem() for p in invalid.problems])
         except FaqStoreError as error:
             return self._say("faq_store_error", code=error.code, faq_id=faq_id, version=error.version)
         catalog = await self.catalogs.catalog()
@@ -272,7 +248,7 @@ class AdminFlow:
         faq_id = parts[0]
         old = await self.store.entry_at(faq_id, version)
         # What rendered when it was saved may not any more (a template feature or a value since taken away).
-        problems = await self._answer_problems(old) if old is not None else []
+        problems = await answer_problems(old) if old is not None else []
         if problems:
             lines = [Markup(line) for line in dict.fromkeys(self._text(p.key, **p.values) for p in problems)]
             return self._say("faq_rollback_refused", faq_id=faq_id, version=version, problems=lines)
@@ -337,70 +313,19 @@ class AdminFlow:
         if len(source) > MAX_ENTRY_SOURCE:
             raise _EntryRefused([_Problem("faq_yaml_too_large", {"size": len(source), "limit": MAX_ENTRY_SOURCE})])
         try:
-            data = yaml.load(source, Loader=_NoAliasLoader)
-        except _AliasRefused:
+            data = load_untrusted_yaml(source)
+        except YamlRefused:
             raise _EntryRefused([_Problem("faq_yaml_alias")]) from None
         except yaml.YAMLError as exc:
             raise _EntryRefused([_Problem("faq_yaml_invalid", {"detail": _short(str(exc), 300)})]) from None
-        if isinstance(data, list) and len(data) == 1:
-            data = data[0]  # an entry copied from the knowledge file's `faqs:` list ("- id: …")
-        if not isinstance(data, dict):
-            raise _EntryRefused([_Problem("faq_yaml_not_entry")])
-        problems: list[_Problem] = []
-        unknown = sorted(str(k) for k in data if k not in ENTRY_KEYS)
-        if unknown:
-            problems.append(_Problem("faq_yaml_unknown_keys", {"keys": unknown}))
-        if "id" in data and str(data["id"]) != faq_id:
-            problems.append(_Problem("faq_yaml_id_mismatch", {"faq_id": faq_id, "other": str(data["id"])}))
-        title = _texts(data.get("title"), "title", problems)
-        answer = _texts(data.get("answer"), "answer", problems)
-        paraphrases = _lists(data.get("paraphrases"), "paraphrases", problems)
-        entry = FaqEntry(faq_id, title, paraphrases, answer)
-        problems += [_store_problem(p) for p in validate_entry(entry)]
-        problems += await self._answer_problems(entry)  # all at once: the admin fixes everything in one round
+        parsed, problems = read_entry(data, faq_id)
+        if parsed is None:
+            raise _EntryRefused(problems)
+        entry = parsed
+        problems += await answer_problems(entry)  # all at once: the admin fixes everything in one round
         if problems:
             raise _EntryRefused(problems)
         return entry
-
-    async def entry_problems(self, entry: FaqEntry) -> list[str]:
-        """Why an entry from another front end (the console's API) may not be saved — the same checks as /faq_set
-        (store rules, and every answer renders safely) — in the admin's words; empty when it may be saved."""
-        problems = [_store_problem(p) for p in validate_entry(entry)] + await self._answer_problems(entry)
-        return [self._text(p.key, **p.values) for p in problems]
-
-    async def _answer_problems(self, entry: FaqEntry) -> list[_Problem]:
-        """Every answer renders in each language, for nobody and for sample participants, as valid Telegram HTML —
-        in a separate process (`RENDER_WORKER`), within RENDER_TIME_LIMIT and RENDER_OUTPUT_LIMIT each: an answer
-        that is slow or huge to render is refused, so no participant can ever trigger it."""
-        problems: list[_Problem] = []
-        if not entry.answer.get("id"):
-            return problems  # reported as missing already
-        for locale in LOCALES:
-            # A missing English answer falls back to the Indonesian one, rendered with English dates.
-            language = locale if entry.answer.get(locale) else "id"
-            source = entry.answer[language]
-            samples = (None, *SAMPLE_PARTICIPANTS)
-            jobs = [(source, locale, participant) for participant in samples]
-            try:
-                results = await asyncio.to_thread(RENDER_WORKER.check, jobs)
-            except RuntimeError as exc:  # the worker could not start: save nothing unchecked
-                return [_Problem("faq_template_error", {"language": language, "who": "none", "detail": str(exc)})]
-            for participant, result in zip(samples, results, strict=True):
-                who = "none" if participant is None else str(participant["name"])
-                if result.kind != "ok":
-                    # One report per answer: the same mistake would be reported for every sample.
-                    problems.append(_render_problem(language, who, result))
-                    break
-                text = result.text
-                for code, detail in _telegram_html_problems(text):
-                    problems.append(
-                        _Problem("faq_html_problem", {"language": language, "who": who, "code": code, "detail": detail})
-                    )
-                if not text.strip() or len(text) > MAX_RENDERED:
-                    problems.append(
-                        _Problem("faq_rendered_size", {"language": language, "who": who, "size": len(text)})
-                    )
-        return problems
 
     # --- rendering -----------------------------------------------------------------------------------------
     def _text(self, key: str, **context: Any) -> str:
@@ -450,6 +375,39 @@ def stats_context(figures: Mapping[str, Any]) -> dict[str, Any]:
     return context
 
 
+async def answer_problems(entry: FaqEntry) -> list[_Problem]:
+    """Every answer renders in each language, for nobody and for sample participants, as valid Telegram HTML —
+    in a separate process (`RENDER_WORKER`), within RENDER_TIME_LIMIT and RENDER_OUTPUT_LIMIT each: an answer
+    that is slow or huge to render is refused, so no participant can ever trigger it."""
+    problems: list[_Problem] = []
+    if not entry.answer.get("id"):
+        return problems  # reported as missing already
+    for locale in LOCALES:
+        # A missing English answer falls back to the Indonesian one, rendered with English dates.
+        language = locale if entry.answer.get(locale) else "id"
+        source = entry.answer[language]
+        samples = (None, *SAMPLE_PARTICIPANTS)
+        jobs = [(source, locale, participant) for participant in samples]
+        try:
+            results = await asyncio.to_thread(RENDER_WORKER.check, jobs)
+        except RuntimeError as exc:  # the worker could not start: save nothing unchecked
+            return [_Problem("faq_template_error", {"language": language, "who": "none", "detail": str(exc)})]
+        for participant, result in zip(samples, results, strict=True):
+            who = "none" if participant is None else str(participant["name"])
+            if result.kind != "ok":
+                # One report per answer: the same mistake would be reported for every sample.
+                problems.append(_render_problem(language, who, result))
+                break
+            text = result.text
+            for code, detail in _telegram_html_problems(text):
+                problems.append(
+                    _Problem("faq_html_problem", {"language": language, "who": who, "code": code, "detail": detail})
+                )
+            if not text.strip() or len(text) > MAX_RENDERED:
+                problems.append(_Problem("faq_rendered_size", {"language": language, "who": who, "size": len(text)}))
+    return problems
+
+
 def _render_problem(language: str, who: str, result: RenderCheck) -> _Problem:
     """An answer that does not render within the limits: the sandbox's refusal (reaching into Python's internals),
     too slow, too long, or any other error."""
@@ -460,61 +418,6 @@ def _render_problem(language: str, who: str, result: RenderCheck) -> _Problem:
     if result.kind == "too_long":
         return _Problem("faq_template_too_long", {"language": language, "limit": RENDER_OUTPUT_LIMIT})
     return _Problem("faq_template_error", {"language": language, "who": who, "detail": _short(result.detail, 300)})
-
-
-class _AliasRefused(yaml.YAMLError):
-    pass
-
-
-class _NoAliasLoader(yaml.SafeLoader):
-    """YAML without anchors and aliases: an FAQ entry never needs them, and a few hundred bytes of nested aliases
-    expand to gigabytes (a "billion laughs")."""
-
-    def compose_node(self, parent: Any, index: Any) -> Any:
-        if self.check_event(yaml.AliasEvent):
-            raise _AliasRefused("aliases are not allowed")
-        event = self.peek_event()  # type: ignore[no-untyped-call]
-        if getattr(event, "anchor", None) is not None:
-            raise _AliasRefused("anchors are not allowed")
-        return super().compose_node(parent, index)
-
-
-def _store_problem(problem: FaqProblem) -> _Problem:
-    return _Problem("faq_problem", {"code": problem.code, "field": problem.field, "limit": problem.limit})
-
-
-def _texts(value: object, name: str, problems: list[_Problem]) -> dict[str, str]:
-    if value is None:
-        return {}
-    if not isinstance(value, dict) or any(isinstance(v, dict | list) or v is None for v in value.values()):
-        problems.append(_Problem("faq_yaml_shape", {"field": name, "shape": "texts"}))
-        return {}
-    if not _all_text(name, value.items(), problems):
-        return {}
-    return dict(value)
-
-
-def _lists(value: object, name: str, problems: list[_Problem]) -> dict[str, list[str]]:
-    if value is None:
-        return {}
-    if not isinstance(value, dict) or not all(isinstance(v, list) for v in value.values()):
-        problems.append(_Problem("faq_yaml_shape", {"field": name, "shape": "lists"}))
-        return {}
-    if any(isinstance(item, dict | list) or item is None for v in value.values() for item in v):
-        problems.append(_Problem("faq_yaml_shape", {"field": name, "shape": "lists"}))
-        return {}
-    if not _all_text(name, ((k, item) for k, v in value.items() for item in v), problems):
-        return {}
-    return dict(value)
-
-
-def _all_text(name: str, pairs: Iterable[tuple[object, object]], problems: list[_Problem]) -> bool:
-    """YAML reads `yes`, `no`, `12` or a date as something other than text: refused (with a hint to quote it),
-    never saved as "True"."""
-    wrong = [(k, v) for k, v in pairs if not isinstance(k, str) or not isinstance(v, str)]
-    for language, value in wrong[:3]:
-        problems.append(_Problem("faq_yaml_not_text", {"field": name, "language": str(language), "value": str(value)}))
-    return not wrong
 
 
 class _TelegramHtml(HTMLParser):

@@ -20,6 +20,7 @@ async def hand_over(turn: Turn, participant_id: int | None, reason: str) -> bool
         steps_tried=[s for s in tried if s != Step.ESCALATE],
         transcript=list(state.transcript),
         display_name=turn.event.display_name,
+        message_id=turn.event.message_id,
     )
     result = await turn.services.handoff.request(request)
     state.phase = Phase.IDLE

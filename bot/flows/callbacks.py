@@ -12,7 +12,9 @@ import secrets
 from dataclasses import dataclass
 from enum import StrEnum
 
-MAX_BYTES = 64
+from core.limits import CALLBACK_DATA
+
+MAX_BYTES = CALLBACK_DATA
 _NONCE = re.compile(r"[0-9a-z]{4}")
 # Ids in buttons are rows of INTEGER columns (enrollments, cases; 32-bit on PostgreSQL): a larger number is forged,
 # and must be refused here rather than overflow in the database driver.

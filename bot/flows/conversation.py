@@ -14,18 +14,18 @@ from typing import Any
 from bot.flows import certificate, faq, identify, incentive
 from bot.flows.agent import hand_over
 from bot.flows.callbacks import Action, unpack
+from bot.flows.commands import AGENT_ONLY_COMMANDS, PARTICIPANT_COMMANDS
 from bot.flows.faq_catalog import FaqCatalogProvider
 from bot.flows.state import Phase, State
 from bot.flows.turn import FlowServices, Turn
 from bot.flows.types import EventKind, Incoming, Outcome, Reply
 from core.cases import CaseView
 from core.identity import redact, redact_free_text
+from core.limits import MESSAGE_TEXT
+from core.locales import LOCALES
 
-MAX_TEXT = 4096  # Telegram's own limit: longer input is cut, never refused
+MAX_TEXT = MESSAGE_TEXT  # longer input is cut, never refused
 TRANSCRIPT_LINES = 12
-AGENT_COMMANDS = frozenset({"claim", "note", "canned", "close", "queue"})
-# The participant's own commands: answered by the bot from any state, never relayed to an agent.
-OWN_COMMANDS = frozenset({"start", "help", "status", "cancel", "lang", "logout"})
 _TAGS = re.compile(r"<[^>]+>")
 # Phases whose buttons survive a side question, and the actions those buttons carry.
 FLOW_PHASES = frozenset({Phase.CHOOSE_ENROLLMENT, Phase.TROUBLESHOOT})
@@ -139,7 +139,7 @@ class Conversation:
         if case is None:
             return False
         match event.kind:
-            case EventKind.COMMAND if event.text.lower() in OWN_COMMANDS:
+            case EventKind.COMMAND if event.text.lower() in PARTICIPANT_COMMANDS:
                 await self._command_with_a_person(turn, case)
             case EventKind.BUTTON:
                 current = pressed is not None and bool(turn.state.nonce) and pressed.nonce == turn.state.nonce
@@ -149,6 +149,10 @@ class Conversation:
                     turn.notice = turn.text("case_in_progress" if current else "button_expired")
             case EventKind.CONTACT:
                 turn.say("case_in_progress")
+            case EventKind.TEXT if event.message_id is not None and event.message_id == case.opened_message_id:
+                # The message that asked for a person, delivered again: its first turn stored the case and failed
+                # before the reply went out. Answer it as then, instead of relaying the request to the agent.
+                await hand_over(turn, case.participant_id, case.reason)
             case _:
                 turn.relay_case = case
         return True
@@ -214,7 +218,7 @@ class Conversation:
             done = await self.services.accounts.logout(turn.event.user_id)
             turn.participant_id, turn.link_read = None, True
             turn.replies.append(Reply(turn.text("logout_done" if done else "logout_not_linked"), remove_keyboard=True))
-        elif name in AGENT_COMMANDS:
+        elif name in AGENT_ONLY_COMMANDS:
             turn.say("agent_only_command")
         else:
             turn.say("unknown_command")
@@ -295,7 +299,7 @@ class Conversation:
     # --- shared steps -------------------------------------------------------------------------------------
     async def _lang(self, turn: Turn) -> None:
         argument = turn.event.argument.strip().lower()
-        if argument in ("id", "en"):
+        if argument in LOCALES:
             await self._set_locale(turn, argument)
             return
         turn.say(

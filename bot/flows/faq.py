@@ -12,7 +12,7 @@ from bot.flows.turn import Turn
 from bot.flows.types import Button
 from bot.flows.views import participant_view
 from bot.metrics import observe_faq
-from core.faq import FaqEntry
+from core.faq_entries import FaqEntry
 from core.identity import redact_free_text
 
 # Intents that start a flow on the participant's records instead of a canned answer.

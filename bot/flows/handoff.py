@@ -13,9 +13,10 @@ from bot.texts import Renderer
 from core.cases import CaseService
 from core.hours import SupportDesk
 from core.identity import mask_phone, redact
+from core.limits import MESSAGE_TEXT
 from core.status import StatusService
 
-MAX_MESSAGE = 4096  # Telegram's limit, counted on the text after its HTML is parsed
+MAX_MESSAGE = MESSAGE_TEXT  # counted on the text after its HTML is parsed
 _TAGS = re.compile(r"<[^>]+>")
 
 
@@ -103,5 +104,10 @@ class CaseHandoff:
             request.steps_tried,
             card,
             topic,
+            request.message_id,
         )
-        return HandoffResult(opened=True, answer_by=self.desk.next_open(datetime.now(UTC)), already_open=not opened.new)
+        # The message that opened the case, delivered again (its first turn failed after the case was stored), is
+        # answered as it was the first time.
+        again = request.message_id is not None and opened.case.opened_message_id == request.message_id
+        already_open = not opened.new and not again
+        return HandoffResult(opened=True, answer_by=self.desk.next_open(datetime.now(UTC)), already_open=already_open)

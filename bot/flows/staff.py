@@ -26,7 +26,6 @@ from core.hours import SupportDesk
 from core.outbox import AgentEdit
 
 QUEUE_PAGE = 3500  # characters of /queue lines per message: well under Telegram's 4,096 with the heading
-STAFF_COMMANDS = frozenset({"claim", "note", "status", "canned", "close", "queue"})
 # Saves a getChatMember call per agent message. Telegram tells the bot (an admin of the group) when a member leaves
 # or is removed (chat_member updates), but only the worker that gets that update hears of it: a removed member may
 # act for at most this long on the others.

@@ -6,6 +6,8 @@ from dataclasses import dataclass, field, fields
 from enum import StrEnum
 from typing import Any
 
+from core.locales import LOCALES
+
 
 class Phase(StrEnum):
     IDLE = "idle"
@@ -58,7 +60,7 @@ class State:
             state.phase = Phase(state.phase)
         except ValueError:
             state.phase = Phase.IDLE
-        if state.locale not in ("id", "en"):
+        if state.locale not in LOCALES:
             state.locale = default_locale
         return state
 

@@ -14,7 +14,8 @@ from bot.texts import Renderer
 from core.accounts import AccountService
 from core.cases import CaseService, CaseView
 from core.diagnosis import ParticipantStatus
-from core.faq import FaqEntry, FaqMatcher
+from core.faq import FaqMatcher
+from core.faq_entries import FaqEntry
 from core.feedback import FaqAnswerLog
 from core.interactions import InteractionLog
 from core.rules import Rules
@@ -38,6 +39,7 @@ class HandoffRequest:
     steps_tried: list[str]
     transcript: list[str]
     display_name: str = ""  # the Telegram name, for the topic of someone not yet identified
+    message_id: int | None = None  # the participant's message that asked for the person
 
 
 class Handoff(Protocol):

@@ -26,6 +26,7 @@ class Incoming:
     contact_phone: str | None = None
     contact_user_id: int | None = None  # Telegram's user id of the shared contact: must be the sender's own
     display_name: str = ""  # the sender's Telegram name, shown to agents for someone not yet identified
+    message_id: int | None = None  # Telegram's id of the message, in its chat
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,8 @@ import re
 from aiogram import Bot, F, Router
 from aiogram.types import BufferedInputFile, Message
 
-from bot.flows.admin import ADMIN_COMMANDS, MAX_DOCUMENT_BYTES, AdminFlow, AdminOutcome
+from bot.flows.admin import MAX_DOCUMENT_BYTES, AdminFlow, AdminOutcome
+from bot.flows.commands import ADMIN_COMMANDS
 from bot.flows.types import EventKind, Incoming
 from bot.handlers.delivery import deliver
 from bot.handlers.filters import on_loop

@@ -12,7 +12,8 @@ from aiogram.exceptions import TelegramAPIError
 from aiogram.filters import Filter
 from aiogram.types import ChatMemberUpdated, Message
 
-from bot.flows.staff import STAFF_COMMANDS, Agent, Place, StaffDesk
+from bot.flows.commands import STAFF_COMMANDS
+from bot.flows.staff import Agent, Place, StaffDesk
 from bot.handlers.filters import on_loop
 from bot.handlers.relay import chat_message
 

@@ -17,8 +17,9 @@ from aiogram.types import (
 )
 
 from bot.flows.types import Reply
+from core.limits import MESSAGE_TEXT
 
-MAX_MESSAGE = 4096
+MAX_MESSAGE = MESSAGE_TEXT
 Markup = InlineKeyboardMarkup | ReplyKeyboardMarkup | ReplyKeyboardRemove | None
 
 

@@ -91,7 +91,7 @@ async def on_text(
     message: Message, state: FSMContext, conversation: Conversation, staff: StaffDesk | None = None
 ) -> None:
     user_id, name = _from(message)
-    event = Incoming(EventKind.TEXT, user_id, message.text or "", display_name=name)
+    event = Incoming(EventKind.TEXT, user_id, message.text or "", display_name=name, message_id=message.message_id)
     await _handle(message, state, conversation, event, staff)
 
 

@@ -25,11 +25,12 @@ from redis.exceptions import RedisError
 
 from bot.texts import Renderer
 from core.identity import redact
+from core.locales import LOCALES
 
 log = logging.getLogger(__name__)
 
 TEMPLATE = "throttled"  # knowledge/messages.yaml
-LOCALES = ("id", "en")
+
 KEY_PREFIX = "prakerja:throttle"
 
 

@@ -41,7 +41,7 @@ async def cmd_web(settings: Settings, args: argparse.Namespace) -> int:
 
 
 async def cmd_web_link(settings: Settings, args: argparse.Namespace) -> int:
-    from bot.cli import CliError
+    from bot.cli.common import CliError
     from core.console.staff import StaffAccess
 
     await _migrate_sqlite(settings)

@@ -15,7 +15,7 @@ from bot.flows.staff import Agent, StaffDesk
 from bot.web.context import WebContext
 from core.cases import CaseService
 from core.cases.lifecycle import NoOpenCase
-from core.cases.views import ACTIVE, MAX_TEXT, CaseView, ChatMessage, aware
+from core.cases.views import ACTIVE, MAX_TEXT, CaseView, ChatMessage
 from core.console.inbox import mask_name
 from core.console.staff import Principal
 from core.db import make_sessionmaker
@@ -140,12 +140,11 @@ class ConsoleCases:
             ).all()
         detail = CaseDetail(view, None)
         detail.transcript = [
-            TranscriptLine(m.id, m.direction, m.author_id, m.kind, m.text, aware(m.created_at) or datetime.now(UTC))
+            TranscriptLine(m.id, m.direction, m.author_id, m.kind, m.text, m.created_at or datetime.now(UTC))
             for m in messages
         ]
         detail.deliveries = [
-            Delivery(o.id, o.method, o.status, o.error, aware(o.sent_at or o.created_at) or datetime.now(UTC))
-            for o in outbox
+            Delivery(o.id, o.method, o.status, o.error, o.sent_at or o.created_at or datetime.now(UTC)) for o in outbox
         ]
         if view.participant_id is not None:
             await self._participant(detail, view.participant_id)

@@ -5,7 +5,8 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Any
 
-from bot.texts import LOCALES, load_yaml
+from bot.texts import load_yaml
+from core.locales import LOCALES
 
 
 @lru_cache(maxsize=1)
@@ -22,7 +23,7 @@ def text(key: str, locale: str, **values: Any) -> str:
 
 def pick_locale(cookie: str | None, accept_language: str, default: str) -> str:
     """The reader's language: their choice (cookie), else the browser's first known language, else the default."""
-    if cookie in LOCALES:
+    if cookie is not None and cookie in LOCALES:
         return cookie
     for part in accept_language.split(","):
         code = part.split(";")[0].strip().lower()[:2]

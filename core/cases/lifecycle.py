@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from core.cases.views import ACTIVE, aware
+from core.cases.views import ACTIVE
 from core.models import Case, CaseStatus
 
 
@@ -48,7 +48,7 @@ class CaseRules:
     def may_reopen(self, last: Case | None, user_id: int, now: datetime) -> bool:
         """Writing again within the window after an agent closed the case reopens it. A case the participant
         closed themselves (/cancel) stays closed: they asked for the bot back."""
-        closed_at = aware(last.closed_at) if last is not None else None
+        closed_at = last.closed_at if last is not None else None
         if last is None or closed_at is None or now - closed_at > self.reopen_window:
             return False
         return last.closed_by != user_id

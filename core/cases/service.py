@@ -116,6 +116,7 @@ class CaseService:
         steps_tried: list[str],
         card_html: str,
         topic_name: str,
+        message_id: int | None = None,
     ) -> Opened:
         """One active case per participant: asking again returns the open one instead of a duplicate."""
         if not self.staff_chat_ids:
@@ -136,6 +137,7 @@ class CaseService:
                 topic_id=topic.topic_id,
                 status=CaseStatus.OPEN,
                 opened_at=_now(),
+                opened_message_id=message_id,
                 card_html=card_html,
             )
             session.add(case)

@@ -9,10 +9,11 @@ from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.cases.views import ACTIVE
+from core.limits import TOPIC_NAME
 from core.models import Case, OutboxMessage, OutboxStatus, ParticipantTopic
 from core.outbox import STAFF, CreateTopic, StaffPost, enqueue
 
-MAX_NAME = 128  # Telegram's limit for a topic's name
+MAX_NAME = TOPIC_NAME
 
 
 def fallback_name(user_id: int) -> str:

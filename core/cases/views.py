@@ -6,16 +6,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from core.identity import redact, redact_free_text
+from core.limits import MESSAGE_TEXT
 from core.models import Case, CaseStatus
 
 ACTIVE = (CaseStatus.OPEN, CaseStatus.CLAIMED)
-MAX_TEXT = 4096  # Telegram's limit for one message
-
-
-def aware(value: datetime | None) -> datetime | None:
-    if value is not None and value.tzinfo is None:  # SQLite hands back naive datetimes; we store UTC
-        return value.replace(tzinfo=UTC)
-    return value
+MAX_TEXT = MESSAGE_TEXT
 
 
 @dataclass(frozen=True)
@@ -34,13 +29,14 @@ class CaseView:
     claimed_by: int | None
     closed_at: datetime | None
     satisfaction: int | None
+    opened_message_id: int | None = None
 
     @classmethod
     def of(cls, c: Case) -> CaseView:
-        opened_at = aware(c.opened_at) or datetime.now(UTC)
+        opened_at = c.opened_at or datetime.now(UTC)
         return cls(
             c.id, c.telegram_user_id, c.participant_id, c.status, c.reason, c.locale, c.stage, list(c.steps_tried),
-            c.staff_chat_id, c.topic_id, opened_at, c.claimed_by, aware(c.closed_at), c.satisfaction,
+            c.staff_chat_id, c.topic_id, opened_at, c.claimed_by, c.closed_at, c.satisfaction, c.opened_message_id,
         )  # fmt: skip
 
 

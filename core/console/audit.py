@@ -9,7 +9,6 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from core.cases.views import aware
 from core.db import make_sessionmaker
 from core.models import AuditEntry
 
@@ -40,4 +39,4 @@ class AuditLog:
             query = query.where(AuditEntry.actor == actor)
         async with self.sessions() as session:
             rows = (await session.scalars(query)).all()
-        return [AuditLine(r.id, aware(r.at) or r.at, r.actor, r.action, r.target, dict(r.data)) for r in rows]
+        return [AuditLine(r.id, r.at or r.at, r.actor, r.action, r.target, dict(r.data)) for r in rows]

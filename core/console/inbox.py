@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, and_, case, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from core.cases.views import ACTIVE, aware
+from core.cases.views import ACTIVE
 from core.db import make_sessionmaker
 from core.models import Case, CaseMessage, CaseStatus, Participant
 
@@ -140,7 +140,7 @@ class Inbox:
                     r[4],
                     r[5],
                     r[6],
-                    aware(r[7]) or datetime.now(UTC),
+                    r[7] or datetime.now(UTC),
                     r[8],
                     bool(r[9]),
                 )

@@ -12,7 +12,6 @@ from enum import StrEnum
 from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from core.cases.views import aware
 from core.db import make_sessionmaker
 from core.models import ApiToken, ConsoleLoginLink, ConsoleSession, StaffMember
 
@@ -166,7 +165,7 @@ class StaffAccess:
         now = now or _now()
         async with self.sessions() as session:
             row = await session.get(ConsoleSession, token_hash(cookie))
-        expires = aware(row.expires_at) if row is not None else None
+        expires = row.expires_at if row is not None else None
         if row is None or expires is None or expires < now:
             return None
         role = await self.role_of(row.telegram_id)

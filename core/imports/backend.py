@@ -12,19 +12,16 @@ import sqlite3
 import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, date, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import text
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from core.imports.reading import Column, ColumnType, iso_date, plain_date
-from core.imports.spec import sql_text
+from core.imports.sql import JsonField, sql_text
 
 log = logging.getLogger(__name__)
-
-if TYPE_CHECKING:
-    from core.imports.spec import JsonField
 
 # Any fixed number: every import takes the same PostgreSQL advisory lock, so imports run one at a time.
 _PG_IMPORT_LOCK = 7_246_301_120

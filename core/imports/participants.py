@@ -15,15 +15,8 @@ from core.imports.backend import Backend
 from core.imports.identifiers import ParticipantIdentifiers, PayoutAccountFields
 from core.imports.reading import Column, ColumnType, RowTransform, as_date
 from core.imports.report import ImportKind
-from core.imports.spec import (
-    Applied,
-    Check,
-    EventSource,
-    ImportSpec,
-    masked_phone_sql,
-    rows_with_action,
-    sql_text,
-)
+from core.imports.spec import Applied, Check, EventSource, ImportSpec, masked_phone_sql, rows_with_action
+from core.imports.sql import sql_text
 from core.imports.upsert import Fact, Upsert
 from core.models import Membership, PayoutChannel
 from core.rules import Rules, default_rules

@@ -18,12 +18,11 @@ from core.imports.spec import (
     EventInsert,
     EventSource,
     ImportSpec,
-    JsonField,
     changed_optional,
     duplicates,
     first_failing,
-    sql_text,
 )
+from core.imports.sql import JsonField, sql_text
 
 if TYPE_CHECKING:
     from core.imports.backend import Backend

@@ -11,7 +11,8 @@ from __future__ import annotations
 from core.imports.backend import Backend
 from core.imports.reading import Column, ColumnType
 from core.imports.report import ImportKind
-from core.imports.spec import EVENT_COLUMNS, Applied, Check, EventInsert, EventSource, ImportSpec, JsonField, sql_text
+from core.imports.spec import EVENT_COLUMNS, Applied, Check, EventInsert, EventSource, ImportSpec
+from core.imports.sql import JsonField, sql_text
 from core.notifications import Notification, NotificationKind, queue_notifications
 
 _CERTIFICATE_CHANGED = (

@@ -10,16 +10,12 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from core.imports.reading import Column, ColumnType, RowTransform
 from core.imports.report import ImportKind
+from core.imports.sql import sql_text
 
 if TYPE_CHECKING:
     from core.imports.backend import Backend
 
 Check = tuple[str, str]  # (SQL condition on the staged row `s`, SQL expression of the reason)
-
-
-def sql_text(value: str) -> str:
-    """A string literal for SQL built from our own constants (never from file contents)."""
-    return "'" + value.replace("'", "''") + "'"
 
 
 def masked_phone_sql(e164: str) -> str:
@@ -31,17 +27,6 @@ def masked_phone_sql(e164: str) -> str:
 def changed_optional(stored: str, staged: str) -> str:
     """An empty cell never clears a stored fact: a report carries what the sender knows, not retractions."""
     return f"({staged} IS NOT NULL AND ({stored} IS NULL OR {stored} <> {staged}))"
-
-
-@dataclass(frozen=True)
-class JsonField:
-    """One `"field": [old, new]` entry of a `changed` event's data; left out when `when` (SQL) is false. (A
-    `created` event's data is the new row's values, `{"field": value}`: see `Backend.json_snapshot`.)"""
-
-    name: str
-    old: str  # SQL expressions
-    new: str
-    when: str | None = None
 
 
 @dataclass

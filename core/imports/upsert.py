@@ -12,7 +12,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from core.imports.backend import Backend
-from core.imports.spec import EVENT_COLUMNS, EventInsert, EventSource, JsonField, changed_optional
+from core.imports.spec import EVENT_COLUMNS, EventInsert, EventSource, changed_optional
+from core.imports.sql import JsonField
 
 EventValue = Callable[[Backend, str, str], str]  # (db, table alias, column) → SQL of the value an event keeps
 

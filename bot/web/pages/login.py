@@ -6,9 +6,9 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from bot.texts import LOCALES
 from bot.web.security import LOCALE_COOKIE, SESSION_COOKIE, csrf_ok, ctx, principal, render
 from core.console.staff import SESSION_LIFETIME
+from core.locales import LOCALES
 
 
 async def home(request: Request) -> Response:

@@ -9,17 +9,15 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from rich.console import Console
 from rich.table import Table
 
+from bot.cli.common import CliError, out
 from bot.settings import Settings
 from core.calendar import today_in_jakarta
 from core.stats import DEFAULT_PERIOD_DAYS, MAX_PERIOD_DAYS, Stats, compute_stats, period_ending
 
-out = Console(highlight=False)
 
-
-def add_stats_parser(subparsers: Any) -> None:
+def register(subparsers: Any) -> None:
     """Register `stats` on the `prakerja-bot` sub-command parsers (the result of `add_subparsers`)."""
     stats = subparsers.add_parser(
         "stats", help="conversations, deflection, cases, reply times and satisfaction for a period"
@@ -36,7 +34,6 @@ def add_stats_parser(subparsers: Any) -> None:
 
 
 def _period(args: argparse.Namespace) -> tuple[date, date]:
-    from bot.cli import CliError  # here, not at the top: bot.cli imports this module
 
     start: date | None = getattr(args, "start", None)
     end: date | None = getattr(args, "end", None)

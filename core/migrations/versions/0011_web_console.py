@@ -1,7 +1,7 @@
 """web console: staff members, one-time login links, server-side sessions, API tokens, audit log
 
-Revision ID: 0009_web
-Revises: 0008
+Revision ID: 0011
+Revises: 0010
 Create Date: 2026-12-04 02:00:00.000000
 """
 
@@ -12,8 +12,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0009_web"
-down_revision: str | None = "0008"
+revision: str = "0011"
+down_revision: str | None = "0010"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
