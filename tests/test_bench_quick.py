@@ -24,3 +24,19 @@ def test_the_diagnosis_benchmark_runs_in_its_quick_mode() -> None:
     figures = json.loads(result.stdout.strip().splitlines()[-1])
     assert figures["participants"] == 2000 and figures["quick"] is True
     assert figures["diagnoses_per_s"] > 0 and figures["p50_ms"] > 0
+
+
+def test_the_web_console_benchmark_runs_in_its_quick_mode() -> None:
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "web_bench.py"), "--quick"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    figures = json.loads(result.stdout.strip().splitlines()[-1])
+    assert figures["cases"] == 1000 and figures["quick"] is True
+    assert figures["live"]["received"] == figures["live"]["clients"] == 20
+    assert all(f["p50_ms"] > 0 for f in figures["inbox"].values())

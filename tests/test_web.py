@@ -155,6 +155,43 @@ async def test_events_reach_every_process_through_redis(sqlite_engine: AsyncEngi
         assert [e["case_id"] for e in got] == [case_id, case_id]
 
 
+async def test_an_admin_adds_staff_and_creates_a_token_and_both_are_audited(sqlite_engine: AsyncEngine) -> None:
+    async with console(sqlite_engine) as c:
+        csrf = await c.sign_in(ADMIN)
+        headers = {"x-csrf-token": csrf}
+        added = await c.client.post("/api/v1/staff", json={"telegram_id": 4242, "role": "supervisor"}, headers=headers)
+        assert added.status_code == 200
+        assert await c.context.access.role_of(4242) == Role.SUPERVISOR
+        assert await c.context.access.issue_login_link(4242) is not None  # added in the console: may sign in
+        made = (await c.client.post("/api/v1/tokens", json={"name": "crm", "role": "agent"}, headers=headers)).json()
+        auth = {"authorization": f"Bearer {made['token']}"}
+        assert (await c.client.get("/api/v1/cases", headers=auth)).status_code == 200
+        assert (await c.client.get("/api/v1/tokens", headers=auth)).status_code == 403  # an agent token
+        assert (await c.client.delete(f"/api/v1/tokens/{made['id']}", headers=headers)).status_code == 200
+        assert (await c.client.get("/api/v1/cases", headers=auth)).status_code == 401
+        off = {"telegram_id": 4242, "role": "supervisor", "active": False}
+        await c.client.post("/api/v1/staff", json=off, headers=headers)
+        assert await c.context.access.role_of(4242) is None
+        audit = (await c.client.get("/api/v1/audit")).json()["entries"]
+        assert [e["action"] for e in audit][:5] == ["staff.set", "token.revoke", "token.create", "staff.set", "login"]
+        assert {e["actor"] for e in audit} == {f"staff:{ADMIN}"}
+
+
+async def test_an_admin_imports_a_file_through_the_api_and_gets_the_row_report(sqlite_engine: AsyncEngine) -> None:
+    async with console(sqlite_engine) as c:
+        csrf = await c.sign_in(ADMIN)
+        headers = {"x-csrf-token": csrf, "content-type": "text/csv"}
+        body = "code,name\ntokopedia,Tokopedia\n,Tanpa kode\n"
+        refused = (await c.client.post("/api/v1/imports/platforms", content=body, headers=headers)).json()
+        assert refused["status"] == "rejected" and refused["rejections"][0]["line"] == 3  # all or nothing
+        good = "code,name\ntokopedia,Tokopedia\npintaria,Pintaria\n"
+        report = (await c.client.post("/api/v1/imports/platforms", content=good, headers=headers)).json()
+        assert (report["status"], report["applied"]) == ("applied", 2)
+        again = (await c.client.post("/api/v1/imports/platforms", content=good, headers=headers)).json()
+        assert (again["applied"], again["unchanged"]) == (0, 2)  # idempotent
+        assert (await c.client.post("/api/v1/imports/nonsense", content=good, headers=headers)).status_code == 404
+
+
 async def test_the_faq_api_checks_an_entry_as_faq_set_does(sqlite_engine: AsyncEngine) -> None:
     """The API saved any template and took YAML-ish values: now the one entry reader and the same render checks
     (time and size limits, Telegram HTML) refuse it before a participant can trigger it."""

@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import os
 import re
-import socket
 import subprocess
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -21,6 +20,7 @@ import pytest_asyncio
 
 from tests.fake_bot_api import FakeBotApi
 from tests.harness import SCRIPT, TOKEN, RunningBot, environment, start_bot, stop, text
+from tests.web_harness import free_port, start_web
 
 CHROMIUM = Path("/usr/bin/chromium")
 pytestmark = [
@@ -32,21 +32,6 @@ STAFF = -100_777
 AGENT, ADMIN, PARTICIPANT = 9_500_001, 9_500_002, 9_500_101
 WAIT = 20.0  # a ceiling, not a timing
 SHOTS = os.environ.get("CONSOLE_SCREENSHOTS")  # a folder: the README's screenshots are taken from this run
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-def start_web(cwd: Path, env: dict[str, str], port: int) -> subprocess.Popen[bytes]:
-    """`prakerja-bot web`, as an operator starts it; its log goes to web.log."""
-    with (cwd / "web.log").open("wb") as log:
-        return subprocess.Popen(
-            [str(SCRIPT), "web", "--port", str(port)], env=env, cwd=cwd, stdout=log, stderr=subprocess.STDOUT
-        )
 
 
 @dataclass

@@ -4,9 +4,12 @@ use cases the bot uses."""
 from __future__ import annotations
 
 import re
+import socket
+import subprocess
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 import httpx
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -16,6 +19,7 @@ from bot.settings import Settings
 from bot.web.app import make_web_app
 from bot.web.context import WebContext, build_context
 from core.cases.views import ChatMessage
+from tests.harness import SCRIPT
 
 AGENT, SUPERVISOR, ADMIN, STAFF_CHAT = 111, 222, 999, -1001234
 
@@ -48,7 +52,7 @@ class Console:
 def settings_for(url: str, **more: object) -> Settings:
     return Settings(
         database_url=url, staff_chat_id=[STAFF_CHAT], agent_ids=[AGENT], admin_ids=[ADMIN],
-        web_url="http://console.test", **more,  # type: ignore[arg-type]
+        web_url="http://console.test", pii_hash_key="k" * 40, **more,  # type: ignore[arg-type]
     )  # fmt: skip
 
 
@@ -64,3 +68,18 @@ async def console(engine: AsyncEngine, redis_url: str | None = None) -> AsyncIte
             yield Console(context, client)
         finally:
             await context.events.stop()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def start_web(cwd: Path, env: dict[str, str], port: int) -> subprocess.Popen[bytes]:
+    """`prakerja-bot web`, as an operator starts it; its log goes to web.log."""
+    with (cwd / "web.log").open("wb") as log:
+        return subprocess.Popen(
+            [str(SCRIPT), "web", "--port", str(port)], env=env, cwd=cwd, stdout=log, stderr=subprocess.STDOUT
+        )

@@ -18,6 +18,7 @@ from bot.web.pages.inbox import inbox_filter
 from bot.web.security import api, ctx, problem
 from bot.web.texts import text
 from core.calendar import today_in_jakarta
+from core.console.inbox import InboxView
 from core.console.staff import Principal, Role
 from core.faq_entries import FaqEntry, read_entry
 from core.faq_store import FaqStoreError, FaqValidationError, VersionInfo
@@ -47,6 +48,11 @@ def _refused(refused: ActionRefused) -> JSONResponse:
 
 @api()
 async def cases_list(request: Request, who: Principal) -> Response:
+    q = request.query_params
+    if q.get("view", "open") not in {v.value for v in InboxView} or q.get("overdue", "0") not in ("0", "1"):
+        return problem(422, "view must be one of unassigned, mine, open, waiting, closed; overdue 0 or 1")
+    if not q.get("page", "0").isdigit():
+        return problem(422, "page must be a whole number")
     result = await ctx(request).inbox.page(inbox_filter(request, who))
     return JSONResponse(
         {
@@ -102,13 +108,11 @@ async def case_action(request: Request, who: Principal) -> Response:
                 await desk.note(who, case_id, value)
         elif action == "assign":
             agent = body.get("agent_id")
-            if agent is not None and (not isinstance(agent, int) or isinstance(agent, bool) or agent <= 0):
+            if not isinstance(agent, int) or isinstance(agent, bool) or agent <= 0:
                 return problem(422, "'agent_id' must be a positive integer")
-            if agent is not None and agent != who.telegram_id and not who.role.allows(Role.SUPERVISOR):
+            if agent != who.telegram_id and not who.role.allows(Role.SUPERVISOR):
                 return problem(403, "assigning to someone else needs the role supervisor")
-            if agent is None and who.telegram_id is None:
-                return problem(422, "'agent_id' is required with an API token")
-            await desk.claim(who, case_id, agent)
+            await desk.claim(who, case_id, None if agent == who.telegram_id else agent)
         elif action == "close":
             await desk.close(who, case_id)
         elif action == "reopen":
@@ -191,8 +195,8 @@ async def faq_rollback(request: Request, who: Principal) -> Response:
     except ValueError as error:
         return problem(400, str(error))
     target = body.get("version")
-    if not isinstance(target, int) or isinstance(target, bool) or target < 1:
-        return problem(422, "'version' must be a positive integer")
+    if not isinstance(target, int) or isinstance(target, bool) or not 1 <= target <= 2**31 - 1:
+        return problem(422, "'version' must be a whole number from 1")
     try:
         version = await ctx(request).faq.rollback(faq_id, target, who.agent_id)
     except FaqStoreError as error:
@@ -206,10 +210,17 @@ async def faq_rollback(request: Request, who: Principal) -> Response:
 @api(Role.SUPERVISOR)
 async def stats(request: Request, who: Principal) -> Response:
     raw = request.query_params.get("days", "7")
-    days = int(raw) if raw.isdigit() and 1 <= int(raw) <= 366 else 7
+    if not raw.isdigit() or not 1 <= int(raw) <= 366:
+        return problem(422, "days must be 1–366")
+    days = int(raw)
     end = today_in_jakarta() + timedelta(days=1)
     figures = await compute_stats(ctx(request).app.engine, end - timedelta(days=days), end)
     return JSONResponse(figures.to_dict())
+
+
+async def faq_entry(request: Request) -> Response:
+    """One path, both methods: a 405 then names every method the path has (Allow)."""
+    return await (faq_put(request) if request.method == "PUT" else faq_get(request))
 
 
 async def openapi(request: Request) -> Response:
@@ -223,8 +234,7 @@ def routes() -> list[BaseRoute]:
         Route("/api/v1/cases/{case_id}", case_get),
         Route("/api/v1/cases/{case_id}/{action}", case_action, methods=["POST"]),
         Route("/api/v1/faq", faq_list),
-        Route("/api/v1/faq/{faq_id}", faq_get),
-        Route("/api/v1/faq/{faq_id}", faq_put, methods=["PUT"]),
+        Route("/api/v1/faq/{faq_id}", faq_entry, methods=["GET", "PUT"]),
         Route("/api/v1/faq/{faq_id}/history", faq_history),
         Route("/api/v1/faq/{faq_id}/rollback", faq_rollback, methods=["POST"]),
         Route("/api/v1/stats", stats),

@@ -15,11 +15,11 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from bot.web import api
+from bot.web import api, api_admin, api_imports
 from bot.web.context import WebContext
 from bot.web.pages import case, inbox, login
 
-ROUTE_MODULES: list[ModuleType] = [login, inbox, case, api]
+ROUTE_MODULES: list[ModuleType] = [login, inbox, case, api, api_admin, api_imports]
 STATIC = Path(__file__).parent / "static"
 
 

@@ -11,7 +11,7 @@ _FAQ_ID = {
     "name": "faq_id",
     "in": "path",
     "required": True,
-    "schema": {"type": "string", "pattern": "^[a-z0-9_]{1,64}$"},
+    "schema": {"type": "string", "pattern": "^[a-z][a-z0-9_]{2,63}$"},
 }
 _TEXT_BODY = {
     "required": True,
@@ -28,7 +28,25 @@ _TEXT_BODY = {
         }
     },
 }
-_LOCALE_TEXTS = {"type": "object", "additionalProperties": {"type": "string"}}
+# What the store accepts (core.faq_store.validate_entry): Indonesian required, English optional, nothing blank.
+_TEXT = {"type": "string", "minLength": 1, "pattern": "\\S"}
+
+
+def _texts(limit: int) -> dict[str, Any]:
+    text = _TEXT | {"maxLength": limit}
+    return {"type": "object", "required": ["id"], "properties": {"id": text, "en": text}, "additionalProperties": False}
+
+
+_PARAPHRASES = {"type": "array", "maxItems": 200, "items": _TEXT | {"maxLength": 300}}
+_PARAPHRASES_ID = _PARAPHRASES | {"minItems": 1}
+
+
+_ROLE = {"type": "string", "enum": ["agent", "supervisor", "admin"]}
+
+
+def _object(required: list[str], properties: dict[str, Any]) -> dict[str, Any]:
+    schema = {"type": "object", "required": required, "properties": properties}
+    return {"required": True, "content": {"application/json": {"schema": schema}}}
 
 
 def _op(
@@ -36,11 +54,10 @@ def _op(
     *,
     params: list[dict[str, Any]] | None = None,
     body: dict[str, Any] | None = None,
-    missing: bool = True,
 ) -> dict[str, Any]:
-    responses: dict[str, Any] = {"200": _JSON, "401": _ERROR, "403": _ERROR}
-    if missing:
-        responses |= {"404": _ERROR, "409": _ERROR, "422": _ERROR, "400": _ERROR, "503": _ERROR}
+    responses: dict[str, Any] = {"200": _JSON} | {
+        code: _ERROR for code in ("400", "401", "403", "404", "409", "422", "503")
+    }
     op: dict[str, Any] = {"summary": summary, "responses": responses}
     if params:
         op["parameters"] = params
@@ -70,7 +87,7 @@ def openapi_document() -> dict[str, Any]:
         },
         "security": [{"bearer": []}],
         "paths": {
-            "/api/v1/cases": {"get": _op("Cases by view, filters and search", params=query, missing=False)},
+            "/api/v1/cases": {"get": _op("Cases by view, filters and search", params=query)},
             "/api/v1/cases/{case_id}": {"get": _op("One case: masked card, diagnosis, transcript", params=[_CASE_ID])},
             "/api/v1/cases/{case_id}/reply": {
                 "post": _op("Reply to the participant (through the outbox)", params=[_CASE_ID], body=_TEXT_BODY)
@@ -81,21 +98,23 @@ def openapi_document() -> dict[str, Any]:
                     "Claim, or assign to an agent (supervisor)",
                     params=[_CASE_ID],
                     body={
+                        "required": True,
                         "content": {
                             "application/json": {
                                 "schema": {
                                     "type": "object",
+                                    "required": ["agent_id"],
                                     "properties": {"agent_id": {"type": "integer", "minimum": 1}},
                                 }
                             }
-                        }
+                        },
                     },
                 )
             },
             "/api/v1/cases/{case_id}/close": {
                 "post": _op("Close (the participant is asked for a rating)", params=[_CASE_ID])
             },
-            "/api/v1/faq": {"get": _op("FAQ entries in use", missing=False)},
+            "/api/v1/faq": {"get": _op("FAQ entries in use")},
             "/api/v1/faq/{faq_id}": {
                 "get": _op("One FAQ entry", params=[_FAQ_ID]),
                 "put": _op(
@@ -109,11 +128,13 @@ def openapi_document() -> dict[str, Any]:
                                     "type": "object",
                                     "required": ["title", "paraphrases", "answer"],
                                     "properties": {
-                                        "title": _LOCALE_TEXTS,
-                                        "answer": _LOCALE_TEXTS,
+                                        "title": _texts(60),
+                                        "answer": _texts(3500),
                                         "paraphrases": {
                                             "type": "object",
-                                            "additionalProperties": {"type": "array", "items": {"type": "string"}},
+                                            "required": ["id"],
+                                            "additionalProperties": False,
+                                            "properties": {"id": _PARAPHRASES_ID, "en": _PARAPHRASES},
                                         },
                                     },
                                 }
@@ -134,9 +155,73 @@ def openapi_document() -> dict[str, Any]:
                                 "schema": {
                                     "type": "object",
                                     "required": ["version"],
-                                    "properties": {"version": {"type": "integer", "minimum": 1}},
+                                    "properties": {"version": {"type": "integer", "minimum": 1, "maximum": 2147483647}},
                                 }
                             }
+                        },
+                    },
+                )
+            },
+            "/api/v1/staff": {
+                "get": _op("Staff and roles (admin)"),
+                "post": _op(
+                    "Add a person or change their role (admin)",
+                    body=_object(
+                        ["telegram_id", "role"],
+                        {
+                            "telegram_id": {"type": "integer", "minimum": 1, "maximum": 2**53 - 1},
+                            "role": _ROLE,
+                            "name": {"type": "string", "maxLength": 128},
+                            "active": {"type": "boolean"},
+                        },
+                    ),
+                ),
+            },
+            "/api/v1/tokens": {
+                "get": _op("Integration tokens (admin)"),
+                "post": _op(
+                    "Create a token; shown once (admin)",
+                    body=_object(
+                        ["name", "role"],
+                        {"name": _TEXT | {"maxLength": 64}, "role": _ROLE},
+                    ),
+                ),
+            },
+            "/api/v1/tokens/{token_id}": {
+                "delete": _op(
+                    "Revoke a token (admin)",
+                    params=[
+                        {
+                            "name": "token_id",
+                            "in": "path",
+                            "required": True,
+                            "schema": {"type": "integer", "minimum": 1},
+                        }
+                    ],
+                )
+            },
+            "/api/v1/audit": {
+                "get": _op(
+                    "The audit log, newest first (admin)",
+                    params=[
+                        {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 1000}},
+                        {"name": "actor", "in": "query", "schema": {"type": "string"}},
+                    ],
+                )
+            },
+            "/api/v1/imports/{kind}": {
+                "post": _op(
+                    "Import a file (the request body; admin): platforms, trainings, participants, payout-accounts, "
+                    "platform-report, pmo-results or transfers; the per-row report",
+                    params=[
+                        {"name": "kind", "in": "path", "required": True, "schema": {"type": "string"}},
+                        {"name": "format", "in": "query", "schema": {"type": "string", "enum": ["csv", "jsonl"]}},
+                    ],
+                    body={
+                        "required": True,
+                        "content": {
+                            "text/csv": {"schema": {"type": "string"}},
+                            "application/x-ndjson": {"schema": {"type": "string"}},
                         },
                     },
                 )

@@ -147,6 +147,7 @@ class StaffAccess:
         cookie = secrets.token_urlsafe(32)
         csrf = secrets.token_urlsafe(24)
         async with self.sessions.begin() as session:
+            await session.execute(delete(ConsoleSession).where(ConsoleSession.expires_at < now))  # kept no longer
             session.add(
                 ConsoleSession(
                     token_hash=token_hash(cookie),
