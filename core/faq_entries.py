@@ -118,7 +118,7 @@ def read_entry(raw: object, faq_id: str | None = None) -> tuple[FaqEntry | None,
     paraphrases = _lists(raw.get("paraphrases"), "paraphrases", problems)
     sources = _sources(raw.get("sources"), problems)
     kind = raw.get("kind")
-    if kind is not None and kind not in UNSOURCED_KINDS:
+    if kind is not None and not (isinstance(kind, str) and kind in UNSOURCED_KINDS):
         problems.append(FaqProblem("bad_kind", "kind").as_entry_problem())
         kind = None
     if problems:

@@ -256,3 +256,14 @@ async def test_sources_and_kind_survive_the_store(sqlite_engine: AsyncEngine) ->
     assert next(e for e in exported if e.id == "certificate_missing").sources == ("official_faq_2024",)
     small_talk = [e for e in exported if e.kind == "smalltalk"]
     assert small_talk and all(not e.sources for e in small_talk)
+
+
+def test_the_reader_refuses_a_kind_that_is_not_text() -> None:
+    """The API fuzzer sent `"kind": {}`: a set membership test on a mapping raised, and the API answered 500."""
+    from core.faq_entries import read_entry
+
+    raw = {"title": {"id": "x"}, "paraphrases": {"id": ["x y"]}, "answer": {"id": "x"}}
+    kinds: tuple[object, ...] = ({}, [], 3, "gossip")
+    for kind in kinds:
+        entry, problems = read_entry(raw | {"kind": kind}, "some_entry")
+        assert entry is None and [p.values["code"] for p in problems] == ["bad_kind"]
