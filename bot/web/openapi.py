@@ -127,7 +127,16 @@ def openapi_document() -> dict[str, Any]:
                                 "schema": {
                                     "type": "object",
                                     "required": ["title", "paraphrases", "answer"],
+                                    "additionalProperties": False,
                                     "properties": {
+                                        "id": {"type": "string"},
+                                        "sources": {
+                                            "type": "array",
+                                            "maxItems": 20,
+                                            "items": {"type": "string", "minLength": 1},
+                                            "description": "ids in knowledge/sources.yaml",
+                                        },
+                                        "kind": {"type": "string", "enum": ["smalltalk", "policy", "action"]},
                                         "title": _texts(60),
                                         "answer": _texts(3500),
                                         "paraphrases": {
