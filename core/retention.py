@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core.db import make_sessionmaker
 from core.identity import redact
-from core.models import Case, CaseMessage, CaseStatus, FaqAnswer
+from core.models import Case, CaseMessage, CaseStatus, FaqAnswer, ProcessedUpdate
 from core.outbox import Outbox
 
 log = logging.getLogger(__name__)
@@ -32,6 +32,7 @@ class Purged:
     questions: int
     case_messages: int
     cards: int
+    update_bodies: int = 0  # polled updates never finished (their body waits for a restart that never came)
 
 
 class Retention:
@@ -57,7 +58,12 @@ class Retention:
                 .where(Case.status == CaseStatus.CLOSED, Case.closed_at < cutoff, Case.card_html.is_not(None))
                 .values(card_html=None)
             )
-        return Purged(outbox_rows, _count(questions), _count(messages), _count(cards))
+            bodies = await session.execute(
+                update(ProcessedUpdate)
+                .where(ProcessedUpdate.claimed_at < cutoff, ProcessedUpdate.payload.is_not(None))
+                .values(payload=None)
+            )
+        return Purged(outbox_rows, _count(questions), _count(messages), _count(cards), _count(bodies))
 
     async def run(self, stop: asyncio.Event, every: timedelta = EVERY) -> None:
         """Purge now and then while the bot runs (one worker: the caller runs it as the leader)."""

@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from bot import cli
 from core.cases import CaseService, ChatMessage
 from core.hours import default_support_desk
-from core.models import Case, CaseMessage, FaqAnswer, OutboxMessage, OutboxStatus
+from core.models import Case, CaseMessage, FaqAnswer, OutboxMessage, OutboxStatus, ProcessedUpdate
 from core.outbox import STAFF, Outbox
 from core.retention import Retention
 
@@ -60,8 +60,21 @@ async def test_old_data_goes_after_the_retention_period_and_recent_data_stays(en
                 {"asked_at": now - timedelta(days=1), "question": "sertif blm muncul", "kind": "none", "score": 0.0},
             ],
         )
+        # A polled update left open (its process stopped and never came back): its body is personal data too.
+        stale, fresh = now - timedelta(days=31), now - timedelta(days=1)
+        await conn.execute(
+            insert(ProcessedUpdate),
+            [
+                {"update_id": 1, "status": "processing", "worker": "p", "claimed_at": stale, "payload": "{nik}"},
+                {"update_id": 2, "status": "processing", "worker": "p", "claimed_at": fresh, "payload": "{hp}"},
+            ],
+        )
     purged = await Retention(engine, days=30).purge(now)
     assert (purged.outbox_rows, purged.questions, purged.case_messages, purged.cards) == (len(old_rows), 1, 1, 1)
+    assert purged.update_bodies == 1
+    async with engine.connect() as conn:
+        bodies = dict((await conn.execute(select(ProcessedUpdate.update_id, ProcessedUpdate.payload))).all())
+    assert bodies == {1: None, 2: "{hp}"}
     async with engine.connect() as conn:
         left = set((await conn.scalars(select(OutboxMessage.id))).all())
         questions = sorted((await conn.scalars(select(FaqAnswer.question))).all())

@@ -181,6 +181,7 @@ async def cmd_purge(settings: Settings, args: argparse.Namespace) -> int:
         await engine.dispose()
     out.print(
         f"Older than {settings.retention_days} days: {purged.outbox_rows} outbox rows deleted, {purged.questions} "
-        f"questions blanked, {purged.case_messages} case messages and {purged.cards} case cards deleted."
+        f"questions blanked, {purged.case_messages} case messages and {purged.cards} case cards deleted, "
+        f"{purged.update_bodies} stored update bodies cleared."
     )
     return 0
