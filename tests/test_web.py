@@ -208,3 +208,14 @@ async def test_the_faq_api_checks_an_entry_as_faq_set_does(sqlite_engine: AsyncE
         good = dict(entry, answer={"id": "Baik."}, sources=["official_faq_2024"])
         saved = await c.client.put("/api/v1/faq/slow_answer", json=good, headers=headers)
         assert saved.status_code == 200, saved.text
+
+
+async def test_a_superscript_digit_in_a_case_id_is_not_found_not_a_crash(sqlite_engine: AsyncEngine) -> None:
+    """The API fuzzer found it: "²".isdigit() is true and int("²") raises, so /api/v1/cases/²/close answered 500."""
+    async with console(sqlite_engine) as c:
+        csrf = await c.sign_in(ADMIN)
+        for path in ("/api/v1/cases/%C2%B2/close", "/api/v1/cases/%C2%B2", "/cases/%C2%B2"):
+            response = await (
+                c.client.post(path, headers={"x-csrf-token": csrf}) if path.endswith("close") else c.client.get(path)
+            )
+            assert response.status_code in (404, 422), (path, response.status_code)

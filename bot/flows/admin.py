@@ -465,12 +465,12 @@ def _days(argument: str) -> int | None:
     if not argument:
         return DEFAULT_PERIOD_DAYS
     value = argument.split()[0]
-    return int(value) if value.isdigit() and 1 <= int(value) <= MAX_PERIOD_DAYS else None
+    return int(value) if value.isdecimal() and 1 <= int(value) <= MAX_PERIOD_DAYS else None
 
 
 def _version(value: str) -> int | None:
     value = value.lower().removeprefix("v")
-    return int(value) if value.isdigit() else None
+    return int(value) if value.isdecimal() else None
 
 
 def _short(text: str, limit: int = QUOTE_CHARS) -> str:

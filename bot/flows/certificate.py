@@ -129,7 +129,7 @@ def _wait_until(stored: str) -> date | None:
 
 
 def _find(status: ParticipantStatus | None, enrollment_id: str) -> Diagnosis | None:
-    if status is None or not enrollment_id.isdigit():
+    if status is None or not enrollment_id.isdecimal():
         return None
     return next((d for d in status.diagnoses if d.enrollment_id == int(enrollment_id)), None)
 

@@ -39,7 +39,7 @@ async def _body(request: Request) -> dict[str, Any]:
 
 def _case_id(request: Request) -> int | None:
     raw = request.path_params["case_id"]
-    return int(raw) if raw.isdigit() and len(raw) < 12 else None
+    return int(raw) if raw.isdecimal() and len(raw) < 12 else None
 
 
 def _refused(refused: ActionRefused) -> JSONResponse:
@@ -51,7 +51,7 @@ async def cases_list(request: Request, who: Principal) -> Response:
     q = request.query_params
     if q.get("view", "open") not in {v.value for v in InboxView} or q.get("overdue", "0") not in ("0", "1"):
         return problem(422, "view must be one of unassigned, mine, open, waiting, closed; overdue 0 or 1")
-    if not q.get("page", "0").isdigit():
+    if not q.get("page", "0").isdecimal():
         return problem(422, "page must be a whole number")
     result = await ctx(request).inbox.page(inbox_filter(request, who))
     return JSONResponse(
@@ -210,7 +210,7 @@ async def faq_rollback(request: Request, who: Principal) -> Response:
 @api(Role.SUPERVISOR)
 async def stats(request: Request, who: Principal) -> Response:
     raw = request.query_params.get("days", "7")
-    if not raw.isdigit() or not 1 <= int(raw) <= 366:
+    if not raw.isdecimal() or not 1 <= int(raw) <= 366:
         return problem(422, "days must be 1–366")
     days = int(raw)
     end = today_in_jakarta() + timedelta(days=1)

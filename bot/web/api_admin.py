@@ -114,7 +114,7 @@ async def tokens_create(request: Request, who: Principal) -> Response:
 @api(Role.ADMIN)
 async def tokens_revoke(request: Request, who: Principal) -> Response:
     raw = request.path_params["token_id"]
-    token_id = int(raw) if raw.isdigit() and len(raw) < 10 else 0
+    token_id = int(raw) if raw.isdecimal() and len(raw) < 10 else 0
     if not await ctx(request).access.revoke_api_token(token_id):
         return problem(404, "no such active token")
     await ctx(request).audit.record(who.actor, "token.revoke", f"token:{token_id}")
@@ -124,7 +124,7 @@ async def tokens_revoke(request: Request, who: Principal) -> Response:
 @api(Role.ADMIN)
 async def audit_list(request: Request, who: Principal) -> Response:
     raw = request.query_params.get("limit", "100")
-    if not raw.isdigit() or not 1 <= int(raw) <= 1000:
+    if not raw.isdecimal() or not 1 <= int(raw) <= 1000:
         return problem(422, "limit must be 1–1000")
     actor = request.query_params.get("actor") or None
     lines = await ctx(request).audit.recent(int(raw), actor)

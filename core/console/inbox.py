@@ -162,7 +162,7 @@ class Inbox:
         if f.overdue:
             out.append(Case.reason == "overdue")
         term = f.search.strip().lstrip("#")
-        if term.isdigit():
+        if term.isdecimal():
             number = int(term)
             out.append(or_(Case.id == number, Case.telegram_user_id == number) if number < 2**63 else Case.id < 0)
         elif term:

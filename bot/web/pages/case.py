@@ -15,7 +15,7 @@ from core.console.staff import Principal, Role
 
 def _case_id(request: Request) -> int | None:
     raw = request.path_params["case_id"]
-    return int(raw) if raw.isdigit() and len(raw) < 12 else None
+    return int(raw) if raw.isdecimal() and len(raw) < 12 else None
 
 
 def _known_error(key: str | None) -> str | None:
@@ -62,7 +62,7 @@ async def case_action(request: Request, who: Principal) -> Response:
                 if not who.role.allows(Role.SUPERVISOR):
                     raise ActionRefused("err_role", 403)
                 raw = str(form.get("agent_id", "")).strip()
-                if not raw.isdigit() or len(raw) > 15:
+                if not raw.isdecimal() or len(raw) > 15:
                     raise ActionRefused("err_bad_agent", 422)
                 await desk.claim(who, case_id, int(raw))
             case "close":
