@@ -5,6 +5,7 @@ in a server error or an answer the description does not allow."""
 from __future__ import annotations
 
 import asyncio
+import os
 import subprocess
 import time
 from collections.abc import Iterator
@@ -67,8 +68,15 @@ def api_schema(served: tuple[str, str]) -> schemathesis.BaseSchema:
 schema = schemathesis.pytest.from_fixture("api_schema").exclude(method="DELETE")
 
 
+# The same examples on every CI run, so that main stays green or red for a reason (a random run found '²' as a case
+# id once); FUZZ_RANDOM=1 explores new ones (`FUZZ_RANDOM=1 pytest tests/test_web_api_fuzz.py`).
 @schema.parametrize()
-@settings(max_examples=8, deadline=None, suppress_health_check=list(HealthCheck))
+@settings(
+    max_examples=8,
+    deadline=None,
+    suppress_health_check=list(HealthCheck),
+    derandomize=not os.environ.get("FUZZ_RANDOM"),
+)
 def test_the_api_keeps_to_its_description(case: schemathesis.Case[Any], served: tuple[str, str]) -> None:
     # Left out: accepting every schema-valid request (an FAQ answer must also render as Telegram HTML, which no
     # schema says) and rejecting unknown query parameters (they are ignored, as most APIs do).
