@@ -532,7 +532,7 @@ def _small_talk(text: str, slang: Slang) -> str | None:
     address); or thanks beside statements of things done ("sertifikat udah muncul kak, makasih ya")."""
     if not slang.small_talk:
         return None
-    words = clean_text(text).split()
+    words = clean_text(text).replace("terima kasih", "terimakasih").split()  # "terima" alone is "receive"
     if not words or len(words) > 12:
         return None
     talk_words = frozenset().union(*slang.small_talk.values())
@@ -545,7 +545,7 @@ def _small_talk(text: str, slang: Slang) -> str | None:
     thanks = slang.small_talk.get("thanks", frozenset())
     if any(w in thanks for w in words):
         others = [p for p in _PART_SPLIT.split(text) if clean_text(p)]
-        asks = any("?" in p or set(clean_text(p).split()) & (slang.asks | slang.not_done) for p in others)
+        asks = "?" in text or any(set(clean_text(p).split()) & (slang.asks | slang.not_done) for p in others)
         if not asks:
             return "thanks"
     return None

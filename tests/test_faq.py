@@ -452,6 +452,10 @@ def test_small_talk_is_reached_only_by_its_own_words(matcher: FaqMatcher) -> Non
         assert (result.kind, result.faq_id) == ("answer", entry), message
     assert matcher.match("sertifikat udh muncul kak, makasih ya").faq_id == "thanks"
     assert matcher.match("sertifikat belum muncul, makasih").faq_id != "thanks"
+    assert matcher.match("terima kasih banyak min").faq_id == "thanks"
+    # "terima" alone is "receive": an official FAQ question was once answered "you're welcome".
+    question = matcher.match("Di mana saya bisa mengecek jumlah insentif yang akan saya terima?")
+    assert question.faq_id != "thanks" and question.kind != "none"
 
 
 SMALL_TALK_IDS = frozenset({"greeting", "thanks", "affirm", "deny"})
