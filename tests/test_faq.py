@@ -121,7 +121,7 @@ def test_entries_are_complete(entries: list[FaqEntry]) -> None:
     for entry in entries:
         assert set(entry.title) == {"id", "en"} and set(entry.answer) == {"id", "en"}, entry.id
         assert all(0 < len(t) <= 40 for t in entry.title.values()), entry.id
-        assert (2 if entry.id in small_talk else 5) <= len(entry.paraphrases["id"]) <= 30, entry.id
+        assert (2 if entry.id in small_talk else 5) <= len(entry.paraphrases["id"]) <= 60, entry.id
         assert 1 <= len(entry.paraphrases["en"]) <= 8, entry.id
 
 
@@ -343,10 +343,10 @@ def test_off_topic_gets_no_answer(matcher: FaqMatcher, question: str) -> None:
     assert result.kind == "none" and result.faq_id is None
 
 
-def test_a_question_about_two_entries_is_no_confident_answer(matcher: FaqMatcher) -> None:
-    # The modules are done, the certificate is missing: not a sure answer about finishing the training.
+def test_what_is_missing_wins_over_what_is_reported_done(matcher: FaqMatcher) -> None:
+    # The modules are done, the certificate is missing: the question is the certificate, not finishing the training.
     result = matcher.match("udh selesai semua modul tp sertifikatnya ga nongol2")
-    assert result.kind == "suggest" and "certificate_missing" in [c.faq_id for c in result.top(3)]
+    assert result.kind != "none" and result.faq_id == "certificate_missing"
 
 
 def test_verdicts(matcher: FaqMatcher) -> None:
