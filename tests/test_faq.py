@@ -458,6 +458,19 @@ def test_small_talk_is_reached_only_by_its_own_words(matcher: FaqMatcher) -> Non
     assert question.faq_id != "thanks" and question.kind != "none"
 
 
+def test_the_story_around_a_question_does_not_drown_it(matcher: FaqMatcher) -> None:
+    # The examples: the incentive is what is asked about, not the certificate already received; a bare
+    # clause ("sampai sekarang belum ada juga") does not outvote the one that names the subject.
+    for message in (
+        "Sertifikat sudah diterima dan di dashboard pra kerja saya sudah masuk insentif tapi masih proses terus "
+        "sampai sekarang. Jadinya pusing. Saya juga sudah email tapi zonk",
+        "Bulan kedua belum cair, dijadwalkan tanggal 10 Juni, tapi sampai sekarang belum ada juga",
+        "Assalamualaikum, minta info nya dong insentif suami gagal cair, ini apa harus lewat BNI apa ganti e-walet yah",
+    ):
+        result = matcher.match(message)
+        assert result.kind != "none" and result.faq_id == "incentive_not_received", message
+
+
 SMALL_TALK_IDS = frozenset({"greeting", "thanks", "affirm", "deny"})
 
 
