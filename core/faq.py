@@ -295,12 +295,18 @@ class _Normalizer:
                 best = (int(found[1]), found[0])
         return best[1] if best else None
 
-    def terms(self, text: str) -> tuple[list[str], list[str]]:
-        """(known terms, unknown words) of a question, in order, without repeats."""
+    def terms(self, text: str, memo: dict[str, tuple[str, bool]] | None = None) -> tuple[list[str], list[str]]:
+        """(known terms, unknown words) of a question, in order, without repeats. `memo` keeps each word's term for
+        the parts of the same message (the typo search is the costly step)."""
         known: dict[str, None] = {}
         unknown: dict[str, None] = {}
         for word in self.words(text):
-            term, is_known = self.term(word)
+            found = memo.get(word) if memo is not None else None
+            if found is None:
+                found = self.term(word)
+                if memo is not None:
+                    memo[word] = found
+            term, is_known = found
             if is_known:
                 known[term] = None
             elif not word.isdigit():
@@ -367,9 +373,17 @@ class _Index:
             for group in term_sets
         ]
         self.paraphrase_texts = [[para.text for para in group] for group in self.paraphrases]
+        # Per entry, which of its paraphrases use each term: only those sharing a word with the question are scored.
+        self.postings: list[dict[str, list[int]]] = []
+        for paraphrases in self.paraphrases:
+            postings: dict[str, list[int]] = defaultdict(list)
+            for number, para in enumerate(paraphrases):
+                for term in para.terms:
+                    postings[term].append(number)
+            self.postings.append(dict(postings))
 
-    def score(self, question: str) -> _Scores:
-        known, unknown = self.normalizer.terms(question)
+    def score(self, question: str, memo: dict[str, tuple[str, bool]] | None = None) -> _Scores:
+        known, unknown = self.normalizer.terms(question, memo)
         normalized = " ".join(known + unknown)
         weights = {t: self.weights.get(t, 0.0) for t in known}
         total = sum(weights.values()) + self.unknown_weight * len(unknown)
@@ -386,19 +400,24 @@ class _Index:
         shortlist = heapq.nlargest(RERANK_ENTRIES, rough, key=rough.__getitem__)
         vote = {i: sum(w * self.votes.get(t, {}).get(i, 0.0) for t, w in weights.items()) for i in shortlist}
 
-        question_terms = frozenset(known)
         question_text = " ".join(sorted(known))
-        cap = LONG_QUESTION_CAP * self.rarest_weight
+        capped = min(total, LONG_QUESTION_CAP * self.rarest_weight)
         coverage = sum(weights.values()) / total  # unknown words dilute the fuzzy signal as they do the others
         scored: list[Candidate] = []
         for index in shortlist:
-            best_overlap = 0.0
-            for para in self.paraphrases[index]:
-                if question_terms.isdisjoint(para.terms):
-                    continue
-                shared = sum(weights[t] for t in question_terms & para.terms)
-                extra = para.weight - shared
-                best_overlap = max(best_overlap, shared / (min(total, cap) + PARAPHRASE_EXTRA_PENALTY * extra))
+            shared_by: dict[int, float] = defaultdict(float)
+            postings = self.postings[index]
+            for term, weight in weights.items():
+                for number in postings.get(term, ()):
+                    shared_by[number] += weight
+            paraphrases = self.paraphrases[index]
+            best_overlap = max(
+                (
+                    shared / (capped + PARAPHRASE_EXTRA_PENALTY * (paraphrases[number].weight - shared))
+                    for number, shared in shared_by.items()
+                ),
+                default=0.0,
+            )
             # Both sides are sorted canonical terms, so plain ratio is token_sort_ratio without re-sorting.
             closest = process.extractOne(question_text, self.paraphrase_texts[index], scorer=fuzz.ratio)
             best_fuzz = closest[1] / 100 if closest is not None else 0.0
@@ -450,7 +469,8 @@ class FaqMatcher:
         talk = _small_talk(text, self._slang)
         if talk is not None and talk in self._small_talk_ids:
             return MatchResult("answer", [Candidate(talk, 100.0)], talk)
-        scores = index.score(text)
+        memo: dict[str, tuple[str, bool]] = {}
+        scores = index.score(text, memo)
         merged: dict[str, float] = {c.faq_id: c.score for c in scores.candidates}
         evidence = scores.evidence
         # Long messages: each part is scored on its own too, weighted by whether it asks or complains; an entry's
@@ -458,7 +478,7 @@ class FaqMatcher:
         parts = _parts(text, self._slang) if len(scores.normalized.split()) >= MIN_WORDS_TO_SEGMENT else []
         best_part: dict[str, int] = {}
         for number, (part, weight) in enumerate(parts):
-            part_scores = index.score(part)
+            part_scores = index.score(part, memo)
             if part_scores.candidates and weight >= 1.0:
                 evidence = max(evidence, part_scores.evidence)
             damp = min(1.0, part_scores.evidence / PART_FULL_EVIDENCE)
