@@ -1,9 +1,10 @@
-"""When human agents answer: business hours on Indonesian working days, from `knowledge/support.yaml`."""
+"""When human agents answer: business hours on Indonesian working days, and the first-reply target counted in
+those hours (the SLA), from `knowledge/support.yaml`."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, time, timedelta
+from datetime import date, datetime, time, timedelta
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ class SupportDesk:
     transcript_lines: int
     canned: dict[str, dict[str, str]]
     calendar: WorkingCalendar
+    first_reply_target: timedelta = timedelta(minutes=60)  # in business time: nights and holidays do not count
 
     def next_open(self, now: datetime) -> datetime | None:
         """None while agents are at work; else when they start again (Asia/Jakarta)."""
@@ -32,6 +34,39 @@ class SupportDesk:
         if not (self.calendar.is_working_day(day) and local.time() < self.opens):
             day = self.calendar.add_working_days(day, 1)
         return datetime.combine(day, self.opens, tzinfo=JAKARTA)
+
+    def _hours_of(self, day: date) -> tuple[datetime, datetime] | None:
+        if not self.calendar.is_working_day(day):
+            return None
+        return datetime.combine(day, self.opens, tzinfo=JAKARTA), datetime.combine(day, self.closes, tzinfo=JAKARTA)
+
+    def business_time_between(self, start: datetime, end: datetime) -> timedelta:
+        """How much of [start, end) falls within business hours on working days."""
+        total = timedelta()
+        day, last = start.astimezone(JAKARTA).date(), end.astimezone(JAKARTA).date()
+        while day <= last:
+            hours = self._hours_of(day)
+            if hours is not None:
+                overlap = min(end, hours[1]) - max(start, hours[0])
+                total += max(overlap, timedelta())
+            day += timedelta(days=1)
+        return total
+
+    def add_business_time(self, start: datetime, amount: timedelta) -> datetime:
+        """The instant `amount` of business time after `start` (a case opened at night is due the next morning)."""
+        left = amount
+        day = start.astimezone(JAKARTA).date()
+        while True:
+            hours = self._hours_of(day)
+            if hours is not None and start < hours[1]:
+                begin = max(start, hours[0])
+                if begin + left <= hours[1]:
+                    return begin + left
+                left -= hours[1] - begin
+            day = self.calendar.next_working_day(day + timedelta(days=1))
+
+    def first_reply_due(self, opened_at: datetime) -> datetime:
+        return self.add_business_time(opened_at, self.first_reply_target)
 
 
 def _clock(value: Any) -> time:
@@ -50,6 +85,7 @@ def load_support_desk(path: Path | None = None, calendar: WorkingCalendar | None
         transcript_lines=int(data.get("transcript_lines", 12)),
         canned=dict(data.get("canned") or {}),
         calendar=calendar or default_calendar(),
+        first_reply_target=timedelta(minutes=int((data.get("sla") or {}).get("first_reply_business_minutes", 60))),
     )
 
 

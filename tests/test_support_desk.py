@@ -68,6 +68,31 @@ def test_when_agents_answer(now: str, answer_by: str | None) -> None:
     assert desk.next_open(jakarta(now).astimezone(UTC)) == expected  # the same instant given in UTC
 
 
+@pytest.mark.parametrize(
+    ("opened", "due"),
+    [
+        ("2025-03-04 10:00", "2025-03-04 11:00"),  # in hours: an hour later
+        ("2025-03-04 16:30", "2025-03-05 08:30"),  # half an hour today, half tomorrow morning
+        ("2025-03-04 22:00", "2025-03-05 09:00"),  # at night: the clock starts when agents do
+        ("2025-03-07 16:45", "2025-03-10 08:45"),  # Friday afternoon: Monday morning
+        ("2025-03-27 16:30", "2025-04-08 08:30"),  # across Nyepi and the Lebaran holidays and cuti bersama
+    ],
+)
+def test_the_first_reply_target_counts_business_time_only(opened: str, due: str) -> None:
+    desk = default_support_desk()
+    assert desk.first_reply_target == timedelta(minutes=60)  # knowledge/support.yaml sla
+    assert desk.first_reply_due(jakarta(opened)) == jakarta(due)
+    assert desk.first_reply_due(jakarta(opened).astimezone(UTC)) == jakarta(due)
+    assert desk.business_time_between(jakarta(opened), jakarta(due)) == timedelta(minutes=60)
+
+
+def test_business_time_between_leaves_out_nights_weekends_and_holidays() -> None:
+    desk = default_support_desk()
+    assert desk.business_time_between(jakarta("2025-03-07 16:00"), jakarta("2025-03-10 09:00")) == timedelta(hours=2)
+    assert desk.business_time_between(jakarta("2025-03-31 09:00"), jakarta("2025-03-31 12:00")) == timedelta()
+    assert desk.business_time_between(jakarta("2025-03-04 12:00"), jakarta("2025-03-04 11:00")) == timedelta()
+
+
 def test_the_holidays_used_above_are_the_calendars() -> None:
     calendar = default_calendar()
     closed = ["2025-03-28", "2025-03-31", "2025-04-01", "2025-04-02", "2025-04-07", "2026-03-18", "2026-03-19"]
