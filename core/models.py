@@ -293,6 +293,7 @@ class Case(Base):
     claimed_by: Mapped[int | None] = mapped_column(BigInteger)
     claimed_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     first_reply_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    first_reply_due: Mapped[datetime | None] = mapped_column(UtcDateTime)  # the SLA: opened + target in business time
     closed_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     closed_by: Mapped[int | None] = mapped_column(BigInteger)
     satisfaction: Mapped[int | None] = mapped_column(Integer)

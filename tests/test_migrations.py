@@ -58,3 +58,23 @@ async def test_sqlite_upgrade_from_empty_to_head(tmp_path: Path) -> None:
 @requires_pg
 async def test_postgresql_upgrade_from_empty_to_head() -> None:
     await _roundtrip(PG_URL)
+
+
+async def test_cases_opened_before_the_sla_get_their_first_reply_due(tmp_path: Path) -> None:
+    engine = make_engine(f"sqlite+aiosqlite:///{tmp_path / 'sla.db'}")
+    try:
+        await migrate(engine, "0012")
+        async with engine.begin() as conn:
+            # Tuesday 4 March 2025, 16:30 WIB (09:30 UTC): half an hour that day, half the next morning.
+            await conn.execute(
+                text(
+                    "INSERT INTO cases (telegram_user_id, status, reason, locale, steps_tried, opened_at) "
+                    "VALUES (1, 'open', 'participant_asked', 'id', '[]', '2025-03-04 09:30:00')"
+                )
+            )
+        await migrate(engine)
+        async with engine.connect() as conn:
+            due = (await conn.execute(text("SELECT first_reply_due FROM cases"))).scalar_one()
+        assert str(due).startswith("2025-03-05 01:30:00")  # 08:30 WIB
+    finally:
+        await engine.dispose()

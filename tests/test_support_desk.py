@@ -93,6 +93,16 @@ def test_business_time_between_leaves_out_nights_weekends_and_holidays() -> None
     assert desk.business_time_between(jakarta("2025-03-04 12:00"), jakarta("2025-03-04 11:00")) == timedelta()
 
 
+async def test_a_new_case_is_due_a_first_reply_within_the_target(
+    cases: CaseService, sqlite_engine: AsyncEngine
+) -> None:
+    opened = await cases.open_case(USER, None, "participant_asked", "id", None, [], "<b>kartu</b>", "P")
+    async with sqlite_engine.connect() as conn:
+        row = (await conn.execute(select(Case.opened_at, Case.first_reply_due).where(Case.id == opened.case.id))).one()
+    assert row.first_reply_due == default_support_desk().first_reply_due(row.opened_at)
+    assert row.first_reply_due >= row.opened_at + timedelta(minutes=60)
+
+
 def test_the_holidays_used_above_are_the_calendars() -> None:
     calendar = default_calendar()
     closed = ["2025-03-28", "2025-03-31", "2025-04-01", "2025-04-02", "2025-04-07", "2026-03-18", "2026-03-19"]

@@ -126,6 +126,7 @@ class CaseService:
             if existing is not None:
                 return Opened(CaseView.of(existing), new=False)
             topic = await topics.topic_for_case(session, user_id, self.staff_chat_ids, topic_name)
+            opened_at = _now()
             case = Case(
                 telegram_user_id=user_id,
                 participant_id=participant_id,
@@ -136,7 +137,8 @@ class CaseService:
                 staff_chat_id=topic.staff_chat_id,
                 topic_id=topic.topic_id,
                 status=CaseStatus.OPEN,
-                opened_at=_now(),
+                opened_at=opened_at,
+                first_reply_due=self.desk.first_reply_due(opened_at),
                 opened_message_id=message_id,
                 card_html=card_html,
             )
