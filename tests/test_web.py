@@ -9,11 +9,11 @@ import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core.console.staff import Role
-from core.models import AuditEntry, CaseMessage, ConsoleLoginLink, OutboxMessage
+from core.models import AuditEntry, Case, CaseMessage, ConsoleLoginLink, OutboxMessage
 from tests.web_harness import ADMIN, AGENT, SUPERVISOR, console
 
 REDIS_URL = os.environ.get("REDIS_URL", "")
@@ -117,6 +117,29 @@ async def test_inbox_views_counts_and_search(sqlite_engine: AsyncEngine) -> None
         assert [r["id"] for r in (await c.client.get(f"/api/v1/cases?q=%23{first}")).json()["cases"]] == [first]
         page = await c.client.get("/inbox?view=open&fragment=rows")
         assert re.findall(r'data-case="(\d+)"', page.text) == [str(first), str(second)]
+
+
+async def test_cases_past_their_first_reply_target_are_flagged_and_filtered(sqlite_engine: AsyncEngine) -> None:
+    async with console(sqlite_engine) as c:
+        late, answered_late, on_time = (
+            await c.open_case(7201, "a"),
+            await c.open_case(7202, "b"),
+            await c.open_case(7203, "c"),
+        )
+        past = datetime.now(UTC) - timedelta(hours=2)
+        async with sqlite_engine.begin() as conn:
+            await conn.execute(update(Case).where(Case.id.in_([late, answered_late])).values(first_reply_due=past))
+            await conn.execute(update(Case).where(Case.id == answered_late).values(first_reply_at=datetime.now(UTC)))
+        csrf = await c.sign_in(AGENT)
+        await c.client.post(f"/cases/{on_time}/reply", data={"csrf": csrf, "text": "halo"})  # well within the hour
+        listed = (await c.client.get("/api/v1/cases?view=open")).json()["cases"]
+        assert {r["id"]: r["sla_breached"] for r in listed} == {late: True, answered_late: True, on_time: False}
+        breached = (await c.client.get("/api/v1/cases?view=open&sla=1")).json()["cases"]
+        assert sorted(r["id"] for r in breached) == sorted([late, answered_late])
+        assert (await c.client.get("/api/v1/cases?sla=yes")).status_code == 422
+        page = await c.client.get("/inbox?view=open&sla=1")
+        assert re.findall(r'data-case="(\d+)"', page.text) == [str(late), str(answered_late)]
+        assert page.text.count('class=" breached"') == 2 and "lewat SLA" in page.text
 
 
 async def test_api_tokens_are_stored_hashed_and_can_be_revoked(sqlite_engine: AsyncEngine) -> None:

@@ -49,8 +49,9 @@ def _refused(refused: ActionRefused) -> JSONResponse:
 @api()
 async def cases_list(request: Request, who: Principal) -> Response:
     q = request.query_params
-    if q.get("view", "open") not in {v.value for v in InboxView} or q.get("overdue", "0") not in ("0", "1"):
-        return problem(422, "view must be one of unassigned, mine, open, waiting, closed; overdue 0 or 1")
+    flags_ok = q.get("overdue", "0") in ("0", "1") and q.get("sla", "0") in ("0", "1")
+    if q.get("view", "open") not in {v.value for v in InboxView} or not flags_ok:
+        return problem(422, "view must be one of unassigned, mine, open, waiting, closed; overdue and sla 0 or 1")
     if not q.get("page", "0").isdecimal():
         return problem(422, "page must be a whole number")
     result = await ctx(request).inbox.page(inbox_filter(request, who))
@@ -70,6 +71,8 @@ async def cases_list(request: Request, who: Principal) -> Response:
                     "opened_at": r.opened_at.isoformat(),
                     "claimed_by": r.claimed_by,
                     "waiting": r.waiting,
+                    "first_reply_due": r.first_reply_due.isoformat() if r.first_reply_due else None,
+                    "sla_breached": r.sla_breached,
                 }
                 for r in result.rows
             ],

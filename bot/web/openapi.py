@@ -75,6 +75,7 @@ def openapi_document() -> dict[str, Any]:
         },
         {"name": "stage", "in": "query", "schema": {"type": "string"}},
         {"name": "overdue", "in": "query", "schema": {"type": "string", "enum": ["1", "0"]}},
+        {"name": "sla", "in": "query", "schema": {"type": "string", "enum": ["1", "0"]}},
         {"name": "q", "in": "query", "schema": {"type": "string"}},
         {"name": "page", "in": "query", "schema": {"type": "integer", "minimum": 0}},
     ]

@@ -1,5 +1,6 @@
 """The console's inbox: cases by view (unassigned, mine, all open, waiting on the participant, closed), filtered
-(staff group, stage, overdue), searched (case id, Telegram id, name), with a count per view. Read-only queries."""
+(staff group, stage, overdue, first reply past its SLA), searched (case id, Telegram id, name), with a count per
+view. Read-only queries."""
 
 from __future__ import annotations
 
@@ -41,6 +42,7 @@ class InboxFilter:
     staff_chat_id: int | None = None
     stage: str | None = None
     overdue: bool = False
+    sla_breached: bool = False
     search: str = ""
     page: int = 0
 
@@ -57,6 +59,8 @@ class InboxRow:
     opened_at: datetime
     claimed_by: int | None
     waiting: bool
+    first_reply_due: datetime | None = None
+    sla_breached: bool = False  # no agent reply by the due time, or a later one
 
 
 @dataclass(frozen=True)
@@ -66,6 +70,17 @@ class InboxPage:
     total: int  # rows matching the view and filters
     stages: list[str]
     staff_chats: list[int]
+
+
+def sla_breached(now: datetime) -> ColumnElement[bool]:
+    """The first agent reply came after its due time, or has not come and the due time has passed."""
+    return and_(
+        Case.first_reply_due.is_not(None),
+        or_(
+            and_(Case.first_reply_at.is_(None), Case.first_reply_due < now),
+            Case.first_reply_at > Case.first_reply_due,
+        ),
+    )
 
 
 def _last(direction: str) -> Any:
@@ -94,7 +109,9 @@ class Inbox:
             .outerjoin(last_agent, last_agent.c.case_id == Case.id)
             .outerjoin(last_participant, last_participant.c.case_id == Case.id)
         )
-        filters = self._filters(f)
+        now = datetime.now(UTC)
+        breached = sla_breached(now)
+        filters = self._filters(f, now)
         views: dict[InboxView, ColumnElement[bool]] = {
             InboxView.UNASSIGNED: and_(Case.status.in_(ACTIVE), Case.claimed_by.is_(None)),
             InboxView.MINE: and_(Case.status.in_(ACTIVE), Case.claimed_by == f.agent_id),
@@ -121,6 +138,8 @@ class Inbox:
                     Case.opened_at,
                     Case.claimed_by,
                     waiting.label("waiting"),
+                    Case.first_reply_due,
+                    breached.label("breached"),
                 )
                 .where(views[f.view], *filters)
                 .order_by(order, Case.id)
@@ -143,6 +162,8 @@ class Inbox:
                     r[7] or datetime.now(UTC),
                     r[8],
                     bool(r[9]),
+                    r[10],
+                    bool(r[11]),
                 )
                 for r in rows
             ],
@@ -153,7 +174,7 @@ class Inbox:
         )
 
     @staticmethod
-    def _filters(f: InboxFilter) -> list[ColumnElement[bool]]:
+    def _filters(f: InboxFilter, now: datetime) -> list[ColumnElement[bool]]:
         out: list[ColumnElement[bool]] = []
         if f.staff_chat_id is not None:
             out.append(Case.staff_chat_id == f.staff_chat_id)
@@ -161,6 +182,8 @@ class Inbox:
             out.append(Case.stage == f.stage)
         if f.overdue:
             out.append(Case.reason == "overdue")
+        if f.sla_breached:
+            out.append(sla_breached(now))
         term = f.search.strip().lstrip("#")
         if term.isdecimal():
             number = int(term)

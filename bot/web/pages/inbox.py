@@ -31,6 +31,7 @@ def inbox_filter(request: Request, who: Principal) -> InboxFilter:
         staff_chat_id=int(group) if group.lstrip("-").isdecimal() and len(group) < 20 else None,
         stage=q.get("stage") or None,
         overdue=q.get("overdue") in ("1", "on", "true"),
+        sla_breached=q.get("sla") in ("1", "on", "true"),
         search=q.get("q", "")[:100],
         page=min(int(page_number), 10_000) if page_number.isdecimal() and len(page_number) < 6 else 0,
     )
