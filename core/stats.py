@@ -3,7 +3,8 @@
 A conversation is one participant's day with the bot (a distinct Telegram user with at least one interaction on a
 Jakarta calendar day). It is *deflected* — resolved without an agent — when that user opened no case that day and
 none of that day's interactions was relayed to an agent (a case carried over from an earlier day is still an
-agent's conversation). Case figures (times, satisfaction, stages) are for the cases opened in the period.
+agent's conversation). Case figures (times, satisfaction, stages) are for the cases opened in the period. Within SLA:
+of the cases whose first-reply due time has passed or that got a reply, the share first answered by that time.
 """
 
 from __future__ import annotations
@@ -51,6 +52,8 @@ class Stats:
     median_to_close: timedelta | None
     satisfaction_average: float | None
     satisfaction_count: int
+    first_reply_within_sla: float | None = None
+    sla_cases: int = 0  # the cases that share is of
     cases_by_stage: dict[str, int] = field(default_factory=dict)
     conversations_by_stage: dict[str, int] = field(default_factory=dict)
     days: list[DayFigures] = field(default_factory=list)
@@ -82,6 +85,8 @@ class Stats:
             if self.satisfaction_average is not None
             else None,
             "satisfaction_count": self.satisfaction_count,
+            "first_reply_within_sla": share(self.first_reply_within_sla),
+            "sla_cases": self.sla_cases,
             "cases_by_stage": self.cases_by_stage,
             "conversations_by_stage": self.conversations_by_stage,
             "days": [
@@ -180,6 +185,7 @@ async def compute_stats(engine: AsyncEngine, start: date, end: date) -> Stats:
                     Case.telegram_user_id,
                     Case.opened_at,
                     Case.first_reply_at,
+                    Case.first_reply_due,
                     Case.closed_at,
                     Case.satisfaction,
                     Case.stage,
@@ -202,6 +208,12 @@ async def compute_stats(engine: AsyncEngine, start: date, end: date) -> Stats:
     first_replies = [row.first_reply_at - row.opened_at for row in case_rows if row.first_reply_at is not None]
     closes = [row.closed_at - row.opened_at for row in case_rows if row.closed_at is not None]
     ratings = [int(row.satisfaction) for row in case_rows if row.satisfaction is not None]
+    now = datetime.now(UTC)
+    decided = [
+        row.first_reply_at is not None and row.first_reply_at <= row.first_reply_due
+        for row in case_rows
+        if row.first_reply_due is not None and (row.first_reply_at is not None or row.first_reply_due < now)
+    ]
     return Stats(
         start=start,
         end=end,
@@ -213,6 +225,8 @@ async def compute_stats(engine: AsyncEngine, start: date, end: date) -> Stats:
         median_to_close=_median(closes),
         satisfaction_average=statistics.fmean(ratings) if ratings else None,
         satisfaction_count=len(ratings),
+        first_reply_within_sla=sum(decided) / len(decided) if decided else None,
+        sla_cases=len(decided),
         cases_by_stage=_ranked(Counter(row.stage or "unknown" for row in case_rows).items()),
         conversations_by_stage=_ranked((str(stage), int(n)) for stage, n in stage_rows),
         days=day_figures,

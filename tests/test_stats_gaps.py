@@ -51,6 +51,7 @@ def case(user: int, opened: datetime, **fields: Any) -> dict[str, Any]:
         "steps_tried": [],
         "stage": None,
         "first_reply_at": None,
+        "first_reply_due": None,
         "closed_at": None,
         "satisfaction": None,
     }
@@ -86,10 +87,10 @@ async def helpdesk_days(engine: AsyncEngine) -> AsyncEngine:
         Case,
         [
             case(2, wib(2, 10), stage="awaiting_pmo", status="closed", first_reply_at=wib(2, 10, 10),
-                 closed_at=wib(2, 12), satisfaction=5),
+                 first_reply_due=wib(2, 11), closed_at=wib(2, 12), satisfaction=5),  # within the target
             case(4, wib(3, 12), stage="needs_rating", status="closed", first_reply_at=wib(3, 12, 30),
-                 closed_at=wib(4, 12), satisfaction=3),
-            case(5, wib(4, 15, 5)),
+                 first_reply_due=wib(3, 12, 20), closed_at=wib(4, 12), satisfaction=3),  # answered late
+            case(5, wib(4, 15, 5), first_reply_due=wib(4, 16, 5)),  # never answered, long past due
             case(7, wib(5, 0, 40), stage="awaiting_pmo"),
         ],
     )  # fmt: skip
@@ -109,6 +110,8 @@ async def test_stats_of_three_days(helpdesk_days: AsyncEngine) -> None:
     assert stats.median_first_reply == timedelta(minutes=20)  # 10 and 30 minutes
     assert stats.median_to_close == timedelta(hours=13)  # 2 and 24 hours
     assert (stats.satisfaction_average, stats.satisfaction_count) == (4.0, 2)
+    assert stats.first_reply_within_sla == pytest.approx(1 / 3) and stats.sla_cases == 3
+    assert stats.to_dict()["first_reply_within_sla"] == 0.3333
     assert stats.cases_by_stage == {"awaiting_pmo": 1, "needs_rating": 1, "unknown": 1}
     assert list(stats.conversations_by_stage.items()) == [("awaiting_pmo", 3), ("needs_rating", 2)]
 

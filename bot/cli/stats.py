@@ -82,6 +82,7 @@ def _print_table(stats: Stats) -> None:
         ("cases closed", str(stats.cases_closed)),
         ("median time to first agent reply", _duration(figures["median_first_reply_seconds"])),
         ("median time to close", _duration(figures["median_to_close_seconds"])),
+        ("first reply within target (SLA)", f"{_percent(stats.first_reply_within_sla)} of {stats.sla_cases}"),
         ("satisfaction", satisfaction),
     ):
         summary.add_row(name, value)
