@@ -3,7 +3,7 @@ those hours (the SLA), from `knowledge/support.yaml`."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from functools import lru_cache
 from pathlib import Path
@@ -16,6 +16,15 @@ from core.paths import knowledge_dir
 
 
 @dataclass(frozen=True)
+class AssignmentPolicy:
+    """Automatic assignment in the web console (see core.console.assignment)."""
+
+    automatic: bool = True
+    capacity: int = 5  # active cases an agent holds at most before the queue waits for someone else
+    away_after: timedelta = timedelta(minutes=5)  # unseen in the console this long: offline, cases taken back
+
+
+@dataclass(frozen=True)
 class SupportDesk:
     opens: time
     closes: time
@@ -24,6 +33,7 @@ class SupportDesk:
     canned: dict[str, dict[str, str]]
     calendar: WorkingCalendar
     first_reply_target: timedelta = timedelta(minutes=60)  # in business time: nights and holidays do not count
+    assignment: AssignmentPolicy = field(default_factory=lambda: AssignmentPolicy())
 
     def next_open(self, now: datetime) -> datetime | None:
         """None while agents are at work; else when they start again (Asia/Jakarta)."""
@@ -78,6 +88,7 @@ def _clock(value: Any) -> time:
 def load_support_desk(path: Path | None = None, calendar: WorkingCalendar | None = None) -> SupportDesk:
     data = yaml.safe_load((path or knowledge_dir() / "support.yaml").read_text(encoding="utf-8"))
     hours = data["business_hours"]
+    assignment = data.get("assignment") or {}
     return SupportDesk(
         opens=_clock(hours["opens"]),
         closes=_clock(hours["closes"]),
@@ -86,6 +97,11 @@ def load_support_desk(path: Path | None = None, calendar: WorkingCalendar | None
         canned=dict(data.get("canned") or {}),
         calendar=calendar or default_calendar(),
         first_reply_target=timedelta(minutes=int((data.get("sla") or {}).get("first_reply_business_minutes", 60))),
+        assignment=AssignmentPolicy(
+            automatic=bool(assignment.get("automatic", True)),
+            capacity=max(1, int(assignment.get("capacity", 5))),
+            away_after=timedelta(minutes=max(1, int(assignment.get("away_after_minutes", 5)))),
+        ),
     )
 
 

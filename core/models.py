@@ -23,6 +23,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    false,
     func,
 )
 from sqlalchemy.engine import Dialect
@@ -294,6 +295,8 @@ class Case(Base):
     claimed_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     first_reply_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     first_reply_due: Mapped[datetime | None] = mapped_column(UtcDateTime)  # the SLA: opened + target in business time
+    # Given by automatic assignment (core.console.assignment), not claimed by a person: released if its agent leaves.
+    auto_assigned: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     closed_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     closed_by: Mapped[int | None] = mapped_column(BigInteger)
     satisfaction: Mapped[int | None] = mapped_column(Integer)

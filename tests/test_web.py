@@ -142,6 +142,23 @@ async def test_cases_past_their_first_reply_target_are_flagged_and_filtered(sqli
         assert page.text.count('class=" breached"') == 2 and "lewat SLA" in page.text
 
 
+async def test_the_console_process_assigns_new_cases_to_the_agent_signed_in(sqlite_engine: AsyncEngine) -> None:
+    async with console(sqlite_engine) as c:
+        app = c.client._transport.app  # type: ignore[attr-defined]
+        async with app.router.lifespan_context(app):  # starts the automatic assignment loop, as `web` does
+            await c.sign_in(AGENT)
+            case_id = await c.open_case(7301, "halo")
+            for _ in range(100):  # the loop passes every 5 s
+                listed = (await c.client.get("/api/v1/cases?view=mine")).json()["cases"]
+                if listed:
+                    break
+                await asyncio.sleep(0.1)
+            assert [r["id"] for r in listed] == [case_id]
+            async with sqlite_engine.connect() as conn:
+                payloads = (await conn.execute(select(OutboxMessage.payload))).scalars().all()
+            assert any(f"diberikan otomatis ke {AGENT}" in str(p) for p in payloads)  # the topic is told
+
+
 async def test_api_tokens_are_stored_hashed_and_can_be_revoked(sqlite_engine: AsyncEngine) -> None:
     async with console(sqlite_engine) as c:
         token_id, token = await c.context.access.create_api_token("crm", Role.AGENT, ADMIN)

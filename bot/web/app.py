@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -18,9 +19,11 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from bot.web import api, api_admin, api_imports
 from bot.web.context import WebContext
 from bot.web.pages import case, inbox, login
+from core.leader import run_as_leader
 
 ROUTE_MODULES: list[ModuleType] = [login, inbox, case, api, api_admin, api_imports]
 STATIC = Path(__file__).parent / "static"
+ASSIGNMENT_LOCK = 7_401_004  # PostgreSQL advisory lock: one assigner across the web processes (see bot/telegram.py)
 
 
 class SecurityHeaders:
@@ -60,9 +63,19 @@ def make_web_app(context: WebContext) -> Starlette:
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await context.events.start()
+        stop = asyncio.Event()
+        assigner = context.assigner()
+        assigning = (
+            asyncio.create_task(run_as_leader(context.app.engine, ASSIGNMENT_LOCK, assigner.run, stop))
+            if assigner is not None
+            else None
+        )
         try:
             yield
         finally:
+            stop.set()
+            if assigning is not None:
+                await asyncio.gather(assigning, return_exceptions=True)
             await context.close()
 
     app = Starlette(routes=routes, lifespan=lifespan, middleware=[Middleware(SecurityHeaders)])

@@ -11,6 +11,7 @@ from bot.app import App, build_app
 from bot.flows.staff import staff_renderer
 from bot.settings import Settings
 from bot.web.events import EventBus
+from core.console.assignment import Assigner
 from core.console.audit import AuditLog
 from core.console.inbox import Inbox
 from core.console.staff import StaffAccess
@@ -35,6 +36,19 @@ class WebContext:
     @property
     def secure_cookies(self) -> bool:
         return self.settings.web_url.startswith("https://")
+
+    def assigner(self) -> Assigner | None:
+        """Automatic assignment, when cases exist (a staff group is set) and support.yaml turns it on."""
+        cases, staff = self.app.services.cases, self.app.staff
+        if cases is None or staff is None or not self.desk.assignment.automatic:
+            return None
+
+        def notice(key: str, values: dict[str, object]) -> str:
+            return staff.text(key, **values)
+
+        return Assigner(
+            self.app.engine, cases, self.access, self.audit, self.desk.assignment, notice, self.events.publish
+        )
 
     async def close(self) -> None:
         await self.events.stop()

@@ -26,7 +26,27 @@ class CaseRules:
             raise NoOpenCase("no open case here")
         previous = case.claimed_by
         case.claimed_by, case.claimed_at, case.status = agent_id, now, CaseStatus.CLAIMED
+        case.auto_assigned = False  # taken by a person: automatic assignment leaves it alone from now on
         return previous
+
+    @staticmethod
+    def assign_automatically(case: Case, agent_id: int, now: datetime) -> bool:
+        """Give a waiting case to an agent (see core.console.assignment); False when it is no longer waiting."""
+        if case.status not in ACTIVE or case.claimed_by is not None:
+            return False
+        case.claimed_by, case.claimed_at, case.status = agent_id, now, CaseStatus.CLAIMED
+        case.auto_assigned = True
+        return True
+
+    @staticmethod
+    def release(case: Case, agent_id: int) -> bool:
+        """Put an automatically assigned case back in the queue (its agent went away); one an agent claimed or
+        was handed by a supervisor stays theirs."""
+        if case.status not in ACTIVE or case.claimed_by != agent_id or not case.auto_assigned:
+            return False
+        case.claimed_by, case.claimed_at, case.status = None, None, CaseStatus.OPEN
+        case.auto_assigned = False
+        return True
 
     @staticmethod
     def agent_replied(case: Case, agent_id: int, now: datetime) -> None:

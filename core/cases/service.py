@@ -215,6 +215,26 @@ class CaseService:
             staff_posts.in_topic(session, case, self.staff_chat_ids[0], answer(previous))
             return previous
 
+    async def assign_automatically(self, case_id: int, agent_id: int, notice_html: str) -> bool:
+        """Give a waiting case to an agent and say so in its topic, together; False when someone took it first."""
+        async with self._unit() as session:
+            case = await self._case(session, case_id)
+            if case is None or not self.rules.assign_automatically(case, agent_id, _now()):
+                return False
+            _event(session, case, "assigned", {"agent": agent_id}, "system", "assignment")
+            staff_posts.in_topic(session, case, self.staff_chat_ids[0], notice_html)
+            return True
+
+    async def release(self, case_id: int, agent_id: int, notice_html: str) -> bool:
+        """An automatically assigned case goes back to the queue (its agent went away), said in its topic."""
+        async with self._unit() as session:
+            case = await self._case(session, case_id)
+            if case is None or not self.rules.release(case, agent_id):
+                return False
+            _event(session, case, "released", {"agent": agent_id}, "system", "assignment")
+            staff_posts.in_topic(session, case, self.staff_chat_ids[0], notice_html)
+            return True
+
     async def close_by_agent(
         self, case_id: int, agent_id: int, staff_html: str, question_html: str, buttons: Buttons, source: ChatMessage
     ) -> CaseView:

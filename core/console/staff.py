@@ -17,6 +17,8 @@ from core.models import ApiToken, ConsoleLoginLink, ConsoleSession, StaffMember
 
 LOGIN_LINK_LIFETIME = timedelta(minutes=10)
 SESSION_LIFETIME = timedelta(hours=12)
+# A session's last_seen_at (presence, for automatic assignment) is written at most this often, not per request.
+PRESENCE_EVERY = timedelta(seconds=30)
 
 
 class Role(StrEnum):
@@ -171,7 +173,36 @@ class StaffAccess:
         role = await self.role_of(row.telegram_id)
         if role is None:
             return None
+        if now - row.last_seen_at >= PRESENCE_EVERY:
+            await self.touch(cookie, now)
         return Principal(f"staff:{row.telegram_id}", role, row.telegram_id, row.csrf_token)
+
+    async def touch(self, cookie: str, now: datetime | None = None) -> None:
+        """The browser is still there (a request, or an open live-updates stream): the agent counts as online."""
+        async with self.sessions.begin() as session:
+            await session.execute(
+                update(ConsoleSession)
+                .where(ConsoleSession.token_hash == token_hash(cookie))
+                .values(last_seen_at=now or _now())
+            )
+
+    async def online_agents(self, since: datetime, now: datetime | None = None) -> list[int]:
+        """Agents and supervisors with a live console session seen since `since` (admins are not given cases)."""
+        now = now or _now()
+        async with self.sessions() as session:
+            ids = (
+                await session.scalars(
+                    select(ConsoleSession.telegram_id)
+                    .where(ConsoleSession.last_seen_at >= since, ConsoleSession.expires_at > now)
+                    .distinct()
+                )
+            ).all()
+        online = []
+        for telegram_id in sorted(ids):
+            role = await self.role_of(telegram_id)
+            if role in (Role.AGENT, Role.SUPERVISOR):
+                online.append(telegram_id)
+        return online
 
     async def end_session(self, cookie: str) -> None:
         async with self.sessions.begin() as session:

@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import time
 from collections.abc import AsyncIterator
 
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
 
-from bot.web.security import ctx, page, principal, problem, render
+from bot.web.security import SESSION_COOKIE, ctx, page, principal, problem, render
 from core.console.inbox import InboxFilter, InboxView
-from core.console.staff import Principal
+from core.console.staff import PRESENCE_EVERY, Principal
 
 KEEPALIVE_SECONDS = 15.0
 
@@ -53,11 +55,18 @@ async def events(request: Request) -> Response:
     if who is None:
         return problem(401, "authentication required")
     fanout = ctx(request).events.local
+    access = ctx(request).access
+    cookie = request.cookies.get(SESSION_COOKIE)
 
     async def stream() -> AsyncIterator[str]:
+        seen = time.monotonic()
         async with fanout.subscription() as queue:
             yield ": connected\n\n"
             while True:
+                if cookie is not None and time.monotonic() - seen >= PRESENCE_EVERY.total_seconds():
+                    seen = time.monotonic()  # an open console counts as online (automatic assignment)
+                    with contextlib.suppress(Exception):
+                        await access.touch(cookie)
                 try:
                     event = await asyncio.wait_for(queue.get(), KEEPALIVE_SECONDS)
                 except TimeoutError:

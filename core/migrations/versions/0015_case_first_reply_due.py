@@ -1,5 +1,5 @@
 """cases keep when their first agent reply is due (the SLA, counted in business time), for the console's filter and
-the stats' share within it
+the stats' share within it, and whether automatic assignment gave them to their agent
 
 Revision ID: 0015
 Revises: 0012
@@ -27,6 +27,7 @@ BATCH = 1_000
 def upgrade() -> None:
     with op.batch_alter_table("cases") as batch:
         batch.add_column(sa.Column("first_reply_due", sa.DateTime(timezone=True), nullable=True))
+        batch.add_column(sa.Column("auto_assigned", sa.Boolean(), nullable=False, server_default=sa.false()))
     # Cases opened before: due as if the target had applied then (today's support.yaml and calendar).
     desk = default_support_desk()
     connection = op.get_bind()
@@ -57,4 +58,5 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     with op.batch_alter_table("cases") as batch:
+        batch.drop_column("auto_assigned")
         batch.drop_column("first_reply_due")
