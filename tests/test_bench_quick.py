@@ -1,4 +1,4 @@
-"""The diagnosis benchmark still runs against the current schema (it broke silently when migration 0006 added a
+"""Every benchmark still runs against the current code (the diagnosis one broke silently when migration 0006 added a
 column); `--quick` keeps this check to seconds. Its figures are not asserted: timings belong to benchmarks."""
 
 from __future__ import annotations
@@ -40,3 +40,41 @@ def test_the_web_console_benchmark_runs_in_its_quick_mode() -> None:
     assert figures["cases"] == 1000 and figures["quick"] is True
     assert figures["live"]["received"] == figures["live"]["clients"] == 20
     assert all(f["p50_ms"] > 0 for f in figures["inbox"].values())
+
+
+def _run_bench(name: str, *args: str, timeout: float = 300) -> dict[str, object]:
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / name), *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    figures: dict[str, object] = json.loads(result.stdout.strip().splitlines()[-1])
+    return figures
+
+
+def test_the_faq_benchmarks_run_in_their_quick_mode() -> None:
+    figures = _run_bench("faq_eval.py", "--quick")
+    assert isinstance(figures["real_blind_questions"], int) and figures["real_blind_questions"] >= 60
+    assert isinstance(figures["official_top1"], float)
+    techniques = _run_bench("faq_techniques.py", "--quick")
+    assert {"matcher", "naive-bayes", "wratio"} <= set(techniques)
+
+
+def test_the_import_benchmarks_run_with_small_files() -> None:
+    figures = _run_bench("import_bench.py", "--rows", "5000", "--participants", "1000")
+    assert figures["rows"] == 5000
+    turns = _run_bench("import_turns.py", "--quick")
+    assert isinstance(turns["large"], dict) and turns["large"]["rows"] == 100_000
+
+
+def test_the_load_benchmark_runs_in_a_small_mode() -> None:
+    # Every phase (polling, webhook, paced, notify) against the echo bots, for one second each.
+    figures = _run_bench(
+        "load.py", "--seconds", "1", "--paced-seconds", "1", "--participants", "30", "--notify", "20", timeout=600
+    )
+    for phase in ("polling", "webhook", "paced", "notify"):
+        assert phase in figures, phase
