@@ -3,6 +3,8 @@ those hours (the SLA), from `knowledge/support.yaml`."""
 
 from __future__ import annotations
 
+import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from functools import lru_cache
@@ -13,6 +15,11 @@ import yaml
 
 from core.calendar import JAKARTA, WorkingCalendar, default_calendar
 from core.paths import knowledge_dir
+
+# The variables a canned reply may use, written {{ name }}: filled in per case when it is sent (plain text, no
+# template logic, so a canned text can never run anything).
+CANNED_VARIABLES = frozenset({"first_name", "case_id", "agent"})
+_VARIABLE = re.compile(r"\{\{\s*(\w+)\s*\}\}")
 
 
 @dataclass(frozen=True)
@@ -34,6 +41,7 @@ class SupportDesk:
     calendar: WorkingCalendar
     first_reply_target: timedelta = timedelta(minutes=60)  # in business time: nights and holidays do not count
     assignment: AssignmentPolicy = field(default_factory=lambda: AssignmentPolicy())
+    unknown_name: dict[str, str] = field(default_factory=dict)  # {{ first_name }} of a participant not verified
 
     def next_open(self, now: datetime) -> datetime | None:
         """None while agents are at work; else when they start again (Asia/Jakarta)."""
@@ -44,6 +52,21 @@ class SupportDesk:
         if not (self.calendar.is_working_day(day) and local.time() < self.opens):
             day = self.calendar.add_working_days(day, 1)
         return datetime.combine(day, self.opens, tzinfo=JAKARTA)
+
+    def canned_values(self, legal_name: str | None, locale: str, case_id: int, agent: str) -> dict[str, object]:
+        """The canned replies' variables for a case: the participant's first name (a form of address when the
+        participant is not verified), the case number and the agent's name."""
+        words = (legal_name or "").split()
+        first = words[0].capitalize() if words else self.unknown_name.get(locale) or self.unknown_name.get("id", "")
+        return {"first_name": first, "case_id": case_id, "agent": agent}
+
+    def canned_text(self, name: str, locale: str, values: Mapping[str, object]) -> str | None:
+        """A canned reply in the case's language with its variables filled in; None when there is no such reply."""
+        texts = self.canned.get(name)
+        if texts is None:
+            return None
+        text = texts.get(locale) or texts["id"]
+        return _VARIABLE.sub(lambda m: str(values[m.group(1)]) if m.group(1) in values else m.group(0), text)
 
     def _hours_of(self, day: date) -> tuple[datetime, datetime] | None:
         if not self.calendar.is_working_day(day):
@@ -95,6 +118,7 @@ def load_support_desk(path: Path | None = None, calendar: WorkingCalendar | None
         reopen_window=timedelta(hours=int(data.get("reopen_window_hours", 24))),
         transcript_lines=int(data.get("transcript_lines", 12)),
         canned=dict(data.get("canned") or {}),
+        unknown_name=dict(data.get("canned_unknown_name") or {}),
         calendar=calendar or default_calendar(),
         first_reply_target=timedelta(minutes=int((data.get("sla") or {}).get("first_reply_business_minutes", 60))),
         assignment=AssignmentPolicy(

@@ -43,7 +43,15 @@ FILES = {
     "closing_days.yaml": "the desk's own closing days, kept by admins: no programme facts",
 }
 # support.yaml sections that are our own settings and texts, not programme facts.
-SUPPORT_OWN = {"business_hours", "sla", "assignment", "reopen_window_hours", "transcript_lines", "messages"}
+SUPPORT_OWN = {
+    "business_hours",
+    "sla",
+    "assignment",
+    "canned_unknown_name",
+    "reopen_window_hours",
+    "transcript_lines",
+    "messages",
+}
 
 
 def load(name: str) -> Any:

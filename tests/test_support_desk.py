@@ -28,7 +28,7 @@ from bot.texts import default_renderer
 from core.calendar import JAKARTA, default_calendar, today_in_jakarta
 from core.cases import CaseService, CaseView, ChatMessage
 from core.demo import recreate_database, seed_demo
-from core.hours import default_support_desk
+from core.hours import CANNED_VARIABLES, default_support_desk
 from core.models import Case, CaseMessage, OutboxMessage, OutboxStatus, TelegramLink
 from core.outbox import STAFF, Outbox
 from core.rules import default_rules
@@ -101,6 +101,21 @@ async def test_a_new_case_is_due_a_first_reply_within_the_target(
         row = (await conn.execute(select(Case.opened_at, Case.first_reply_due).where(Case.id == opened.case.id))).one()
     assert row.first_reply_due == default_support_desk().first_reply_due(row.opened_at)
     assert row.first_reply_due >= row.opened_at + timedelta(minutes=60)
+
+
+def test_canned_replies_fill_in_their_variables_and_use_no_others() -> None:
+    desk = default_support_desk()
+    known = desk.canned_values("SITI RAHMAWATI", "id", 42, "Ani")
+    assert known == {"first_name": "Siti", "case_id": 42, "agent": "Ani"}
+    greeting = desk.canned_text("greeting", "id", known)
+    assert greeting is not None and greeting.startswith("Halo Siti, saya Ani dari Prakerja Helpdesk. Kasus #42")
+    english = desk.canned_text("greeting", "en", desk.canned_values(None, "en", 7, "Budi"))
+    assert english is not None and english.startswith("Hello there, I'm Budi") and "#7" in english
+    assert desk.canned_text("nothing_like_it", "id", known) is None
+    for name, texts in desk.canned.items():
+        for locale in ("id", "en"):
+            used = set(re.findall(r"\{\{\s*(\w+)\s*\}\}", texts[locale]))
+            assert used <= CANNED_VARIABLES, (name, locale, used)
 
 
 def test_the_holidays_used_above_are_the_calendars() -> None:

@@ -159,6 +159,14 @@ async def test_the_console_process_assigns_new_cases_to_the_agent_signed_in(sqli
             assert any(f"diberikan otomatis ke {AGENT}" in str(p) for p in payloads)  # the topic is told
 
 
+async def test_the_case_page_offers_canned_replies_with_their_variables_filled_in(sqlite_engine: AsyncEngine) -> None:
+    async with console(sqlite_engine) as c:
+        case_id = await c.open_case(7401, "halo")
+        await c.sign_in(AGENT)
+        page = await c.client.get(f"/cases/{case_id}")
+        assert f"Halo Kak, saya {AGENT} dari Prakerja Helpdesk. Kasus #{case_id} sekarang saya tangani" in page.text
+
+
 async def test_api_tokens_are_stored_hashed_and_can_be_revoked(sqlite_engine: AsyncEngine) -> None:
     async with console(sqlite_engine) as c:
         token_id, token = await c.context.access.create_api_token("crm", Role.AGENT, ADMIN)

@@ -226,13 +226,14 @@ class StaffDesk:
         return card
 
     async def canned(self, case: CaseView, agent: Agent, name: str, source: ChatMessage) -> None:
-        reply = self.desk.canned.get(name.strip().lower())
-        if reply is None:
+        key = name.strip().lower()
+        values = self.desk.canned_values(await self.cases.participant_name(case.id), case.locale, case.id, agent.name)
+        text = self.desk.canned_text(key, case.locale, values)
+        if text is None:
             await self.cases.post_to_topic(case.id, self.text("staff_canned_unknown", names=sorted(self.desk.canned)))
             return
-        text = reply.get(case.locale) or reply["id"]
         # The topic shows what the participant is sent; if it cannot reach them, a notice follows.
-        sent = self.text("staff_canned_sent", name=name.strip().lower(), text=text)
+        sent = self.text("staff_canned_sent", name=key, text=text)
         recorded = ChatMessage("text", text, [], source.chat_id, source.message_id)
         await self.cases.agent_reply(case.id, agent.id, html.escape(text), recorded, sent)
 

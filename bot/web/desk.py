@@ -274,8 +274,12 @@ class ConsoleCases:
             raise ActionRefused("err_reopen")
         await self._done(who, "case.reopen", case_id)
 
-    def canned(self, locale: str) -> dict[str, str]:
-        return {name: texts.get(locale) or texts["id"] for name, texts in self.context.desk.canned.items()}
+    async def canned(self, who: Principal, case: CaseView) -> dict[str, str]:
+        """The canned replies for this case, variables filled in (the agent may still edit them before sending)."""
+        desk = self.context.desk
+        name = await self.cases.participant_name(case.id)
+        values = desk.canned_values(name, case.locale, case.id, self._agent(who).name)
+        return {key: desk.canned_text(key, case.locale, values) or "" for key in desk.canned}
 
 
 def is_active(status: str) -> bool:

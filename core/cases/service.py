@@ -95,6 +95,16 @@ class CaseService:
             )
             return [(direction, transcript_line(kind, text)) for direction, kind, text in reversed(rows.all())]
 
+    async def participant_name(self, case_id: int) -> str | None:
+        """The verified participant's legal name for a case (canned replies address them by it), or None."""
+        async with self.sessions() as session:
+            name: str | None = await session.scalar(
+                select(Participant.legal_name)
+                .join(Case, Case.participant_id == Participant.id)
+                .where(Case.id == case_id)
+            )
+            return name
+
     async def relayed_copy(self, case_id: int, source_message_id: int) -> int | None:
         """The participant-side message id of an agent's topic message (to mirror an edit)."""
         async with self.sessions() as session:

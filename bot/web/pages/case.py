@@ -32,7 +32,7 @@ async def case_page(request: Request, who: Principal) -> Response:
     fragment = request.query_params.get("fragment") == "live"
     values = {
         "d": detail,
-        "canned": desk.canned(detail.case.locale),
+        "canned": await desk.canned(who, detail.case),
         "staff": await ctx(request).access.staff() if who.role.allows(Role.SUPERVISOR) else [],
         "flash": request.query_params.get("done"),
         "error": _known_error(request.query_params.get("error")),
