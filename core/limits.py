@@ -10,3 +10,4 @@ MESSAGE_TEXT = 4096  # characters of one message's text, counted after its HTML 
 CAPTION = 1024  # characters of a photo's or file's caption
 CALLBACK_DATA = 64  # bytes of a button's data
 TOPIC_NAME = 128  # characters of a forum topic's name
+TELEGRAM_DOWNLOAD_LIMIT = 20 * 1024 * 1024  # bytes a bot may download through getFile

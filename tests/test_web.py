@@ -12,8 +12,11 @@ import pytest
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from core.cases.views import ChatMessage
 from core.console.staff import Role
 from core.models import AuditEntry, Case, CaseMessage, ConsoleLoginLink, OutboxMessage
+from tests.fake_bot_api import FakeBotApi
+from tests.harness import TOKEN
 from tests.web_harness import ADMIN, AGENT, SUPERVISOR, console
 
 REDIS_URL = os.environ.get("REDIS_URL", "")
@@ -165,6 +168,34 @@ async def test_the_case_page_offers_canned_replies_with_their_variables_filled_i
         await c.sign_in(AGENT)
         page = await c.client.get(f"/cases/{case_id}")
         assert f"Halo Kak, saya {AGENT} dari Prakerja Helpdesk. Kasus #{case_id} sekarang saya tangani" in page.text
+
+
+async def test_a_participants_file_is_shown_through_the_consoles_file_proxy(sqlite_engine: AsyncEngine) -> None:
+    async with FakeBotApi() as api:
+        pushed = api.push_document(7501, "bukti.pdf", content=b"%PDF-1.4 bukti transfer")
+        file_id = pushed["message"]["document"]["file_id"]
+        async with console(sqlite_engine, bot_token=TOKEN, bot_api_url=api.url) as c:
+            cases = c.context.app.services.cases
+            assert cases is not None
+            case_id = await c.open_case(7501, "ini buktinya")
+            opened = await cases.case_by_id(case_id)
+            assert opened is not None
+            await cases.relay_from_participant(opened, ChatMessage("document", "bukti", [file_id], 7501, 9))
+            await c.sign_in(AGENT)
+            detail = (await c.client.get(f"/api/v1/cases/{case_id}")).json()
+            [line] = [m for m in detail["transcript"] if m["media"]]
+            page = await c.client.get(f"/cases/{case_id}")
+            assert line["media"][0] in page.text
+            got = await c.client.get(line["media"][0])
+            assert got.status_code == 200 and got.content == b"%PDF-1.4 bukti transfer"
+            assert got.headers["content-type"] in ("application/pdf", "application/octet-stream")  # by its path
+            assert got.headers["content-disposition"].startswith("attachment")  # a document: downloaded
+            assert TOKEN not in page.text  # the browser never sees the bot token
+            # Another case's message, a file number out of range, or no session: nothing.
+            assert (await c.client.get(f"/cases/{case_id + 1}/media/{line['id']}/0")).status_code == 404
+            assert (await c.client.get(f"/cases/{case_id}/media/{line['id']}/1")).status_code == 404
+            c.client.cookies.clear()
+            assert (await c.client.get(line["media"][0], follow_redirects=False)).status_code in (302, 303, 401)
 
 
 async def test_api_tokens_are_stored_hashed_and_can_be_revoked(sqlite_engine: AsyncEngine) -> None:

@@ -57,8 +57,8 @@ def settings_for(url: str, **more: object) -> Settings:
 
 
 @asynccontextmanager
-async def console(engine: AsyncEngine, redis_url: str | None = None) -> AsyncIterator[Console]:
-    settings = settings_for(str(engine.url.render_as_string(hide_password=False)), redis_url=redis_url)
+async def console(engine: AsyncEngine, redis_url: str | None = None, **more: object) -> AsyncIterator[Console]:
+    settings = settings_for(str(engine.url.render_as_string(hide_password=False)), redis_url=redis_url, **more)
     context = build_context(settings, build_app(settings, engine))
     app = make_web_app(context)
     transport = httpx.ASGITransport(app=app)
@@ -68,6 +68,7 @@ async def console(engine: AsyncEngine, redis_url: str | None = None) -> AsyncIte
             yield Console(context, client)
         finally:
             await context.events.stop()
+            await context.media.close()
 
 
 def free_port() -> int:

@@ -11,6 +11,7 @@ from bot.app import App, build_app
 from bot.flows.staff import staff_renderer
 from bot.settings import Settings
 from bot.web.events import EventBus
+from bot.web.media import CaseMedia
 from core.console.assignment import Assigner
 from core.console.audit import AuditLog
 from core.console.inbox import Inbox
@@ -32,6 +33,7 @@ class WebContext:
     faq: FaqStore
     desk: SupportDesk
     templates: Environment
+    media: CaseMedia
 
     @property
     def secure_cookies(self) -> bool:
@@ -52,6 +54,7 @@ class WebContext:
 
     async def close(self) -> None:
         await self.events.stop()
+        await self.media.close()
         await self.app.close()
 
 
@@ -72,4 +75,5 @@ def build_context(settings: Settings, app: App | None = None) -> WebContext:
         faq=FaqStore(engine),
         desk=default_support_desk(),
         templates=templates,
+        media=CaseMedia(engine, settings),
     )

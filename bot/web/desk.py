@@ -40,6 +40,7 @@ class TranscriptLine:
     kind: str
     text: str | None
     at: datetime
+    files: int = 0  # photos/documents/voice notes, shown through the console's file proxy
 
 
 @dataclass(frozen=True)
@@ -86,6 +87,7 @@ class CaseDetail:
                     "kind": m.kind,
                     "text": m.text,
                     "at": m.at.isoformat(),
+                    "media": [f"/cases/{c.id}/media/{m.id}/{n}" for n in range(m.files)],
                 }
                 for m in self.transcript
             ],
@@ -140,7 +142,9 @@ class ConsoleCases:
             ).all()
         detail = CaseDetail(view, None)
         detail.transcript = [
-            TranscriptLine(m.id, m.direction, m.author_id, m.kind, m.text, m.created_at or datetime.now(UTC))
+            TranscriptLine(
+                m.id, m.direction, m.author_id, m.kind, m.text, m.created_at or datetime.now(UTC), len(m.file_ids or [])
+            )
             for m in messages
         ]
         detail.deliveries = [

@@ -8,6 +8,7 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from bot.web.desk import ActionRefused, ConsoleCases
+from bot.web.media import MediaUnavailable
 from bot.web.security import csrf_ok, ctx, locale, page, render
 from bot.web.texts import console_texts, text
 from core.console.staff import Principal, Role
@@ -76,8 +77,25 @@ async def case_action(request: Request, who: Principal) -> Response:
     return RedirectResponse(f"/cases/{case_id}?done={action}", status_code=303)
 
 
+@page()
+async def case_media(request: Request, who: Principal) -> Response:
+    """A participant's photo/file/voice note of this case, through the bot (see bot/web/media.py)."""
+    case_id, message_id, number = (request.path_params[k] for k in ("case_id", "message_id", "n"))
+    if not all(v.isdecimal() and len(v) < 12 for v in (case_id, message_id, number)):
+        return render(request, who, "error.html", {"message": text("err_not_found", locale(request))}, 404)
+    try:
+        found = await ctx(request).media.fetch(int(case_id), int(message_id), int(number))
+    except MediaUnavailable as missing:
+        return render(request, who, "error.html", {"message": text(missing.key, locale(request))}, missing.status)
+    inline = found.content_type.startswith(("image/", "audio/"))
+    disposition = "inline" if inline else f'attachment; filename="{found.name}"'
+    headers = {"cache-control": "private, max-age=300", "content-disposition": disposition}
+    return Response(found.content, media_type=found.content_type, headers=headers)
+
+
 def routes() -> list[BaseRoute]:
     return [
+        Route("/cases/{case_id}/media/{message_id}/{n}", case_media),
         Route("/cases/{case_id}", case_page),
         Route("/cases/{case_id}/{action}", case_action, methods=["POST"]),
     ]
