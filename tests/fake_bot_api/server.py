@@ -1,34 +1,17 @@
-"""A local fake Telegram Bot API server for end-to-end tests: real HTTP, real long polling, answers built from aiogram's
-own types (and checked against python-telegram-bot's schema in `test_fake_bot_api.py`).
-
-It serves `{url}/bot{token}/{method}` like api.telegram.org: JSON, form-encoded and multipart bodies; `getUpdates` with
-`offset` / `limit` / `timeout` / `allowed_updates`; message ids counted per chat; the errors Telegram gives for broken
-HTML, unknown chats and messages, "message is not modified", double-answered callback queries and over-long button
-data. Tests push updates (`push_message`, `push_contact`, `push_callback`, `push_photo`, `push_document`, `push_voice`,
-`push_album`, `push_edited`), wait for what the bot does (`wait_for`, `wait_for_messages`) and read every call it made
-(`calls`, `sent`, `last_keyboard`). `fail_next` answers a method with an error (429 with `retry_after`, 403 "bot was
-blocked by the user", 500, …) for the next N calls. A document pushed with `content` can be downloaded the way bots do:
-`getFile`, then `GET {url}/file/bot{token}/{file_path}`.
-
-Staff groups are forum supergroups (`add_forum_group`, with a members map that `getChatMember` answers from): the bot
-creates topics (`createForumTopic`), posts into them (`message_thread_id`), copies messages between chats
-(`copyMessage`, `copyMessages` — an album's parts stay one album), and members write there (`push_group_message`,
-`push_group_photo`), join and leave (`push_chat_member`, the update an admin bot gets). `delete_topic` deletes a topic
-the way a member would: later sends into it fail with Telegram's 400 "message thread not found". Every message in
-every chat is kept (`history`, `topic_messages`), so copies work.
-"""
+"""The fake server: `FakeBotApi` serves `{url}/bot{token}/{method}` and `{url}/file/bot{token}/{file_path}` over real
+HTTP (aiohttp, a free port on 127.0.0.1), decodes parameters from the query string, JSON, form-encoded and multipart
+bodies like Telegram, records every call and answers injected failures first. It also holds, for now, the updates
+tests push, the Bot API methods with Telegram's rules and errors, reading and waiting, and python-telegram-bot's
+check of every shape; the state they work on is a `World` (`world.py`)."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import itertools
 import json
 import re
 import socket
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any
@@ -37,11 +20,6 @@ import telegram
 from aiogram.types import (
     CallbackQuery,
     Chat,
-    ChatMemberAdministrator,
-    ChatMemberBanned,
-    ChatMemberLeft,
-    ChatMemberMember,
-    ChatMemberOwner,
     ChatMemberUpdated,
     Contact,
     Document,
@@ -54,22 +32,18 @@ from aiogram.types import (
     Message,
     MessageEntity,
     MessageId,
-    PhotoSize,
     ReplyKeyboardMarkup,
     ReplyKeyboardRemove,
-    Update,
     User,
     Voice,
 )
 from aiohttp import web
 from pydantic import ValidationError
 
+from tests.fake_bot_api.wire import DEFAULT_TOKEN, ApiCall, ApiError, Refused, bad_request, dump
+from tests.fake_bot_api.world import CAN_POST, World, chat_member
 from tests.html_check import MAX_TEXT, parse_telegram_html
 
-DEFAULT_TOKEN = "123456:TEST-token"
-CALLBACK_DATA_BYTES = 64
-# Update types Telegram sends when `allowed_updates` was never given.
-_DEFAULT_ALLOWED = None  # None: everything but chat_member / message_reaction*, which our fake never produces
 _JSON_FIELDS = frozenset(
     {
         "reply_markup",
@@ -112,6 +86,27 @@ _BOOL_FIELDS = frozenset(
         "remove_caption",
     }
 )
+
+
+_COMMAND = re.compile(r"^/[A-Za-z0-9_]{1,32}(?:@\w+)?")
+
+
+def command_entities(text: str) -> list[MessageEntity] | None:
+    """The `bot_command` entity Telegram marks on a text that starts with a command."""
+    if command := _COMMAND.match(text):
+        return [MessageEntity(type="bot_command", offset=0, length=len(command.group(0)))]
+    return None
+
+
+CALLBACK_DATA_BYTES = 64
+
+
+MAX_CAPTION = 1024
+
+
+TOPIC_ICON_COLORS = (7322096, 16766590, 13338331, 9367192, 16749490, 16478047)  # the six Telegram allows
+
+
 _CHAT_ACTIONS = frozenset(
     {
         "typing",
@@ -127,11 +122,8 @@ _CHAT_ACTIONS = frozenset(
         "upload_video_note",
     }
 )
-_COMMAND = re.compile(r"^/[A-Za-z0-9_]{1,32}(?:@\w+)?")
-MAX_CAPTION = 1024
-TOPIC_ICON_COLORS = (7322096, 16766590, 13338331, 9367192, 16749490, 16478047)  # the six Telegram allows
-MEMBER_STATUSES = ("creator", "administrator", "member", "left", "kicked")
-_CAN_POST = frozenset({"creator", "administrator", "member"})
+
+
 # What a copy takes over from its source: the content, never the service part or the author.
 _COPIED = (
     "text",
@@ -149,94 +141,12 @@ _COPIED = (
     "contact",
     "location",
 )
+
+
 _UPLOAD = re.compile(r"^<file (.*)>$")
+
+
 _BOT_COMMAND = re.compile(r"^[a-z0-9_]{1,32}$")
-
-
-def _dump(obj: Any) -> dict[str, Any]:
-    """The wire form of an aiogram object: Telegram's field names (`from`), Unix dates, no nulls."""
-    data: dict[str, Any] = obj.model_dump(mode="json", exclude_none=True, by_alias=True)
-    return data
-
-
-@dataclass(frozen=True)
-class ApiError:
-    """An error answer as Telegram gives it: HTTP status = error_code, `{"ok": false, ...}` body."""
-
-    error_code: int
-    description: str
-    retry_after: int | None = None
-    migrate_to_chat_id: int | None = None
-
-    def body(self) -> dict[str, Any]:
-        body: dict[str, Any] = {"ok": False, "error_code": self.error_code, "description": self.description}
-        parameters = {
-            k: v
-            for k, v in (("retry_after", self.retry_after), ("migrate_to_chat_id", self.migrate_to_chat_id))
-            if v is not None
-        }
-        if parameters:
-            body["parameters"] = parameters
-        return body
-
-
-def too_many_requests(retry_after: int = 1) -> ApiError:
-    return ApiError(429, f"Too Many Requests: retry after {retry_after}", retry_after=retry_after)
-
-
-def blocked_by_user() -> ApiError:
-    return ApiError(403, "Forbidden: bot was blocked by the user")
-
-
-def server_error() -> ApiError:
-    return ApiError(500, "Internal Server Error")
-
-
-def bad_request(reason: str) -> ApiError:
-    return ApiError(400, f"Bad Request: {reason}")
-
-
-class _Refused(Exception):
-    def __init__(self, error: ApiError) -> None:
-        super().__init__(error.description)
-        self.error = error
-
-
-@dataclass
-class ApiCall:
-    """One request the bot made, with its parameters decoded (JSON fields parsed) and what it was answered."""
-
-    method: str
-    params: dict[str, Any]
-    result: Any = None
-    error: ApiError | None = None
-    at: float = field(default_factory=time.monotonic)
-
-    @property
-    def ok(self) -> bool:
-        return self.error is None
-
-    @property
-    def chat_id(self) -> int | None:
-        value = self.params.get("chat_id")
-        return value if isinstance(value, int) else None
-
-
-@dataclass
-class _Injected:
-    error: ApiError
-    remaining: int
-    chat_id: int | None
-
-
-@dataclass
-class _Group:
-    """A supergroup the bot administers: its members' statuses and its forum topics."""
-
-    chat: Chat
-    members: dict[int, str]
-    topics: dict[int, str] = field(default_factory=dict)  # open topics: message_thread_id → name
-    deleted: set[int] = field(default_factory=set)
 
 
 class FakeBotApi:
@@ -254,30 +164,8 @@ class FakeBotApi:
             supports_inline_queries=False,
         )
         self.url = ""
-        self.calls: list[ApiCall] = []
-        self.updates: list[dict[str, Any]] = []  # every update pushed, in order
-        self.returned: list[dict[str, Any]] = []  # every Message object answered to the bot
-        self.commands: dict[tuple[str, str], list[dict[str, str]]] = {}  # (scope type, language) → commands
-        self.allowed_updates: list[str] | None = _DEFAULT_ALLOWED
-        self._queue: list[dict[str, Any]] = []  # not yet confirmed by an `offset`
-        self._update_ids = itertools.count(700_000_001)
-        self._callback_ids = itertools.count(4_000_000_000_000_000_001)
-        self._message_ids: dict[int, itertools.count[int]] = {}
-        self._messages: dict[tuple[int, int], Message] = {}  # the bot's messages as they are now
-        self._history: dict[tuple[int, int], Message] = {}  # every message in every chat, as it is now
-        self._users: dict[int, User] = {}
-        self._private: set[int] = set()  # users who started a private chat with the bot
-        self._groups: dict[int, _Group] = {}
-        self._file_ids = itertools.count(1)
-        self._files: dict[str, bytes] = {}  # file_id → content, for getFile and the download
-        self._media_group_ids = itertools.count(13_000_000_000_000_001)
-        self.results: list[tuple[str, dict[str, Any]]] = []  # answers that are not messages: (type name, data)
-        self.confirmed_offset = 0  # the highest `offset` a getUpdates call confirmed
-        self._callbacks: dict[str, bool] = {}  # callback query id → answered
-        self._failures: dict[str, list[_Injected]] = {}
-        self._waiters: list[asyncio.Future[None]] = []
+        self.world = World(self.bot_user)
         self._poll_generation = 0
-        self._closing = False
         self._runner: web.AppRunner | None = None
 
     # --- lifecycle --------------------------------------------------------------------------------------------
@@ -294,8 +182,8 @@ class FakeBotApi:
         self.url = f"http://127.0.0.1:{sock.getsockname()[1]}"
 
     async def stop(self) -> None:
-        self._closing = True
-        self._notify()  # long polls answer at once
+        self.world.closing = True
+        self.world.notify()  # long polls answer at once
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
@@ -309,74 +197,96 @@ class FakeBotApi:
     ) -> None:
         await self.stop()
 
-    # --- what tests push ----------------------------------------------------------------------------------------
+    # --- the world, as tests see it -----------------------------------------------------------------------------
+    @property
+    def calls(self) -> list[ApiCall]:
+        """Every request the bot made, in order."""
+        return self.world.calls
+
+    @property
+    def updates(self) -> list[dict[str, Any]]:
+        """Every update pushed, in order."""
+        return self.world.updates
+
+    @property
+    def returned(self) -> list[dict[str, Any]]:
+        """Every Message object answered to the bot."""
+        return self.world.returned
+
+    @property
+    def results(self) -> list[tuple[str, dict[str, Any]]]:
+        """Answers that are not messages: (type name, data)."""
+        return self.world.results
+
+    @property
+    def commands(self) -> dict[tuple[str, str], list[dict[str, str]]]:
+        """The bot's command menus: (scope type, language) → commands."""
+        return self.world.commands
+
     def user(self, user_id: int, first_name: str | None = None, language_code: str = "id") -> User:
-        if user_id not in self._users:
-            self._users[user_id] = User(
-                id=user_id, is_bot=False, first_name=first_name or f"Peserta {user_id}", language_code=language_code
-            )
-        return self._users[user_id]
+        return self.world.user(user_id, first_name, language_code)
 
-    def _chat(self, user_id: int) -> Chat:
-        if user_id in self._groups:
-            return self._groups[user_id].chat
-        user = self.user(user_id)
-        return Chat(id=user_id, type="private", first_name=user.first_name)
+    def add_forum_group(
+        self, chat_id: int, title: str = "Prakerja Staff", members: dict[int, str] | None = None
+    ) -> Chat:
+        return self.world.add_forum_group(chat_id, title, members)
 
-    def _next_message_id(self, chat_id: int) -> int:
-        return next(self._message_ids.setdefault(chat_id, itertools.count(1)))
+    def set_member(self, chat_id: int, user_id: int, status: str) -> None:
+        self.world.set_member(chat_id, user_id, status)
 
+    def topics(self, chat_id: int) -> dict[int, str]:
+        return self.world.topics(chat_id)
+
+    def delete_topic(self, chat_id: int, thread_id: int) -> None:
+        self.world.delete_topic(chat_id, thread_id)
+
+    def fail_next(self, method: str, error: ApiError, times: int = 1, chat_id: int | None = None) -> None:
+        self.world.fail_next(method, error, times, chat_id)
+
+    def press(self, chat_id: int, label: str) -> str:
+        """Press the button labelled `label` on the latest keyboard; returns the callback query id."""
+        message_id, data = self.button(chat_id, label)
+        return self.push_callback(chat_id, data, message_id)
+
+    # --- a participant, in the private chat with the bot --------------------------------------------------------
     def _incoming(self, user_id: int, **content: Any) -> Message:
-        self._private.add(user_id)
+        world = self.world
+        world.private.add(user_id)
         message = Message(
-            message_id=self._next_message_id(user_id),
+            message_id=world.next_message_id(user_id),
             date=datetime.now(UTC),
-            chat=self._chat(user_id),
-            from_user=self.user(user_id),
+            chat=world.chat(user_id),
+            from_user=world.user(user_id),
             **content,
         )
-        self._history[user_id, message.message_id] = message
+        world.history[user_id, message.message_id] = message
         return message
 
-    def _push(self, **content: Any) -> dict[str, Any]:
-        update = _dump(Update(update_id=next(self._update_ids), **content))
-        self.updates.append(update)
-        self._queue.append(update)
-        self._notify()
-        return update
-
     def push_message(self, user_id: int, text: str) -> dict[str, Any]:
-        return self._push(message=self._incoming(user_id, text=text, entities=_command_entities(text)))
+        return self.world.push(message=self._incoming(user_id, text=text, entities=command_entities(text)))
 
     def push_contact(self, user_id: int, phone: str, contact_user_id: int | None) -> dict[str, Any]:
         """A shared contact; Telegram sets `user_id` when the contact is a Telegram user (own: == user_id)."""
-        contact = Contact(phone_number=phone, first_name=self.user(user_id).first_name, user_id=contact_user_id)
-        return self._push(message=self._incoming(user_id, contact=contact))
-
-    def _photo(self, owner: int, file_id: str | None = None) -> list[PhotoSize]:
-        """A photo as Telegram delivers it: several sizes of one picture, the largest last."""
-        n = next(self._file_ids)
-        large = file_id or f"AgAD-large-{owner}-{n}"
-        small = PhotoSize(
-            file_id=f"AgAD-small-{owner}-{n}", file_unique_id=f"s{owner}x{n}", width=90, height=67, file_size=1200
-        )
-        return [small, PhotoSize(file_id=large, file_unique_id=f"l{owner}x{n}", width=1280, height=960)]
+        contact = Contact(phone_number=phone, first_name=self.world.user(user_id).first_name, user_id=contact_user_id)
+        return self.world.push(message=self._incoming(user_id, contact=contact))
 
     def push_photo(self, user_id: int, caption: str | None = None, media_group_id: str | None = None) -> dict[str, Any]:
-        message = self._incoming(user_id, photo=self._photo(user_id), caption=caption, media_group_id=media_group_id)
-        return self._push(message=message)
+        message = self._incoming(
+            user_id, photo=self.world.photo(user_id), caption=caption, media_group_id=media_group_id
+        )
+        return self.world.push(message=message)
 
     def push_album(self, user_id: int, count: int = 2, caption: str | None = None) -> list[dict[str, Any]]:
         """An album: `count` photo messages sharing one `media_group_id`, each its own update (the caption on the
         first), exactly as Telegram delivers albums."""
-        group_id = str(next(self._media_group_ids))
+        group_id = self.world.next_album_id()
         return [self.push_photo(user_id, caption if n == 0 else None, group_id) for n in range(count)]
 
     def push_document(
         self, user_id: int, file_name: str = "bukti.pdf", caption: str | None = None, content: bytes | None = None
     ) -> dict[str, Any]:
         """A file sent to the bot; with `content`, the bot can download it (getFile, then the file URL)."""
-        n = next(self._file_ids)
+        n = self.world.next_file_number()
         document = Document(
             file_id=f"BQAD-{user_id}-{n}",
             file_unique_id=f"d{user_id}x{n}",
@@ -385,11 +295,11 @@ class FakeBotApi:
             file_size=48_213 if content is None else len(content),
         )
         if content is not None:
-            self._files[document.file_id] = content
-        return self._push(message=self._incoming(user_id, document=document, caption=caption))
+            self.world.files[document.file_id] = content
+        return self.world.push(message=self._incoming(user_id, document=document, caption=caption))
 
     def push_voice(self, user_id: int, duration: int = 3) -> dict[str, Any]:
-        n = next(self._file_ids)
+        n = self.world.next_file_number()
         voice = Voice(
             file_id=f"AwAD-{user_id}-{n}",
             file_unique_id=f"v{user_id}x{n}",
@@ -397,95 +307,52 @@ class FakeBotApi:
             mime_type="audio/ogg",
             file_size=9_000,
         )
-        return self._push(message=self._incoming(user_id, voice=voice))
+        return self.world.push(message=self._incoming(user_id, voice=voice))
 
     def push_edited(self, chat_id: int, message_id: int, text: str) -> dict[str, Any]:
         """The author of message `message_id` (a user's, in a private chat or a group) edits its text, or the caption
         of a photo or file."""
-        original = self._history.get((chat_id, message_id))
+        world = self.world
+        original = world.history.get((chat_id, message_id))
         assert original is not None and original.from_user is not None, f"no message {message_id} in chat {chat_id}"
-        assert original.from_user.id != self.bot_user.id, "edits of the bot's own messages are not updates"
+        assert original.from_user.id != world.bot_user.id, "edits of the bot's own messages are not updates"
         if original.text is not None:
-            data = _dump(original) | {"text": text, "edit_date": int(time.time())}
+            data = dump(original) | {"text": text, "edit_date": int(time.time())}
             data.pop("entities", None)
-            entities = _command_entities(text)
+            entities = command_entities(text)
             if entities:
-                data["entities"] = [_dump(e) for e in entities]
+                data["entities"] = [dump(e) for e in entities]
         else:
-            data = _dump(original) | {"caption": text, "edit_date": int(time.time())}
+            data = dump(original) | {"caption": text, "edit_date": int(time.time())}
             data.pop("caption_entities", None)
         edited = Message.model_validate(data)
-        self._history[chat_id, message_id] = edited
-        return self._push(edited_message=edited)
+        world.history[chat_id, message_id] = edited
+        return world.push(edited_message=edited)
 
-    # --- staff groups -------------------------------------------------------------------------------------------
-    def add_forum_group(
-        self, chat_id: int, title: str = "Prakerja Staff", members: dict[int, str] | None = None
-    ) -> Chat:
-        """A forum supergroup the bot administers; `members` maps user ids to statuses (creator, administrator,
-        member, left, kicked); anyone else is "left"."""
-        assert chat_id < 0, "supergroup ids are negative (-100…)"
-        chat = Chat(id=chat_id, type="supergroup", title=title, is_forum=True)
-        self._groups[chat_id] = _Group(chat, {})
-        for user_id, status in (members or {}).items():
-            self.set_member(chat_id, user_id, status)
-        return chat
-
-    def set_member(self, chat_id: int, user_id: int, status: str) -> None:
-        assert status in MEMBER_STATUSES, status
-        self._groups[chat_id].members[user_id] = status
-        self.user(user_id)
-
-    def topics(self, chat_id: int) -> dict[int, str]:
-        """The group's open forum topics: message_thread_id → name."""
-        return dict(self._groups[chat_id].topics)
-
-    def delete_topic(self, chat_id: int, thread_id: int) -> None:
-        """A member deletes the topic with its messages; sending into it fails from now on."""
-        group = self._groups[chat_id]
-        assert thread_id in group.topics, f"no open topic {thread_id} in chat {chat_id}"
-        del group.topics[thread_id]
-        group.deleted.add(thread_id)
-        for store in (self._messages, self._history):
-            for key in [k for k, m in store.items() if k[0] == chat_id and m.message_thread_id == thread_id]:
-                del store[key]
-
-    def _thread_fields(self, chat_id: int, thread_id: int | None) -> dict[str, Any]:
-        """The fields of a message in a forum topic; 400 "message thread not found" for a deleted or unknown one."""
-        if not thread_id:
-            return {}
-        group = self._groups.get(chat_id)
-        if group is None or thread_id not in group.topics:
-            raise _Refused(bad_request("message thread not found"))
-        # Messages in a topic answer the topic's creation message unless they reply to another one.
-        return {
-            "message_thread_id": thread_id,
-            "is_topic_message": True,
-            "reply_to_message": self._history.get((chat_id, thread_id)),
-        }
-
+    # --- a member, in a staff group -----------------------------------------------------------------------------
     def _group_incoming(self, chat_id: int, user_id: int, thread_id: int | None, **content: Any) -> Message:
-        group = self._groups[chat_id]
-        assert group.members.get(user_id, "left") in _CAN_POST, f"user {user_id} cannot post in chat {chat_id}"
+        world = self.world
+        group = world.groups[chat_id]
+        assert group.members.get(user_id, "left") in CAN_POST, f"user {user_id} cannot post in chat {chat_id}"
         try:
-            thread = self._thread_fields(chat_id, thread_id)
-        except _Refused as refused:
+            thread = world.thread_fields(chat_id, thread_id)
+        except Refused as refused:
             raise AssertionError(f"topic {thread_id} of chat {chat_id}: {refused.error.description}") from None
         message = Message(
-            message_id=self._next_message_id(chat_id),
+            message_id=world.next_message_id(chat_id),
             date=datetime.now(UTC),
             chat=group.chat,
-            from_user=self.user(user_id),
+            from_user=world.user(user_id),
             **thread,
             **content,
         )
-        self._history[chat_id, message.message_id] = message
+        world.history[chat_id, message.message_id] = message
         return message
 
     def push_group_message(self, chat_id: int, user_id: int, text: str, thread_id: int | None = None) -> dict[str, Any]:
         """A member writes in the group: in topic `thread_id`, or in General when None."""
-        message = self._group_incoming(chat_id, user_id, thread_id, text=text, entities=_command_entities(text))
-        return self._push(message=message)
+        message = self._group_incoming(chat_id, user_id, thread_id, text=text, entities=command_entities(text))
+        return self.world.push(message=message)
 
     def push_group_photo(
         self,
@@ -495,53 +362,55 @@ class FakeBotApi:
         caption: str | None = None,
         media_group_id: str | None = None,
     ) -> dict[str, Any]:
+        photo = self.world.photo(user_id)
         message = self._group_incoming(
-            chat_id, user_id, thread_id, photo=self._photo(user_id), caption=caption, media_group_id=media_group_id
+            chat_id, user_id, thread_id, photo=photo, caption=caption, media_group_id=media_group_id
         )
-        return self._push(message=message)
+        return self.world.push(message=message)
 
     def push_chat_member(self, chat_id: int, user_id: int, status: str) -> dict[str, Any]:
         """A member's status in the group changes (joins, leaves, is removed): the `chat_member` update Telegram
         sends an admin bot that asked for it in `allowed_updates`."""
-        old = self._groups[chat_id].members.get(user_id, "left")
-        self.set_member(chat_id, user_id, status)
-        user = self.user(user_id)
+        world = self.world
+        old = world.groups[chat_id].members.get(user_id, "left")
+        world.set_member(chat_id, user_id, status)
+        user = world.user(user_id)
         change = ChatMemberUpdated(
-            chat=self._groups[chat_id].chat,
+            chat=world.groups[chat_id].chat,
             from_user=user,
             date=datetime.now(UTC),
-            old_chat_member=_chat_member(old, user),
-            new_chat_member=_chat_member(status, user),
+            old_chat_member=chat_member(old, user),
+            new_chat_member=chat_member(status, user),
         )
-        return self._push(chat_member=change)
+        return world.push(chat_member=change)
 
+    # --- a press of a button ------------------------------------------------------------------------------------
     def push_callback(self, user_id: int, data: str, message_id: int, inaccessible: bool = False) -> str:
         """A press of a button on the bot's message `message_id` (as it is now); returns the callback query id.
 
         `inaccessible`: Telegram no longer sends the message itself (it is too old), only its chat and id.
         """
-        stored = self._messages[user_id, message_id]
+        world = self.world
+        stored = world.bot_messages[user_id, message_id]
         message = InaccessibleMessage(chat=stored.chat, message_id=message_id, date=0) if inaccessible else stored
-        query_id = str(next(self._callback_ids))
-        self._callbacks[query_id] = False
+        query_id = world.next_callback_id()
+        world.callbacks[query_id] = False
         query = CallbackQuery(
             id=query_id,
-            from_user=self.user(user_id),
+            from_user=world.user(user_id),
             chat_instance=f"-{7_000_000_000 + user_id}",
             message=message,
             data=data,
         )
-        self._push(callback_query=query)
+        world.push(callback_query=query)
         return query_id
 
-    def fail_next(self, method: str, error: ApiError, times: int = 1, chat_id: int | None = None) -> None:
-        """Answer the next `times` calls of `method` (to `chat_id`, if given) with `error`."""
-        self._failures.setdefault(method.lower(), []).append(_Injected(error, times, chat_id))
-
-    # --- what tests read ----------------------------------------------------------------------------------------
+    # --- calls --------------------------------------------------------------------------------------------------
     def calls_to(self, method: str, chat_id: int | None = None) -> list[ApiCall]:
         return [
-            c for c in self.calls if c.method.lower() == method.lower() and (chat_id is None or c.chat_id == chat_id)
+            c
+            for c in self.world.calls
+            if c.method.lower() == method.lower() and (chat_id is None or c.chat_id == chat_id)
         ]
 
     def sent_calls(self, chat_id: int) -> list[ApiCall]:
@@ -552,17 +421,24 @@ class FakeBotApi:
         """The HTML texts the bot sent to the chat, in order."""
         return [str(c.params["text"]) for c in self.sent_calls(chat_id)]
 
+    def answered(self, query_id: str) -> ApiCall | None:
+        for call in self.calls_to("answerCallbackQuery"):
+            if call.params.get("callback_query_id") == query_id:
+                return call
+        return None
+
+    # --- messages -----------------------------------------------------------------------------------------------
     def messages(self, chat_id: int) -> list[Message]:
         """The bot's messages in the chat as they are now (after edits), in order."""
-        found = [m for (chat, _), m in self._messages.items() if chat == chat_id]
+        found = [m for (chat, _), m in self.world.bot_messages.items() if chat == chat_id]
         return sorted(found, key=lambda m: m.message_id)
 
     def message(self, chat_id: int, message_id: int) -> Message:
-        return self._messages[chat_id, message_id]
+        return self.world.bot_messages[chat_id, message_id]
 
     def history(self, chat_id: int) -> list[Message]:
         """Every message in the chat as it is now — the bot's, its copies, and what people wrote — in order."""
-        return sorted((m for (chat, _), m in self._history.items() if chat == chat_id), key=lambda m: m.message_id)
+        return sorted((m for (chat, _), m in self.world.history.items() if chat == chat_id), key=lambda m: m.message_id)
 
     def topic_messages(self, chat_id: int, thread_id: int) -> list[Message]:
         """The bot's messages (sent and copied) in a forum topic, without the topic's creation message."""
@@ -590,29 +466,16 @@ class FakeBotApi:
         labels = [b.text for row in message.reply_markup.inline_keyboard for b in row]
         raise AssertionError(f"no button {label!r} on message {message.message_id}: {labels}")
 
-    def press(self, chat_id: int, label: str) -> str:
-        """Press the button labelled `label` on the latest keyboard; returns the callback query id."""
-        message_id, data = self.button(chat_id, label)
-        return self.push_callback(chat_id, data, message_id)
-
-    def reply_markups(self, chat_id: int) -> list[dict[str, Any] | None]:
-        return [c.params.get("reply_markup") for c in self.sent_calls(chat_id)]
-
-    def answered(self, query_id: str) -> ApiCall | None:
-        for call in self.calls_to("answerCallbackQuery"):
-            if call.params.get("callback_query_id") == query_id:
-                return call
-        return None
-
+    # --- waiting ------------------------------------------------------------------------------------------------
     async def wait_for(self, predicate: Callable[[], bool], within: float = 5.0, what: str = "condition") -> None:
         """Wait until `predicate()` holds (checked after every call and push); AssertionError after `within` s."""
         deadline = time.monotonic() + within
         while not predicate():
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                recent = [(c.method, str(c.params.get("text", ""))[:60]) for c in self.calls[-8:]]
+                recent = [(c.method, str(c.params.get("text", ""))[:60]) for c in self.world.calls[-8:]]
                 raise AssertionError(f"timed out after {within}s waiting for {what}; last calls: {recent}")
-            await self._next_change(remaining)
+            await self.world.next_change(remaining)
 
     async def wait_for_messages(self, chat_id: int, n: int, within: float = 5.0) -> list[str]:
         """Wait until the bot has sent at least `n` messages to the chat in all; returns all its texts."""
@@ -624,53 +487,11 @@ class FakeBotApi:
         await self.wait_for(lambda: len(self.calls_to(method, chat_id)) >= n, within, f"{n}× {method}")
         return self.calls_to(method, chat_id)[n - 1]
 
-    async def _next_change(self, at_most: float) -> None:
-        """Sleep until the next call or push, or `at_most` seconds."""
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._waiters.append(future)
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(future, at_most)
-
-    def _notify(self) -> None:
-        waiters, self._waiters = self._waiters, []
-        for future in waiters:
-            if not future.done():
-                future.set_result(None)
-
-    # --- HTTP ---------------------------------------------------------------------------------------------------
-    async def _handle(self, request: web.Request) -> web.Response:
-        if request.match_info["token"] != self.token:
-            return web.json_response({"ok": False, "error_code": 401, "description": "Unauthorized"}, status=401)
-        method = request.match_info["method"]
-        try:
-            params = await _read_params(request)
-        except ValueError as exc:
-            return web.json_response(bad_request(str(exc)).body(), status=400)
-        call = ApiCall(method, params)
-        self.calls.append(call)
-        self._notify()  # a test may wait for the call itself (a long poll answers much later)
-        try:
-            if (injected := self._injected(method, call.chat_id)) is not None:
-                raise _Refused(injected)
-            call.result = await self._answer(method.lower(), params)
-        except _Refused as refused:
-            call.error = refused.error
-            return web.json_response(refused.error.body(), status=refused.error.error_code)
-        finally:
-            self._notify()
-        return web.json_response({"ok": True, "result": call.result})
-
-    def _injected(self, method: str, chat_id: int | None) -> ApiError | None:
-        for injected in self._failures.get(method.lower(), []):
-            if injected.remaining > 0 and (injected.chat_id is None or injected.chat_id == chat_id):
-                injected.remaining -= 1
-                return injected.error
-        return None
-
     async def _answer(self, method: str, params: dict[str, Any]) -> Any:
+        """The result of `method` (lower-case); methods the fake does not model answer True."""
         match method:
             case "getme":
-                return _dump(self.bot_user)
+                return dump(self.world.bot_user)
             case "getupdates":
                 return await self._get_updates(params)
             case "deletewebhook" | "setwebhook" | "close" | "logout":
@@ -697,8 +518,8 @@ class FakeBotApi:
                 return self._create_forum_topic(params)
             case "deleteforumtopic":
                 chat_id = self._require_chat(params)
-                self._thread_fields(chat_id, params.get("message_thread_id") or -1)
-                self.delete_topic(chat_id, int(params["message_thread_id"]))
+                self.world.thread_fields(chat_id, params.get("message_thread_id") or -1)
+                self.world.delete_topic(chat_id, int(params["message_thread_id"]))
                 return True
             case "getchatmember":
                 return self._get_chat_member(params)
@@ -706,82 +527,83 @@ class FakeBotApi:
                 return self._get_file(params)
             case "sendchataction":
                 chat_id = self._require_chat(params)
-                self._thread_fields(chat_id, params.get("message_thread_id"))
+                self.world.thread_fields(chat_id, params.get("message_thread_id"))
                 if params.get("action") not in _CHAT_ACTIONS:
-                    raise _Refused(bad_request("wrong parameter action in request"))
+                    raise Refused(bad_request("wrong parameter action in request"))
                 return True
             case _:
                 return True
 
     async def _get_updates(self, params: dict[str, Any]) -> list[dict[str, Any]]:
+        world = self.world
         offset = int(params.get("offset") or 0)
-        self.confirmed_offset = max(self.confirmed_offset, offset)
         limit = min(max(int(params.get("limit") or 100), 1), 100)
         timeout = max(int(params.get("timeout") or 0), 0)
         if "allowed_updates" in params:
-            self.allowed_updates = list(params["allowed_updates"]) or None
+            world.allowed_updates = list(params["allowed_updates"]) or None
         if offset > 0:  # updates below the offset are confirmed: never sent again
-            self._queue = [u for u in self._queue if u["update_id"] >= offset]
+            world.queue = [u for u in world.queue if u["update_id"] >= offset]
         elif offset < 0:
-            self._queue = self._queue[offset:]
+            world.queue = world.queue[offset:]
         self._poll_generation += 1
         generation = self._poll_generation
         deadline = time.monotonic() + timeout
         while True:
             if generation != self._poll_generation:
-                raise _Refused(
+                raise Refused(
                     ApiError(409, "Conflict: terminated by other getUpdates request; make sure that only one bot "
                              "instance is running")
                 )  # fmt: skip
-            if self.allowed_updates is not None:
-                allowed = set(self.allowed_updates)
-                self._queue = [u for u in self._queue if allowed & (u.keys() - {"update_id"})]
-            if self._queue or self._closing:
-                return self._queue[:limit]
+            if world.allowed_updates is not None:
+                allowed = set(world.allowed_updates)
+                world.queue = [u for u in world.queue if allowed & (u.keys() - {"update_id"})]
+            if world.queue or world.closing:
+                return world.queue[:limit]
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return []
-            await self._next_change(remaining)
+            await world.next_change(remaining)
 
     def _set_my_commands(self, params: dict[str, Any]) -> bool:
         commands = params.get("commands")
         if not isinstance(commands, list) or not commands or len(commands) > 100:
-            raise _Refused(bad_request("BOT_COMMANDS_TOO_MUCH" if commands else "commands must be non-empty"))
+            raise Refused(bad_request("BOT_COMMANDS_TOO_MUCH" if commands else "commands must be non-empty"))
         for command in commands:
             if not _BOT_COMMAND.match(str(command.get("command", ""))):
-                raise _Refused(bad_request("BOT_COMMAND_INVALID"))
+                raise Refused(bad_request("BOT_COMMAND_INVALID"))
             if not 1 <= len(str(command.get("description", ""))) <= 256:
-                raise _Refused(bad_request("BOT_COMMAND_DESCRIPTION_INVALID"))
+                raise Refused(bad_request("BOT_COMMAND_DESCRIPTION_INVALID"))
         scope = params.get("scope") or {"type": "default"}
-        self.commands[str(scope.get("type")), str(params.get("language_code") or "")] = commands
+        self.world.commands[str(scope.get("type")), str(params.get("language_code") or "")] = commands
         return True
 
     def _require_chat(self, params: dict[str, Any], key: str = "chat_id") -> int:
+        world = self.world
         chat_id = params.get(key)
-        if isinstance(chat_id, int) and (chat_id in self._private or chat_id in self._groups):
+        if isinstance(chat_id, int) and (chat_id in world.private or chat_id in world.groups):
             return chat_id
-        if isinstance(chat_id, int) and chat_id in self._users:  # known from a group, never wrote to the bot
-            raise _Refused(ApiError(403, "Forbidden: bot can't initiate conversation with a user"))
-        raise _Refused(bad_request("chat not found"))
+        if isinstance(chat_id, int) and world.knows_user(chat_id):  # known from a group, never wrote to the bot
+            raise Refused(ApiError(403, "Forbidden: bot can't initiate conversation with a user"))
+        raise Refused(bad_request("chat not found"))
 
     def _render(self, params: dict[str, Any]) -> tuple[str, list[MessageEntity] | None]:
         text = params.get("text")
         if not isinstance(text, str) or not text:
-            raise _Refused(bad_request("message text is empty"))
+            raise Refused(bad_request("message text is empty"))
         parse_mode = params.get("parse_mode")
         if parse_mode == "HTML":
             try:
                 plain, entities = parse_telegram_html(text)
             except ValueError as exc:
-                raise _Refused(ApiError(400, str(exc))) from None
+                raise Refused(ApiError(400, str(exc))) from None
         elif parse_mode in (None, ""):
             plain, entities = text, list(params.get("entities") or [])
         else:  # Markdown flavours are not modelled: the text is kept as sent
             plain, entities = text, []
         if not plain.strip():
-            raise _Refused(bad_request("message text is empty"))
+            raise Refused(bad_request("message text is empty"))
         if len(plain) > MAX_TEXT:
-            raise _Refused(bad_request("message is too long"))
+            raise Refused(bad_request("message is too long"))
         return plain, [MessageEntity(**e) for e in entities] or None
 
     def _markup(self, params: dict[str, Any]) -> Any:
@@ -789,7 +611,7 @@ class FakeBotApi:
         if raw is None:
             return None
         if not isinstance(raw, dict):
-            raise _Refused(bad_request("can't parse reply keyboard markup JSON object"))
+            raise Refused(bad_request("can't parse reply keyboard markup JSON object"))
         kinds: dict[str, Any] = {
             "inline_keyboard": InlineKeyboardMarkup,
             "keyboard": ReplyKeyboardMarkup,
@@ -798,19 +620,19 @@ class FakeBotApi:
         }
         kind = next((k for k in kinds if k in raw), None)
         if kind is None:
-            raise _Refused(bad_request("can't parse reply keyboard markup JSON object"))
+            raise Refused(bad_request("can't parse reply keyboard markup JSON object"))
         try:
             markup = kinds[kind].model_validate(raw)
         except ValidationError:
-            raise _Refused(bad_request("can't parse reply keyboard markup JSON object")) from None
+            raise Refused(bad_request("can't parse reply keyboard markup JSON object")) from None
         if isinstance(markup, InlineKeyboardMarkup):
             for row in markup.inline_keyboard:
                 for button in row:
                     if not button.text:
-                        raise _Refused(bad_request("text buttons are unallowed in the inline keyboard"))
+                        raise Refused(bad_request("text buttons are unallowed in the inline keyboard"))
                     data = button.callback_data
                     if data is not None and not 1 <= len(data.encode()) <= CALLBACK_DATA_BYTES:
-                        raise _Refused(bad_request("BUTTON_DATA_INVALID"))
+                        raise Refused(bad_request("BUTTON_DATA_INVALID"))
         return markup
 
     def _send_message(self, params: dict[str, Any]) -> dict[str, Any]:
@@ -820,33 +642,29 @@ class FakeBotApi:
 
     def _outgoing(self, chat_id: int, params: dict[str, Any], **content: Any) -> Message:
         """A new message of the bot in the chat (in the topic `message_thread_id`, if given)."""
-        thread = self._thread_fields(chat_id, params.get("message_thread_id"))
+        world = self.world
+        thread = world.thread_fields(chat_id, params.get("message_thread_id"))
         markup = self._markup(params)
         return Message(
-            message_id=self._next_message_id(chat_id),
+            message_id=world.next_message_id(chat_id),
             date=datetime.now(UTC),
-            chat=self._chat(chat_id),
-            from_user=self.bot_user,
+            chat=world.chat(chat_id),
+            from_user=world.bot_user,
             **thread,
             **content,
             # Only inline keyboards belong to a message; reply keyboards live in the client.
             reply_markup=markup if isinstance(markup, InlineKeyboardMarkup) else None,
         )
 
-    def _keep(self, message: Message) -> Message:
-        self._messages[message.chat.id, message.message_id] = message
-        self._history[message.chat.id, message.message_id] = message
-        return message
-
     def _store(self, message: Message) -> dict[str, Any]:
-        data = _dump(self._keep(message))
-        self.returned.append(data)
+        data = dump(self.world.keep(message))
+        self.world.returned.append(data)
         return data
 
     def _result(self, obj: Any) -> dict[str, Any]:
         """A non-message answer (ForumTopic, MessageId, ChatMember…), kept for the python-telegram-bot check."""
-        data = _dump(obj)
-        self.results.append((type(obj).__name__, data))
+        data = dump(obj)
+        self.world.results.append((type(obj).__name__, data))
         return data
 
     def _caption(self, params: dict[str, Any]) -> dict[str, Any]:
@@ -855,7 +673,7 @@ class FakeBotApi:
             return {}
         plain, entities = self._render({"text": params["caption"], "parse_mode": params.get("parse_mode")})
         if len(plain) > MAX_CAPTION:
-            raise _Refused(bad_request("message caption is too long"))
+            raise Refused(bad_request("message caption is too long"))
         return {"caption": plain, "caption_entities": entities}
 
     def _send_media(self, kind: str, params: dict[str, Any]) -> dict[str, Any]:
@@ -863,17 +681,17 @@ class FakeBotApi:
         chat_id = self._require_chat(params)
         value = params.get(kind)
         if not isinstance(value, str) or not value:
-            raise _Refused(bad_request(f"there is no {kind} in the request"))
+            raise Refused(bad_request(f"there is no {kind} in the request"))
         if value.startswith("attach://"):  # the file is another part of the multipart body
             value = str(params.get(value.removeprefix("attach://"), ""))
             if not _UPLOAD.match(value):
-                raise _Refused(bad_request(f"there is no {kind} in the request"))
+                raise Refused(bad_request(f"there is no {kind} in the request"))
         upload = _UPLOAD.match(value)
-        n = next(self._file_ids)
+        n = self.world.next_file_number()
         file_id = f"{kind}-{chat_id}-{n}" if upload else value
         content: dict[str, Any]
         if kind == "photo":
-            content = {"photo": self._photo(chat_id, file_id)}
+            content = {"photo": self.world.photo(chat_id, file_id)}
         elif kind == "document":
             name = upload.group(1) if upload else None
             content = {"document": Document(file_id=file_id, file_unique_id=f"u{chat_id}x{n}", file_name=name)}
@@ -886,7 +704,7 @@ class FakeBotApi:
         """The copy of `source` in `target`: its content as a new message of the bot, no link to the original."""
         content = {name: getattr(source, name) for name in _COPIED if getattr(source, name) is not None}
         if not content:  # service messages (a topic's creation, someone joining…) have no content to copy
-            raise _Refused(bad_request("message can't be copied"))
+            raise Refused(bad_request("message can't be copied"))
         if "text" not in content:
             if params.get("remove_caption"):
                 content.pop("caption", None)
@@ -896,17 +714,17 @@ class FakeBotApi:
                 content.pop("caption_entities", None)
                 content |= self._caption(params)
         copy = self._outgoing(target, params, **content, media_group_id=media_group_id)
-        return self._keep(copy)
+        return self.world.keep(copy)
 
     def _source(self, params: dict[str, Any], message_id: Any) -> Message | None:
         from_chat = self._require_chat(params, "from_chat_id")
-        return self._history.get((from_chat, message_id)) if isinstance(message_id, int) else None
+        return self.world.history.get((from_chat, message_id)) if isinstance(message_id, int) else None
 
     def _copy_message(self, params: dict[str, Any]) -> dict[str, Any]:
         target = self._require_chat(params)
         source = self._source(params, params.get("message_id"))
         if source is None:
-            raise _Refused(bad_request("message to copy not found"))
+            raise Refused(bad_request("message to copy not found"))
         return self._result(MessageId(message_id=self._copy(source, target, params, None).message_id))
 
     def _copy_messages(self, params: dict[str, Any]) -> list[dict[str, Any]]:
@@ -914,9 +732,9 @@ class FakeBotApi:
         target = self._require_chat(params)
         ids = params.get("message_ids")
         if not isinstance(ids, list) or not 1 <= len(ids) <= 100 or not all(isinstance(i, int) for i in ids):
-            raise _Refused(bad_request("message_ids must be a list of 1-100 message identifiers"))
+            raise Refused(bad_request("message_ids must be a list of 1-100 message identifiers"))
         if any(a >= b for a, b in itertools.pairwise(ids)):
-            raise _Refused(bad_request("message identifiers must be in strictly increasing order"))
+            raise Refused(bad_request("message identifiers must be in strictly increasing order"))
         albums: dict[str, str] = {}
         copied: list[dict[str, Any]] = []
         for message_id in ids:
@@ -925,107 +743,99 @@ class FakeBotApi:
                 continue
             album = None
             if source.media_group_id is not None:
-                album = albums.setdefault(source.media_group_id, str(next(self._media_group_ids)))
+                album = albums.setdefault(source.media_group_id, self.world.next_album_id())
             copy = self._copy(source, target, params, album)
             copied.append(self._result(MessageId(message_id=copy.message_id)))
         if not copied:
-            raise _Refused(bad_request("message to copy not found"))
+            raise Refused(bad_request("message to copy not found"))
         return copied
 
     def _create_forum_topic(self, params: dict[str, Any]) -> dict[str, Any]:
+        world = self.world
         chat_id = self._require_chat(params)
-        group = self._groups.get(chat_id)
+        group = world.groups.get(chat_id)
         if group is None or not group.chat.is_forum:
-            raise _Refused(bad_request("the chat is not a forum"))
+            raise Refused(bad_request("the chat is not a forum"))
         name = params.get("name")
         if not isinstance(name, str) or not name.strip():
-            raise _Refused(bad_request("TOPIC_TITLE_EMPTY"))
+            raise Refused(bad_request("TOPIC_TITLE_EMPTY"))
         if len(name) > 128:
-            raise _Refused(bad_request("TOPIC_TITLE_TOO_LONG"))
+            raise Refused(bad_request("TOPIC_TITLE_TOO_LONG"))
         color = params.get("icon_color", TOPIC_ICON_COLORS[0])
         if color not in TOPIC_ICON_COLORS:
-            raise _Refused(bad_request("TOPIC_ICON_COLOR_INVALID"))
+            raise Refused(bad_request("TOPIC_ICON_COLOR_INVALID"))
         # A topic is its creation message: the topic's message_thread_id is that message's id.
-        thread_id = self._next_message_id(chat_id)
+        thread_id = world.next_message_id(chat_id)
         created = Message(
             message_id=thread_id,
             date=datetime.now(UTC),
             chat=group.chat,
-            from_user=self.bot_user,
+            from_user=world.bot_user,
             message_thread_id=thread_id,
             is_topic_message=True,
             forum_topic_created=ForumTopicCreated(name=name, icon_color=color),
         )
-        self._keep(created)
+        world.keep(created)
         group.topics[thread_id] = name
         return self._result(ForumTopic(message_thread_id=thread_id, name=name, icon_color=color))
 
     def _get_chat_member(self, params: dict[str, Any]) -> dict[str, Any]:
+        world = self.world
         chat_id = self._require_chat(params)
         user_id = params.get("user_id")
         if not isinstance(user_id, int):
-            raise _Refused(bad_request("invalid user_id specified"))
-        if user_id == self.bot_user.id:
-            status, user = "administrator", self.bot_user
-        elif chat_id in self._groups:
-            status, user = self._groups[chat_id].members.get(user_id, "left"), self.user(user_id)
+            raise Refused(bad_request("invalid user_id specified"))
+        if user_id == world.bot_user.id:
+            status, user = "administrator", world.bot_user
+        elif chat_id in world.groups:
+            status, user = world.groups[chat_id].members.get(user_id, "left"), world.user(user_id)
         else:  # a private chat has the user and the bot
-            status, user = ("member" if user_id == chat_id else "left"), self.user(user_id)
-        return self._result(_chat_member(status, user))
+            status, user = ("member" if user_id == chat_id else "left"), world.user(user_id)
+        return self._result(chat_member(status, user))
 
     def _get_file(self, params: dict[str, Any]) -> dict[str, Any]:
         file_id = params.get("file_id")
-        if not isinstance(file_id, str) or file_id not in self._files:
-            raise _Refused(bad_request("invalid file_id"))
-        size = len(self._files[file_id])
+        if not isinstance(file_id, str) or file_id not in self.world.files:
+            raise Refused(bad_request("invalid file_id"))
+        size = len(self.world.files[file_id])
         return self._result(
             File(file_id=file_id, file_unique_id=f"u-{file_id}", file_size=size, file_path=f"documents/{file_id}")
         )
 
-    async def _download(self, request: web.Request) -> web.Response:
-        """`GET /file/bot{token}/{file_path}`: the bytes, as Telegram serves them (no JSON)."""
-        if request.match_info["token"] != self.token:
-            return web.Response(status=401)
-        path = request.match_info["path"]
-        self.calls.append(ApiCall("download", {"file_path": path}))
-        self._notify()
-        content = self._files.get(path.removeprefix("documents/"))
-        return web.Response(status=404) if content is None else web.Response(body=content)
-
     def _edit(self, params: dict[str, Any], what: str) -> dict[str, Any]:
         chat_id = self._require_chat(params)
-        message = self._messages.get((chat_id, params.get("message_id") or 0))
+        message = self.world.bot_messages.get((chat_id, params.get("message_id") or 0))
         if message is None:
-            raise _Refused(bad_request("message to edit not found"))
+            raise Refused(bad_request("message to edit not found"))
         markup = self._markup(params)
         if markup is not None and not isinstance(markup, InlineKeyboardMarkup):
-            raise _Refused(bad_request("inline keyboard expected"))
-        data = _dump(message) | {"edit_date": int(time.time())}
+            raise Refused(bad_request("inline keyboard expected"))
+        data = dump(message) | {"edit_date": int(time.time())}
         data.pop("reply_markup", None)
         if markup is not None:
-            data["reply_markup"] = _dump(markup)
+            data["reply_markup"] = dump(markup)
         if what == "text":
             if message.text is None:
-                raise _Refused(bad_request("there is no text in the message to edit"))
+                raise Refused(bad_request("there is no text in the message to edit"))
             plain, entities = self._render(params)
             data.pop("entities", None)
             data["text"] = plain
             if entities:
-                data["entities"] = [_dump(e) for e in entities]
+                data["entities"] = [dump(e) for e in entities]
         elif what == "caption":
             if message.text is not None or message.forum_topic_created is not None:
-                raise _Refused(bad_request("there is no caption in the message to edit"))
+                raise Refused(bad_request("there is no caption in the message to edit"))
             data.pop("caption", None)
             data.pop("caption_entities", None)
             caption = self._caption(params)
             if caption:
                 data["caption"] = caption["caption"]
                 if caption["caption_entities"]:
-                    data["caption_entities"] = [_dump(e) for e in caption["caption_entities"]]
+                    data["caption_entities"] = [dump(e) for e in caption["caption_entities"]]
         edited = Message.model_validate(data)
         unchanged = (message.text, message.entities, message.caption, message.caption_entities, message.reply_markup)
         if (edited.text, edited.entities, edited.caption, edited.caption_entities, edited.reply_markup) == unchanged:
-            raise _Refused(
+            raise Refused(
                 bad_request(
                     "message is not modified: specified new message content and reply markup are exactly the same "
                     "as a current content and reply markup of the message"
@@ -1035,49 +845,46 @@ class FakeBotApi:
 
     def _answer_callback(self, params: dict[str, Any]) -> bool:
         query_id = str(params.get("callback_query_id", ""))
-        if self._callbacks.get(query_id, True):
-            raise _Refused(bad_request("query is too old and response timeout expired or query ID is invalid"))
+        callbacks = self.world.callbacks
+        if callbacks.get(query_id, True):
+            raise Refused(bad_request("query is too old and response timeout expired or query ID is invalid"))
         if len(str(params.get("text", ""))) > 200:
-            raise _Refused(bad_request("MESSAGE_TOO_LONG"))
-        self._callbacks[query_id] = True
+            raise Refused(bad_request("MESSAGE_TOO_LONG"))
+        callbacks[query_id] = True
         return True
 
+    # --- HTTP ---------------------------------------------------------------------------------------------------
+    async def _handle(self, request: web.Request) -> web.Response:
+        if request.match_info["token"] != self.token:
+            return web.json_response({"ok": False, "error_code": 401, "description": "Unauthorized"}, status=401)
+        method = request.match_info["method"]
+        try:
+            params = await _read_params(request)
+        except ValueError as exc:
+            return web.json_response(bad_request(str(exc)).body(), status=400)
+        call = ApiCall(method, params)
+        self.world.calls.append(call)
+        self.world.notify()  # a test may wait for the call itself (a long poll answers much later)
+        try:
+            if (injected := self.world.injected(method, call.chat_id)) is not None:
+                raise Refused(injected)
+            call.result = await self._answer(method.lower(), params)
+        except Refused as refused:
+            call.error = refused.error
+            return web.json_response(refused.error.body(), status=refused.error.error_code)
+        finally:
+            self.world.notify()
+        return web.json_response({"ok": True, "result": call.result})
 
-def _command_entities(text: str) -> list[MessageEntity] | None:
-    if command := _COMMAND.match(text):
-        return [MessageEntity(type="bot_command", offset=0, length=len(command.group(0)))]
-    return None
-
-
-def _chat_member(status: str, user: User) -> Any:
-    match status:
-        case "creator":
-            return ChatMemberOwner(user=user, is_anonymous=False)
-        case "administrator":
-            return ChatMemberAdministrator(
-                user=user,
-                can_be_edited=False,
-                is_anonymous=False,
-                can_manage_chat=True,
-                can_delete_messages=True,
-                can_manage_video_chats=True,
-                can_restrict_members=True,
-                can_promote_members=False,
-                can_change_info=True,
-                can_invite_users=True,
-                can_post_stories=False,
-                can_edit_stories=False,
-                can_delete_stories=False,
-                can_send_welcome_messages=False,
-                can_pin_messages=True,
-                can_manage_topics=True,
-            )
-        case "member":
-            return ChatMemberMember(user=user)
-        case "kicked":
-            return ChatMemberBanned(user=user, until_date=datetime.fromtimestamp(0, UTC))  # 0: banned for ever
-        case _:
-            return ChatMemberLeft(user=user)
+    async def _download(self, request: web.Request) -> web.Response:
+        """`GET /file/bot{token}/{file_path}`: the bytes, as Telegram serves them (no JSON)."""
+        if request.match_info["token"] != self.token:
+            return web.Response(status=401)
+        path = request.match_info["path"]
+        self.world.calls.append(ApiCall("download", {"file_path": path}))
+        self.world.notify()
+        content = self.world.files.get(path.removeprefix("documents/"))
+        return web.Response(status=404) if content is None else web.Response(body=content)
 
 
 async def _read_params(request: web.Request) -> dict[str, Any]:
@@ -1110,7 +917,27 @@ def _decode(key: str, value: Any) -> Any:
     return value
 
 
-# --- python-telegram-bot as the oracle of the Bot API schema (DESIGN.md §5) -----------------------------------------
+# Fields aiogram 3.31 already requires that python-telegram-bot 22 does not know yet (a newer Bot API version).
+_NEWER_THAN_PTB = frozenset({".can_send_welcome_messages"})
+
+
+_PTB_RESULTS: dict[str, Any] = {
+    "ForumTopic": telegram.ForumTopic,
+    "MessageId": telegram.MessageId,
+    "File": telegram.File,
+    **dict.fromkeys(
+        (
+            "ChatMemberOwner",
+            "ChatMemberAdministrator",
+            "ChatMemberMember",
+            "ChatMemberLeft",
+            "ChatMemberBanned",
+        ),
+        telegram.ChatMember,
+    ),
+}
+
+
 def unknown_fields(obj: Any, path: str = "") -> list[str]:
     """Fields python-telegram-bot did not recognise (it keeps them in `api_kwargs`), anywhere in the object."""
     found: list[str] = []
@@ -1140,25 +967,6 @@ def ptb_message(data: dict[str, Any]) -> Any:
     return message
 
 
-# Fields aiogram 3.31 already requires that python-telegram-bot 22 does not know yet (a newer Bot API version).
-_NEWER_THAN_PTB = frozenset({".can_send_welcome_messages"})
-_PTB_RESULTS: dict[str, Any] = {
-    "ForumTopic": telegram.ForumTopic,
-    "MessageId": telegram.MessageId,
-    "File": telegram.File,
-    **dict.fromkeys(
-        (
-            "ChatMemberOwner",
-            "ChatMemberAdministrator",
-            "ChatMemberMember",
-            "ChatMemberLeft",
-            "ChatMemberBanned",
-        ),
-        telegram.ChatMember,
-    ),
-}
-
-
 def ptb_result(kind: str, data: dict[str, Any]) -> Any:
     """A non-message answer (ForumTopic, MessageId, a ChatMember) parsed by python-telegram-bot."""
     parsed = _PTB_RESULTS[kind].de_json(data, None)
@@ -1172,12 +980,13 @@ def ptb_result(kind: str, data: dict[str, Any]) -> Any:
 def check_with_ptb(api: FakeBotApi) -> None:
     """Every update the server emitted, every message it answered or holds (copies included) and every other answer
     parses with python-telegram-bot."""
-    for update in api.updates:
+    world = api.world
+    for update in world.updates:
         ptb_update(update)
-    for message in api.returned:
+    for message in world.returned:
         ptb_message(message)
-    for chat_id in {chat for chat, _ in api._history}:
+    for chat_id in {chat for chat, _ in world.history}:
         for stored in api.history(chat_id):
-            ptb_message(_dump(stored))
-    for kind, data in api.results:
+            ptb_message(dump(stored))
+    for kind, data in world.results:
         ptb_result(kind, data)
