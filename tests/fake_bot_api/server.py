@@ -1,8 +1,8 @@
 """The fake server: `FakeBotApi` serves `{url}/bot{token}/{method}` and `{url}/file/bot{token}/{file_path}` over real
 HTTP (aiohttp, a free port on 127.0.0.1), decodes parameters from the query string, JSON, form-encoded and multipart
-bodies like Telegram, records every call and answers injected failures first. It also holds, for now, the updates
-tests push, the Bot API methods with Telegram's rules and errors, reading and waiting, and python-telegram-bot's
-check of every shape; the state they work on is a `World` (`world.py`)."""
+bodies like Telegram, records every call and answers injected failures first. It also holds, for now, the Bot API
+methods with Telegram's rules and errors, reading and waiting, and python-telegram-bot's check of every shape; the
+state they work on is a `World` (`world.py`), the updates tests push come from `UpdateBuilders` (`updates.py`)."""
 
 from __future__ import annotations
 
@@ -18,16 +18,12 @@ from typing import Any
 
 import telegram
 from aiogram.types import (
-    CallbackQuery,
     Chat,
-    ChatMemberUpdated,
-    Contact,
     Document,
     File,
     ForceReply,
     ForumTopic,
     ForumTopicCreated,
-    InaccessibleMessage,
     InlineKeyboardMarkup,
     Message,
     MessageEntity,
@@ -40,8 +36,9 @@ from aiogram.types import (
 from aiohttp import web
 from pydantic import ValidationError
 
+from tests.fake_bot_api.updates import UpdateBuilders
 from tests.fake_bot_api.wire import DEFAULT_TOKEN, ApiCall, ApiError, Refused, bad_request, dump
-from tests.fake_bot_api.world import CAN_POST, World, chat_member
+from tests.fake_bot_api.world import World, chat_member
 from tests.html_check import MAX_TEXT, parse_telegram_html
 
 _JSON_FIELDS = frozenset(
@@ -86,16 +83,6 @@ _BOOL_FIELDS = frozenset(
         "remove_caption",
     }
 )
-
-
-_COMMAND = re.compile(r"^/[A-Za-z0-9_]{1,32}(?:@\w+)?")
-
-
-def command_entities(text: str) -> list[MessageEntity] | None:
-    """The `bot_command` entity Telegram marks on a text that starts with a command."""
-    if command := _COMMAND.match(text):
-        return [MessageEntity(type="bot_command", offset=0, length=len(command.group(0)))]
-    return None
 
 
 CALLBACK_DATA_BYTES = 64
@@ -149,7 +136,7 @@ _UPLOAD = re.compile(r"^<file (.*)>$")
 _BOT_COMMAND = re.compile(r"^[a-z0-9_]{1,32}$")
 
 
-class FakeBotApi:
+class FakeBotApi(UpdateBuilders):
     """Start with `async with FakeBotApi() as api:`; point the bot at `api.url`."""
 
     def __init__(self, token: str = DEFAULT_TOKEN, bot_name: str = "Prakerja Helpdesk Test") -> None:
@@ -247,163 +234,6 @@ class FakeBotApi:
         """Press the button labelled `label` on the latest keyboard; returns the callback query id."""
         message_id, data = self.button(chat_id, label)
         return self.push_callback(chat_id, data, message_id)
-
-    # --- a participant, in the private chat with the bot --------------------------------------------------------
-    def _incoming(self, user_id: int, **content: Any) -> Message:
-        world = self.world
-        world.private.add(user_id)
-        message = Message(
-            message_id=world.next_message_id(user_id),
-            date=datetime.now(UTC),
-            chat=world.chat(user_id),
-            from_user=world.user(user_id),
-            **content,
-        )
-        world.history[user_id, message.message_id] = message
-        return message
-
-    def push_message(self, user_id: int, text: str) -> dict[str, Any]:
-        return self.world.push(message=self._incoming(user_id, text=text, entities=command_entities(text)))
-
-    def push_contact(self, user_id: int, phone: str, contact_user_id: int | None) -> dict[str, Any]:
-        """A shared contact; Telegram sets `user_id` when the contact is a Telegram user (own: == user_id)."""
-        contact = Contact(phone_number=phone, first_name=self.world.user(user_id).first_name, user_id=contact_user_id)
-        return self.world.push(message=self._incoming(user_id, contact=contact))
-
-    def push_photo(self, user_id: int, caption: str | None = None, media_group_id: str | None = None) -> dict[str, Any]:
-        message = self._incoming(
-            user_id, photo=self.world.photo(user_id), caption=caption, media_group_id=media_group_id
-        )
-        return self.world.push(message=message)
-
-    def push_album(self, user_id: int, count: int = 2, caption: str | None = None) -> list[dict[str, Any]]:
-        """An album: `count` photo messages sharing one `media_group_id`, each its own update (the caption on the
-        first), exactly as Telegram delivers albums."""
-        group_id = self.world.next_album_id()
-        return [self.push_photo(user_id, caption if n == 0 else None, group_id) for n in range(count)]
-
-    def push_document(
-        self, user_id: int, file_name: str = "bukti.pdf", caption: str | None = None, content: bytes | None = None
-    ) -> dict[str, Any]:
-        """A file sent to the bot; with `content`, the bot can download it (getFile, then the file URL)."""
-        n = self.world.next_file_number()
-        document = Document(
-            file_id=f"BQAD-{user_id}-{n}",
-            file_unique_id=f"d{user_id}x{n}",
-            file_name=file_name,
-            mime_type="application/pdf" if file_name.endswith(".pdf") else "application/octet-stream",
-            file_size=48_213 if content is None else len(content),
-        )
-        if content is not None:
-            self.world.files[document.file_id] = content
-        return self.world.push(message=self._incoming(user_id, document=document, caption=caption))
-
-    def push_voice(self, user_id: int, duration: int = 3) -> dict[str, Any]:
-        n = self.world.next_file_number()
-        voice = Voice(
-            file_id=f"AwAD-{user_id}-{n}",
-            file_unique_id=f"v{user_id}x{n}",
-            duration=duration,
-            mime_type="audio/ogg",
-            file_size=9_000,
-        )
-        return self.world.push(message=self._incoming(user_id, voice=voice))
-
-    def push_edited(self, chat_id: int, message_id: int, text: str) -> dict[str, Any]:
-        """The author of message `message_id` (a user's, in a private chat or a group) edits its text, or the caption
-        of a photo or file."""
-        world = self.world
-        original = world.history.get((chat_id, message_id))
-        assert original is not None and original.from_user is not None, f"no message {message_id} in chat {chat_id}"
-        assert original.from_user.id != world.bot_user.id, "edits of the bot's own messages are not updates"
-        if original.text is not None:
-            data = dump(original) | {"text": text, "edit_date": int(time.time())}
-            data.pop("entities", None)
-            entities = command_entities(text)
-            if entities:
-                data["entities"] = [dump(e) for e in entities]
-        else:
-            data = dump(original) | {"caption": text, "edit_date": int(time.time())}
-            data.pop("caption_entities", None)
-        edited = Message.model_validate(data)
-        world.history[chat_id, message_id] = edited
-        return world.push(edited_message=edited)
-
-    # --- a member, in a staff group -----------------------------------------------------------------------------
-    def _group_incoming(self, chat_id: int, user_id: int, thread_id: int | None, **content: Any) -> Message:
-        world = self.world
-        group = world.groups[chat_id]
-        assert group.members.get(user_id, "left") in CAN_POST, f"user {user_id} cannot post in chat {chat_id}"
-        try:
-            thread = world.thread_fields(chat_id, thread_id)
-        except Refused as refused:
-            raise AssertionError(f"topic {thread_id} of chat {chat_id}: {refused.error.description}") from None
-        message = Message(
-            message_id=world.next_message_id(chat_id),
-            date=datetime.now(UTC),
-            chat=group.chat,
-            from_user=world.user(user_id),
-            **thread,
-            **content,
-        )
-        world.history[chat_id, message.message_id] = message
-        return message
-
-    def push_group_message(self, chat_id: int, user_id: int, text: str, thread_id: int | None = None) -> dict[str, Any]:
-        """A member writes in the group: in topic `thread_id`, or in General when None."""
-        message = self._group_incoming(chat_id, user_id, thread_id, text=text, entities=command_entities(text))
-        return self.world.push(message=message)
-
-    def push_group_photo(
-        self,
-        chat_id: int,
-        user_id: int,
-        thread_id: int | None = None,
-        caption: str | None = None,
-        media_group_id: str | None = None,
-    ) -> dict[str, Any]:
-        photo = self.world.photo(user_id)
-        message = self._group_incoming(
-            chat_id, user_id, thread_id, photo=photo, caption=caption, media_group_id=media_group_id
-        )
-        return self.world.push(message=message)
-
-    def push_chat_member(self, chat_id: int, user_id: int, status: str) -> dict[str, Any]:
-        """A member's status in the group changes (joins, leaves, is removed): the `chat_member` update Telegram
-        sends an admin bot that asked for it in `allowed_updates`."""
-        world = self.world
-        old = world.groups[chat_id].members.get(user_id, "left")
-        world.set_member(chat_id, user_id, status)
-        user = world.user(user_id)
-        change = ChatMemberUpdated(
-            chat=world.groups[chat_id].chat,
-            from_user=user,
-            date=datetime.now(UTC),
-            old_chat_member=chat_member(old, user),
-            new_chat_member=chat_member(status, user),
-        )
-        return world.push(chat_member=change)
-
-    # --- a press of a button ------------------------------------------------------------------------------------
-    def push_callback(self, user_id: int, data: str, message_id: int, inaccessible: bool = False) -> str:
-        """A press of a button on the bot's message `message_id` (as it is now); returns the callback query id.
-
-        `inaccessible`: Telegram no longer sends the message itself (it is too old), only its chat and id.
-        """
-        world = self.world
-        stored = world.bot_messages[user_id, message_id]
-        message = InaccessibleMessage(chat=stored.chat, message_id=message_id, date=0) if inaccessible else stored
-        query_id = world.next_callback_id()
-        world.callbacks[query_id] = False
-        query = CallbackQuery(
-            id=query_id,
-            from_user=world.user(user_id),
-            chat_instance=f"-{7_000_000_000 + user_id}",
-            message=message,
-            data=data,
-        )
-        world.push(callback_query=query)
-        return query_id
 
     # --- calls --------------------------------------------------------------------------------------------------
     def calls_to(self, method: str, chat_id: int | None = None) -> list[ApiCall]:
