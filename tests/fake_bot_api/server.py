@@ -1,8 +1,8 @@
 """The fake server: `FakeBotApi` serves `{url}/bot{token}/{method}` and `{url}/file/bot{token}/{file_path}` over real
 HTTP (aiohttp, a free port on 127.0.0.1), decodes parameters from the query string, JSON, form-encoded and multipart
 bodies like Telegram, records every call and answers injected failures first. It also holds, for now, the Bot API
-methods with Telegram's rules and errors, reading and waiting, and python-telegram-bot's check of every shape; the
-state they work on is a `World` (`world.py`), the updates tests push come from `UpdateBuilders` (`updates.py`)."""
+methods with Telegram's rules and errors; it is the one object a test holds: the update builders and the assertions
+are its methods."""
 
 from __future__ import annotations
 
@@ -11,12 +11,10 @@ import json
 import re
 import socket
 import time
-from collections.abc import Callable
 from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any
 
-import telegram
 from aiogram.types import (
     Chat,
     Document,
@@ -36,6 +34,7 @@ from aiogram.types import (
 from aiohttp import web
 from pydantic import ValidationError
 
+from tests.fake_bot_api.assertions import Assertions
 from tests.fake_bot_api.updates import UpdateBuilders
 from tests.fake_bot_api.wire import DEFAULT_TOKEN, ApiCall, ApiError, Refused, bad_request, dump
 from tests.fake_bot_api.world import World, chat_member
@@ -136,7 +135,7 @@ _UPLOAD = re.compile(r"^<file (.*)>$")
 _BOT_COMMAND = re.compile(r"^[a-z0-9_]{1,32}$")
 
 
-class FakeBotApi(UpdateBuilders):
+class FakeBotApi(UpdateBuilders, Assertions):
     """Start with `async with FakeBotApi() as api:`; point the bot at `api.url`."""
 
     def __init__(self, token: str = DEFAULT_TOKEN, bot_name: str = "Prakerja Helpdesk Test") -> None:
@@ -234,88 +233,6 @@ class FakeBotApi(UpdateBuilders):
         """Press the button labelled `label` on the latest keyboard; returns the callback query id."""
         message_id, data = self.button(chat_id, label)
         return self.push_callback(chat_id, data, message_id)
-
-    # --- calls --------------------------------------------------------------------------------------------------
-    def calls_to(self, method: str, chat_id: int | None = None) -> list[ApiCall]:
-        return [
-            c
-            for c in self.world.calls
-            if c.method.lower() == method.lower() and (chat_id is None or c.chat_id == chat_id)
-        ]
-
-    def sent_calls(self, chat_id: int) -> list[ApiCall]:
-        """Successful sendMessage calls to the chat, in order."""
-        return [c for c in self.calls_to("sendMessage", chat_id) if c.ok]
-
-    def sent(self, chat_id: int) -> list[str]:
-        """The HTML texts the bot sent to the chat, in order."""
-        return [str(c.params["text"]) for c in self.sent_calls(chat_id)]
-
-    def answered(self, query_id: str) -> ApiCall | None:
-        for call in self.calls_to("answerCallbackQuery"):
-            if call.params.get("callback_query_id") == query_id:
-                return call
-        return None
-
-    # --- messages -----------------------------------------------------------------------------------------------
-    def messages(self, chat_id: int) -> list[Message]:
-        """The bot's messages in the chat as they are now (after edits), in order."""
-        found = [m for (chat, _), m in self.world.bot_messages.items() if chat == chat_id]
-        return sorted(found, key=lambda m: m.message_id)
-
-    def message(self, chat_id: int, message_id: int) -> Message:
-        return self.world.bot_messages[chat_id, message_id]
-
-    def history(self, chat_id: int) -> list[Message]:
-        """Every message in the chat as it is now — the bot's, its copies, and what people wrote — in order."""
-        return sorted((m for (chat, _), m in self.world.history.items() if chat == chat_id), key=lambda m: m.message_id)
-
-    def topic_messages(self, chat_id: int, thread_id: int) -> list[Message]:
-        """The bot's messages (sent and copied) in a forum topic, without the topic's creation message."""
-        return [
-            m
-            for m in self.messages(chat_id)
-            if m.message_thread_id == thread_id and m.forum_topic_created is None and m.message_id != thread_id
-        ]
-
-    def last_keyboard(self, chat_id: int) -> Message:
-        """The latest bot message that still carries an inline keyboard."""
-        for message in reversed(self.messages(chat_id)):
-            if isinstance(message.reply_markup, InlineKeyboardMarkup):
-                return message
-        raise AssertionError(f"no message with an inline keyboard in chat {chat_id}: {self.sent(chat_id)}")
-
-    def button(self, chat_id: int, label: str, message: Message | None = None) -> tuple[int, str]:
-        """(message id, callback data) of the button whose text contains `label` on the latest keyboard."""
-        message = message or self.last_keyboard(chat_id)
-        assert isinstance(message.reply_markup, InlineKeyboardMarkup)
-        for row in message.reply_markup.inline_keyboard:
-            for button in row:
-                if label in button.text and button.callback_data is not None:
-                    return message.message_id, button.callback_data
-        labels = [b.text for row in message.reply_markup.inline_keyboard for b in row]
-        raise AssertionError(f"no button {label!r} on message {message.message_id}: {labels}")
-
-    # --- waiting ------------------------------------------------------------------------------------------------
-    async def wait_for(self, predicate: Callable[[], bool], within: float = 5.0, what: str = "condition") -> None:
-        """Wait until `predicate()` holds (checked after every call and push); AssertionError after `within` s."""
-        deadline = time.monotonic() + within
-        while not predicate():
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                recent = [(c.method, str(c.params.get("text", ""))[:60]) for c in self.world.calls[-8:]]
-                raise AssertionError(f"timed out after {within}s waiting for {what}; last calls: {recent}")
-            await self.world.next_change(remaining)
-
-    async def wait_for_messages(self, chat_id: int, n: int, within: float = 5.0) -> list[str]:
-        """Wait until the bot has sent at least `n` messages to the chat in all; returns all its texts."""
-        await self.wait_for(lambda: len(self.sent(chat_id)) >= n, within, f"{n} messages to chat {chat_id}")
-        return self.sent(chat_id)
-
-    async def wait_for_call(self, method: str, chat_id: int | None = None, n: int = 1, within: float = 5.0) -> ApiCall:
-        """Wait for the `n`-th call of `method` (to `chat_id`, if given) and return it."""
-        await self.wait_for(lambda: len(self.calls_to(method, chat_id)) >= n, within, f"{n}× {method}")
-        return self.calls_to(method, chat_id)[n - 1]
 
     async def _answer(self, method: str, params: dict[str, Any]) -> Any:
         """The result of `method` (lower-case); methods the fake does not model answer True."""
@@ -745,78 +662,3 @@ def _decode(key: str, value: Any) -> Any:
     if key in _BOOL_FIELDS and value in ("true", "false", "True", "False", "1", "0"):
         return value in ("true", "True", "1")
     return value
-
-
-# Fields aiogram 3.31 already requires that python-telegram-bot 22 does not know yet (a newer Bot API version).
-_NEWER_THAN_PTB = frozenset({".can_send_welcome_messages"})
-
-
-_PTB_RESULTS: dict[str, Any] = {
-    "ForumTopic": telegram.ForumTopic,
-    "MessageId": telegram.MessageId,
-    "File": telegram.File,
-    **dict.fromkeys(
-        (
-            "ChatMemberOwner",
-            "ChatMemberAdministrator",
-            "ChatMemberMember",
-            "ChatMemberLeft",
-            "ChatMemberBanned",
-        ),
-        telegram.ChatMember,
-    ),
-}
-
-
-def unknown_fields(obj: Any, path: str = "") -> list[str]:
-    """Fields python-telegram-bot did not recognise (it keeps them in `api_kwargs`), anywhere in the object."""
-    found: list[str] = []
-    if isinstance(obj, telegram.TelegramObject):
-        found += [f"{path}.{key}" for key in obj.api_kwargs]
-        for name, value in obj._get_attrs(recursive=False).items():
-            found += unknown_fields(value, f"{path}.{name}")
-    elif isinstance(obj, list | tuple):
-        for n, item in enumerate(obj):
-            found += unknown_fields(item, f"{path}[{n}]")
-    return found
-
-
-def ptb_update(data: dict[str, Any]) -> Any:
-    """`telegram.Update` parsed by python-telegram-bot; fails on a missing required or an unknown field."""
-    update = telegram.Update.de_json(data, None)
-    assert update is not None and update.update_id == data["update_id"]
-    assert [f for f in unknown_fields(update) if not f.endswith(tuple(_NEWER_THAN_PTB))] == [], data
-    return update
-
-
-def ptb_message(data: dict[str, Any]) -> Any:
-    message = telegram.Message.de_json(data, None)
-    assert message is not None and message.message_id == data["message_id"]
-    assert message.chat.id == data["chat"]["id"]
-    assert unknown_fields(message) == [], data
-    return message
-
-
-def ptb_result(kind: str, data: dict[str, Any]) -> Any:
-    """A non-message answer (ForumTopic, MessageId, a ChatMember) parsed by python-telegram-bot."""
-    parsed = _PTB_RESULTS[kind].de_json(data, None)
-    assert parsed is not None, (kind, data)
-    assert [f for f in unknown_fields(parsed) if f not in _NEWER_THAN_PTB] == [], (kind, data)
-    if isinstance(parsed, telegram.ChatMember):
-        assert parsed.status == data["status"]
-    return parsed
-
-
-def check_with_ptb(api: FakeBotApi) -> None:
-    """Every update the server emitted, every message it answered or holds (copies included) and every other answer
-    parses with python-telegram-bot."""
-    world = api.world
-    for update in world.updates:
-        ptb_update(update)
-    for message in world.returned:
-        ptb_message(message)
-    for chat_id in {chat for chat, _ in world.history}:
-        for stored in api.history(chat_id):
-            ptb_message(dump(stored))
-    for kind, data in world.results:
-        ptb_result(kind, data)
