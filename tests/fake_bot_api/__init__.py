@@ -17,10 +17,10 @@ creates topics (`createForumTopic`), posts into them (`message_thread_id`), copi
 the way a member would: later sends into it fail with Telegram's 400 "message thread not found". Every message in
 every chat is kept (`history`, `topic_messages`), so copies work.
 
-The parts: `server.py` (HTTP and the Bot API methods; `FakeBotApi`, the one object a test holds), `world.py` (the state:
-users, chats, topics, messages, files, pending updates, injected failures), `updates.py` (the updates tests push),
-`assertions.py` (reading and waiting), `oracle.py` (python-telegram-bot's check of every shape), `wire.py` (error
-answers, recorded calls, the wire form).
+The parts: `server.py` (HTTP, and `FakeBotApi`, the one object a test holds), `world.py` (the state: users, chats,
+topics, messages, files, pending updates, injected failures), `updates.py` (the updates tests push), `methods.py`
+(the Bot API methods, Telegram's rules and errors), `assertions.py` (reading and waiting), `oracle.py`
+(python-telegram-bot's check of every shape), `wire.py` (error answers, recorded calls, the wire form).
 """
 
 from tests.fake_bot_api.oracle import check_with_ptb, ptb_message, ptb_result, ptb_update, unknown_fields
