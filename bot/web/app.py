@@ -17,9 +17,9 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from bot.web import api, api_admin, api_imports
 from bot.web.context import WebContext
-from bot.web.pages import case, inbox, login
+from bot.web.pages import admin_pages, case, inbox, login
 
-ROUTE_MODULES: list[ModuleType] = [login, inbox, case, api, api_admin, api_imports]
+ROUTE_MODULES: list[ModuleType] = [login, inbox, case, api, api_admin, api_imports, admin_pages]
 STATIC = Path(__file__).parent / "static"
 
 

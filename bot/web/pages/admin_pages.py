@@ -1,0 +1,11 @@
+"""The admin pages of the console as one page group (registered once in `bot.web.app.ROUTE_MODULES`)."""
+
+from __future__ import annotations
+
+from starlette.routing import BaseRoute
+
+from bot.web.pages import admin_faq
+
+
+def routes() -> list[BaseRoute]:
+    return [*admin_faq.routes()]
