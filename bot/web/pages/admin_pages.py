@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from starlette.routing import BaseRoute
 
-from bot.web.pages import admin_faq
+from bot.web.pages import admin_faq, admin_gaps
 
 
 def routes() -> list[BaseRoute]:
-    return [*admin_faq.routes()]
+    return [*admin_faq.routes(), *admin_gaps.routes()]
