@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from starlette.routing import BaseRoute
 
-from bot.web.pages import admin_faq, admin_gaps
+from bot.web.pages import admin_faq, admin_gaps, admin_stats
 
 
 def routes() -> list[BaseRoute]:
-    return [*admin_faq.routes(), *admin_gaps.routes()]
+    return [*admin_faq.routes(), *admin_gaps.routes(), *admin_stats.routes()]
