@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from starlette.routing import BaseRoute
 
-from bot.web.pages import admin_faq, admin_gaps, admin_stats
+from bot.web.pages import admin_faq, admin_gaps, admin_imports, admin_stats
 
 
 def routes() -> list[BaseRoute]:
-    return [*admin_faq.routes(), *admin_gaps.routes(), *admin_stats.routes()]
+    return [*admin_faq.routes(), *admin_gaps.routes(), *admin_stats.routes(), *admin_imports.routes()]
