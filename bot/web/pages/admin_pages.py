@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from starlette.routing import BaseRoute
 
-from bot.web.pages import admin_faq, admin_gaps, admin_imports, admin_stats
+from bot.web.pages import admin_faq, admin_gaps, admin_imports, admin_staff, admin_stats
 
 
 def routes() -> list[BaseRoute]:
-    return [*admin_faq.routes(), *admin_gaps.routes(), *admin_stats.routes(), *admin_imports.routes()]
+    return [*admin_faq.routes(), *admin_gaps.routes(), *admin_stats.routes(), *admin_imports.routes(),
+            *admin_staff.routes()]  # fmt: skip
