@@ -76,9 +76,9 @@ async def test_admin_pages_need_a_session_and_the_admin_role(sqlite_engine: Asyn
 
 
 async def test_an_faq_entry_edited_in_the_form_is_what_the_matcher_and_the_bot_use_and_rolls_back(
-    sqlite_engine: AsyncEngine,
+    engine: AsyncEngine,
 ) -> None:
-    async with console(sqlite_engine) as c:
+    async with console(engine) as c:
         csrf = await c.sign_in(ADMIN)
         first = "Kartu Prakerja hanya <b>digital</b>."
         refused = await c.client.post("/admin/faq/save", data=entry_form("wrong", "physical_card", first))
@@ -172,8 +172,8 @@ async def test_knowledge_gaps_offer_a_new_entry_prefilled_from_the_cluster(sqlit
         assert "cara ganti foto profil prakerja" in box
 
 
-async def test_the_stats_dashboard_draws_the_figures_and_exports_them_as_csv(sqlite_engine: AsyncEngine) -> None:
-    async with console(sqlite_engine) as c:
+async def test_the_stats_dashboard_draws_the_figures_and_exports_them_as_csv(engine: AsyncEngine) -> None:
+    async with console(engine) as c:
         await c.open_case(7401, "sertifikat belum muncul")
         await c.sign_in(ADMIN)
         page = await c.client.get("/admin/stats?days=7")
@@ -191,8 +191,8 @@ async def test_the_stats_dashboard_draws_the_figures_and_exports_them_as_csv(sql
         assert (f"staff:{ADMIN}", "stats.export", None) in await audit_actions(c)
 
 
-async def test_an_import_upload_shows_the_per_row_report(sqlite_engine: AsyncEngine) -> None:
-    async with console(sqlite_engine) as c:
+async def test_an_import_upload_shows_the_per_row_report(engine: AsyncEngine) -> None:
+    async with console(engine) as c:
         csrf = await c.sign_in(ADMIN)
         bad = {"file": ("platforms.csv", b"code,name\ntokopedia,Tokopedia\n,Tanpa kode\n", "text/csv")}
         refused = await c.client.post("/admin/imports", data={"kind": "platforms"}, files=bad)
@@ -215,8 +215,8 @@ async def test_an_import_upload_shows_the_per_row_report(sqlite_engine: AsyncEng
         assert len(imports) == 3 and all(a[0] == f"staff:{ADMIN}" for a in imports)
 
 
-async def test_staff_are_added_changed_and_disabled_and_the_audit_log_is_paged(sqlite_engine: AsyncEngine) -> None:
-    async with console(sqlite_engine) as c:
+async def test_staff_are_added_changed_and_disabled_and_the_audit_log_is_paged(engine: AsyncEngine) -> None:
+    async with console(engine) as c:
         csrf = await c.sign_in(ADMIN)
         add = {"csrf": csrf, "telegram_id": "4242", "name": "Rina", "role": "supervisor", "active": "1"}
         assert (await c.client.post("/admin/staff", data=add | {"csrf": "x"})).status_code == 403
