@@ -77,8 +77,14 @@ async def dashboard(request: Request, who: Principal) -> Response:
             [f"{d.deflection:.0%}" if d.deflection is not None else "—" for d in series],
         ),
     }
+    peaks = {
+        "conversations": max((d.conversations for d in series), default=0),
+        "cases_opened": max((d.cases_opened for d in series), default=0),
+        "deflection": f"{max((d.deflection or 0.0 for d in series), default=0.0):.0%}",
+    }
     values = {
         "days": days,
+        "peaks": peaks,
         "s": stats_context(stats.to_dict()),
         "charts": charts,
         "stages": row_chart(stats.cases_by_stage),
