@@ -4,23 +4,29 @@ dashboard and its CSV, import upload with the per-row report, staff and roles, t
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import html
 import io
 import re
 from datetime import date
+from pathlib import Path
 
+import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.flows.types import EventKind, Incoming
+from bot.web.app import make_web_app
 from core.calendar import WorkingCalendar
 from core.console.staff import Role
 from core.demo import PERSONAS, seed_demo
 from core.models import AuditEntry
 from core.rules import default_rules
-from tests.web_harness import ADMIN, AGENT, SUPERVISOR, Console, console
+from tests.web_harness import ADMIN, AGENT, SUPERVISOR, Console, console, free_port
 
+CHROMIUM = Path("/usr/bin/chromium")
+WAIT_MS = 20_000  # a ceiling, not a timing
 ADMIN_PAGES = ("/admin/faq", "/admin/faq/new", "/admin/gaps", "/admin/imports", "/admin/staff", "/admin/audit")
 QUESTION = "apakah kartu prakerja fisik dikirim ke rumah lewat pos"
 
@@ -247,3 +253,74 @@ async def test_staff_are_added_changed_and_disabled_and_the_audit_log_is_paged(e
         assert len(rest) == total - 50 and max(rest) < min(ids)
         mine = await c.client.get("/admin/audit", params={"actor": f"staff:{ADMIN}"})
         assert set(re.findall(r'data-action="([a-z.]+)"', mine.text)) == {"login", "staff.set"}
+
+
+@pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian's chromium is not installed (apt-get install chromium)")
+async def test_in_a_browser_an_admin_writes_an_entry_previews_tests_it_and_uploads_an_import(
+    sqlite_engine: AsyncEngine, tmp_path: Path
+) -> None:
+    """The pages and console.js in Debian's Chromium, served over real HTTP by uvicorn: the form, the persona
+    preview, the test box, the bot's next answer, and the background upload that swaps in only the report."""
+    import uvicorn
+    from playwright.async_api import async_playwright
+
+    async with console(sqlite_engine) as c, async_playwright() as playwright:
+        port = free_port()
+        config = uvicorn.Config(
+            make_web_app(c.context), host="127.0.0.1", port=port, lifespan="off", log_level="warning"
+        )
+        server = uvicorn.Server(config)
+        serving = asyncio.create_task(server.serve())
+        browser = await playwright.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
+        try:
+            for _ in range(400):  # uvicorn has no "started" event to await
+                if server.started:
+                    break
+                await asyncio.sleep(0.05)
+            assert server.started
+            base = f"http://127.0.0.1:{port}"
+            page = await (await browser.new_context(locale="id-ID")).new_page()
+            token = await c.context.access.issue_login_link(ADMIN)
+            await page.goto(f"{base}/login?t={token}")
+            await page.get_by_role("button").click()
+            await page.wait_for_url(f"{base}/inbox")
+            await page.click('header a[href="/admin/faq"]')
+            await page.click('a[href="/admin/faq/new"]')
+            answer = "Halo {{ participant.name if participant else 'Kak' }}, kartu Prakerja hanya <b>digital</b>."
+            await page.fill("#faq_id", "physical_card")
+            await page.fill("#title_id", "Kartu fisik")
+            await page.fill("#paraphrases_id", "apakah ada kartu fisik prakerja\n" + QUESTION)
+            await page.fill("#answer_id", answer)
+            await page.fill("#sources", "official_faq_2024")
+            await page.select_option("select[name=persona]", "sample:0")
+            await page.click('button[value="preview"]')
+            preview = page.locator("[data-preview]")
+            await preview.wait_for(timeout=WAIT_MS)
+            assert await preview.inner_text() == "Halo Siti Rahayu, kartu Prakerja hanya digital."
+            assert await preview.locator("b").inner_text() == "digital"
+            await page.click('button[value="save"]')
+            await page.wait_for_url(f"{base}/admin/faq/entry/physical_card?saved=1")
+            await page.fill("input[name=q]", QUESTION)
+            await page.press("input[name=q]", "Enter")
+            first = page.locator("[data-candidate]").first
+            await first.wait_for(timeout=WAIT_MS)
+            assert await first.get_attribute("data-candidate") == "physical_card"
+            said = await bot_answer(c, 8101, QUESTION)  # the bot's next turn answers with the saved entry
+            assert said.startswith("Halo Kak, kartu Prakerja hanya <b>digital</b>."), said
+
+            upload = tmp_path / "platforms.csv"
+            upload.write_text("code,name\ntokopedia,Tokopedia\npintaria,Pintaria\n", encoding="utf-8")
+            await page.click('header a[href="/admin/imports"]')
+            await page.evaluate("window.notReloaded = true")
+            await page.select_option("#import-kind", "platforms")
+            await page.set_input_files("#import-file", str(upload))
+            await page.click("#import-form button[type=submit]")
+            report = page.locator('.report[data-status="applied"]')
+            await report.wait_for(timeout=WAIT_MS)
+            assert await page.evaluate("window.notReloaded === true")  # swapped in by console.js, no page load
+            assert await report.locator('[data-figure="applied"]').inner_text() == "2"
+            assert await page.locator("#import-progress").is_hidden()
+        finally:
+            await browser.close()
+            server.should_exit = True
+            await serving
