@@ -124,6 +124,27 @@ async def test_an_faq_entry_edited_in_the_form_is_what_the_matcher_and_the_bot_u
         ]
 
 
+async def test_a_deleted_entry_leaves_the_bot_and_a_rollback_brings_it_back(sqlite_engine: AsyncEngine) -> None:
+    async with console(sqlite_engine) as c:
+        csrf = await c.sign_in(ADMIN)
+        first = "Kartu Prakerja hanya <b>digital</b>."
+        assert (
+            await c.client.post("/admin/faq/save", data=entry_form(csrf, "physical_card", first))
+        ).status_code == 303
+        assert (await bot_answer(c, 8201, QUESTION)).startswith(first)
+        assert (await c.client.post("/admin/faq/entry/physical_card/delete")).status_code == 403
+        gone = await c.client.post("/admin/faq/entry/physical_card/delete", data={"csrf": csrf})
+        assert gone.headers["location"] == "/admin/faq/entry/physical_card/history?deleted=2"
+        assert not (await bot_answer(c, 8202, QUESTION)).startswith(first)
+        assert (await c.client.get("/admin/faq/entry/physical_card")).status_code == 404
+        history = await c.client.get(gone.headers["location"])
+        assert 'name="version" value="1"' in history.text  # the deleted entry's versions can be restored
+        await c.client.post("/admin/faq/entry/physical_card/rollback", data={"csrf": csrf, "version": "1"})
+        assert (await bot_answer(c, 8203, QUESTION)).startswith(first)
+        actions = [a[1] for a in await audit_actions(c) if a[1].startswith("faq.")]
+        assert actions == ["faq.put", "faq.delete", "faq.rollback"]
+
+
 async def test_a_form_with_problems_comes_back_with_them_and_saves_nothing(sqlite_engine: AsyncEngine) -> None:
     async with console(sqlite_engine) as c:
         csrf = await c.sign_in(ADMIN)

@@ -307,6 +307,7 @@ async def faq_history(request: Request, who: Principal) -> Response:
         "diff": diff,
         "live": await context.faq.current_version(faq_id),
         "rolled": _version_param(request.query_params.get("rolled")),
+        "deleted": _version_param(request.query_params.get("deleted")),
         "problems": [],
     }
     return render(request, who, "admin_faq_history.html", values)
@@ -329,7 +330,7 @@ async def faq_rollback(request: Request, who: Principal) -> Response:
         versions = await context.faq.history(faq_id)
         values = {
             "faq_id": faq_id, "versions": versions, "newest": versions[0].version, "a": None, "b": None, "diff": [],
-            "live": await context.faq.current_version(faq_id), "rolled": None,
+            "live": await context.faq.current_version(faq_id), "rolled": None, "deleted": None,
             "problems": problem_lines(request, problems),
         }  # fmt: skip
         return render(request, who, "admin_faq_history.html", values, 422)
@@ -339,6 +340,22 @@ async def faq_rollback(request: Request, who: Principal) -> Response:
         return refuse(request, who, "err_not_found", 404)
     await context.audit.record(who.actor, "faq.rollback", f"faq:{faq_id}", {"to": target, "version": version})
     return RedirectResponse(f"/admin/faq/entry/{faq_id}/history?rolled={version}", status_code=303)
+
+
+@page(Role.ADMIN)
+async def faq_delete(request: Request, who: Principal) -> Response:
+    """Take an entry out of use (a version marked deleted: its history keeps it, and a rollback restores it)."""
+    form = await checked_form(request, who)
+    if form is None:
+        return refuse(request, who, "err_csrf", 403)
+    context = ctx(request)
+    faq_id = request.path_params["faq_id"]
+    try:
+        version = await context.faq.delete(faq_id, who.agent_id)
+    except FaqStoreError:
+        return refuse(request, who, "err_not_found", 404)
+    await context.audit.record(who.actor, "faq.delete", f"faq:{faq_id}", {"version": version})
+    return RedirectResponse(f"/admin/faq/entry/{faq_id}/history?deleted={version}", status_code=303)
 
 
 @page(Role.ADMIN)
@@ -360,4 +377,5 @@ def routes() -> list[BaseRoute]:
         Route("/admin/faq/entry/{faq_id}", faq_entry),
         Route("/admin/faq/entry/{faq_id}/history", faq_history),
         Route("/admin/faq/entry/{faq_id}/rollback", faq_rollback, methods=["POST"]),
+        Route("/admin/faq/entry/{faq_id}/delete", faq_delete, methods=["POST"]),
     ]

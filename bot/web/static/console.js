@@ -10,6 +10,11 @@
       if (canned.value && box) { box.value = canned.value; box.focus(); }
     });
   }
+  // A form that takes something away asks first (data-confirm holds the question, in the page's language).
+  document.addEventListener("submit", function (e) {
+    var question = e.target.getAttribute && e.target.getAttribute("data-confirm");
+    if (question && !window.confirm(question)) { e.preventDefault(); e.stopImmediatePropagation(); }
+  }, true);
   // Import upload (admin): sent in the background with a progress bar; only the report is swapped in. Without
   // JavaScript the same form posts and the whole page comes back with the report.
   var upload = document.querySelector("form[data-upload]");
