@@ -27,7 +27,8 @@ from tests.web_harness import ADMIN, AGENT, SUPERVISOR, Console, console, free_p
 
 CHROMIUM = Path("/usr/bin/chromium")
 WAIT_MS = 20_000  # a ceiling, not a timing
-ADMIN_PAGES = ("/admin/faq", "/admin/faq/new", "/admin/gaps", "/admin/imports", "/admin/staff", "/admin/audit")
+ADMIN_PAGES = ("/admin/faq", "/admin/faq/new", "/admin/gaps", "/admin/imports", "/admin/staff", "/admin/audit",
+               "/admin/tokens")  # fmt: skip
 QUESTION = "apakah kartu prakerja fisik dikirim ke rumah lewat pos"
 
 
@@ -76,8 +77,9 @@ async def test_admin_pages_need_a_session_and_the_admin_role(sqlite_engine: Asyn
         c.client.cookies.clear()
         await c.sign_in(ADMIN)
         nav = (await c.client.get("/inbox")).text
-        for path in (*ADMIN_PAGES[:1], *ADMIN_PAGES[2:], "/admin/stats"):
+        for path in ("/admin/faq", "/admin/gaps", "/admin/imports", "/admin/staff", "/admin/audit", "/admin/stats"):
             assert f'href="{path}"' in nav, path
+        for path in (*ADMIN_PAGES, "/admin/stats"):
             assert (await c.client.get(path)).status_code == 200, path
 
 
@@ -345,3 +347,22 @@ async def test_in_a_browser_an_admin_writes_an_entry_previews_tests_it_and_uploa
             await browser.close()
             server.should_exit = True
             await serving
+
+
+async def test_an_integration_token_is_shown_once_works_and_is_revoked_from_the_page(
+    sqlite_engine: AsyncEngine,
+) -> None:
+    async with console(sqlite_engine) as c:
+        csrf = await c.sign_in(ADMIN)
+        made = await c.client.post("/admin/tokens", data={"csrf": csrf, "name": "crm", "role": "agent"})
+        found = re.search(r'<code id="new-token">([^<]+)</code>', made.text)
+        assert made.status_code == 200 and found is not None
+        token = found.group(1)
+        listing = await c.client.get("/admin/tokens")
+        assert token not in listing.text and 'data-token="1"' in listing.text  # shown once
+        auth = {"authorization": f"Bearer {token}"}
+        assert (await c.client.get("/api/v1/cases", headers=auth)).status_code == 200
+        assert (await c.client.post("/admin/tokens/1/revoke", data={"csrf": "x"})).status_code == 403
+        assert (await c.client.post("/admin/tokens/1/revoke", data={"csrf": csrf})).status_code == 303
+        assert (await c.client.get("/api/v1/cases", headers=auth)).status_code == 401
+        assert [a[1] for a in await audit_actions(c) if a[1].startswith("token.")] == ["token.create", "token.revoke"]
