@@ -18,10 +18,10 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from bot.web import api, api_admin, api_imports
 from bot.web.context import WebContext
-from bot.web.pages import case, inbox, login
+from bot.web.pages import admin_pages, case, inbox, login
 from core.leader import run_as_leader
 
-ROUTE_MODULES: list[ModuleType] = [login, inbox, case, api, api_admin, api_imports]
+ROUTE_MODULES: list[ModuleType] = [login, inbox, case, api, api_admin, api_imports, admin_pages]
 STATIC = Path(__file__).parent / "static"
 ASSIGNMENT_LOCK = 7_401_004  # PostgreSQL advisory lock: one assigner across the web processes (see bot/telegram.py)
 

@@ -33,10 +33,13 @@ class AuditLog:
         async with self.sessions.begin() as session:
             session.add(AuditEntry(at=datetime.now(UTC), actor=actor, action=action, target=target, data=data or {}))
 
-    async def recent(self, limit: int = 100, actor: str | None = None) -> list[AuditLine]:
+    async def recent(self, limit: int = 100, actor: str | None = None, before: int | None = None) -> list[AuditLine]:
+        """Newest first; `before` (an entry id) gives the page after the one that ended with that entry."""
         query = select(AuditEntry).order_by(AuditEntry.id.desc()).limit(limit)
         if actor:
             query = query.where(AuditEntry.actor == actor)
+        if before is not None:
+            query = query.where(AuditEntry.id < before)
         async with self.sessions() as session:
             rows = (await session.scalars(query)).all()
         return [AuditLine(r.id, r.at or r.at, r.actor, r.action, r.target, dict(r.data)) for r in rows]
