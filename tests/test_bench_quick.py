@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -71,6 +73,7 @@ def test_the_import_benchmarks_run_with_small_files() -> None:
     assert isinstance(turns["large"], dict) and turns["large"]["rows"] == 100_000
 
 
+@pytest.mark.xdist_group("services")  # not beside the multi-worker tests: both start several bot processes at once
 def test_the_load_benchmark_runs_in_a_small_mode() -> None:
     # Every phase (polling, webhook, paced, notify) against the echo bots, for one second each.
     figures = _run_bench(
