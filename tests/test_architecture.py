@@ -113,8 +113,8 @@ def test_no_import_cycles() -> None:
 
 
 def test_test_modules_do_not_import_each_other() -> None:
-    """Shared test machinery lives in modules of its own (tests/harness.py, tests/fake_bot_api.py, …): a test module
-    importing another one runs that one's module fixtures and marks, and the two cannot be changed apart."""
+    """Shared test machinery lives in modules of its own (tests/harness.py, the tests/fake_bot_api package, …): a
+    test module importing another one runs that one's module fixtures and marks, and the two cannot be changed apart."""
     offenders = {}
     for path in (ROOT / "tests").glob("test_*.py"):
         tree = ast.parse(path.read_text(encoding="utf-8"))
