@@ -287,6 +287,14 @@ async def test_the_faq_api_checks_an_entry_as_faq_set_does(sqlite_engine: AsyncE
         good = dict(entry, answer={"id": "Baik."}, sources=["official_faq_2024"])
         saved = await c.client.put("/api/v1/faq/slow_answer", json=good, headers=headers)
         assert saved.status_code == 200, saved.text
+        # A version saved before the checks (straight into the store) is not put back by a rollback either.
+        stored = await c.context.faq.entry_at("slow_answer", 1)
+        assert stored is not None
+        await c.context.faq.save(type(stored)(stored.id, stored.title, stored.paraphrases, {"id": slow}), ADMIN)
+        await c.context.faq.save(stored, ADMIN)  # v3: good again
+        rollback = await c.client.post("/api/v1/faq/slow_answer/rollback", json={"version": 2}, headers=headers)
+        assert rollback.status_code == 422, rollback.text
+        assert await c.context.faq.current_version("slow_answer") == 3
 
 
 async def test_a_superscript_digit_in_a_case_id_is_not_found_not_a_crash(sqlite_engine: AsyncEngine) -> None:

@@ -200,6 +200,11 @@ async def faq_rollback(request: Request, who: Principal) -> Response:
     target = body.get("version")
     if not isinstance(target, int) or isinstance(target, bool) or not 1 <= target <= 2**31 - 1:
         return problem(422, "'version' must be a whole number from 1")
+    # What rendered when it was saved may not any more: the same refusal as /faq_rollback and the admin page.
+    old = await ctx(request).faq.entry_at(faq_id, target)
+    problems = await answer_problems(old) if old is not None else []
+    if problems:
+        return problem(422, "; ".join(f"{p.key} {dict(p.values)}" for p in problems))
     try:
         version = await ctx(request).faq.rollback(faq_id, target, who.agent_id)
     except FaqStoreError as error:
