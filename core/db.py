@@ -191,15 +191,16 @@ def _sidecar(engine: AsyncEngine) -> _Sidecar | None:
     """On a SQLite file: a plain sqlite3 engine beside the async one, with a read lane and a write lane (None
     elsewhere). aiosqlite hops threads on every cursor call, several times per statement; the hot paths of a turn
     run their statements together in one hop instead (see `run_blocking`)."""
+    sidecar = _SIDECARS.get(engine)
+    if sidecar is not None or engine.dialect.name != "sqlite":  # no URL to parse on every call
+        return sidecar
     path = sqlite_path(str(engine.url))
     if path is None:
         return None
-    sidecar = _SIDECARS.get(engine)
-    if sidecar is None:
-        sync = make_sync_sqlite_engine(path)
-        sidecar = _SIDECARS[engine] = _Sidecar(
-            sync, _Lane(sync, "sqlite-reads", write=False), _Lane(sync, "sqlite-writes", write=True)
-        )
+    sync = make_sync_sqlite_engine(path)
+    sidecar = _SIDECARS[engine] = _Sidecar(
+        sync, _Lane(sync, "sqlite-reads", write=False), _Lane(sync, "sqlite-writes", write=True)
+    )
     return sidecar
 
 

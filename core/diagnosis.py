@@ -315,6 +315,11 @@ class DiagnosisEngine:
         timing = self.rules.timing
         done = _done_steps(e)
         era = self.rules.era_for(e.rated_on or today)
+        name_check = None
+        if e.completed_on is not None:
+            # The name on the certificate comes from the institution: a wrong one is fixed there first.
+            other_name = e.printed_name if e.issued_on else e.name_at_institution
+            name_check = compare_names(facts.legal_name, other_name, self.rules.name_match) if other_name else None
         base = Diagnosis(
             Stage.IN_TRAINING,
             Holder.INSTITUTION,
@@ -324,6 +329,7 @@ class DiagnosisEngine:
             done,
             e,
             era.rating_place.value,
+            name_check=name_check,
             era=era.era,
             rating_gates=era.rating_gates.value,
             brings_incentive=self._brings_incentive(facts, e),
@@ -331,11 +337,6 @@ class DiagnosisEngine:
 
         if e.completed_on is None:
             return base
-
-        # The name on the certificate comes from the institution: a wrong one is fixed there first.
-        other_name = e.printed_name if e.issued_on else e.name_at_institution
-        name_check = compare_names(facts.legal_name, other_name, self.rules.name_match) if other_name else None
-        base = replace(base, name_check=name_check)
         if e.issued_on is not None:
             after = self._after_certificate(facts, e, incentives, base, era, today)
             if name_check is not None and not name_check.matches and after.stage is Stage.CERTIFICATE_ISSUED:

@@ -114,7 +114,13 @@ def _names_after_comma(words: list[str], titles: _Titles) -> list[str]:
 
 def normalize_name(name: str, rules: NameMatch) -> str:
     """Lower-case ASCII letters, one space between words, titles removed."""
-    titles = _titles(rules)
+    return " ".join(_normalized_words(name, _titles(rules)))
+
+
+# A look-up compares the legal name with the payout account's holder and each training's printed name, usually
+# the same string: it is normalised once. Keyed by the title grammar object, which hashes by identity.
+@lru_cache(maxsize=4096)
+def _normalized_words(name: str, titles: _Titles) -> tuple[str, ...]:
     text = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode().lower()
     text = _SEPARATOR.sub(" ", text.replace("'", "").replace("`", ""))  # Ma'ruf is Maruf
     main, *after_commas = text.split(",")
@@ -124,13 +130,14 @@ def normalize_name(name: str, rules: NameMatch) -> str:
     words = _drop_titles_after(words, titles)
     for part in after_commas:
         words += _names_after_comma([w for w in part.split() if _letters([w])], titles)
-    return " ".join(_letters([w]) for w in words)
+    return tuple(_letters([w]) for w in words)
 
 
 def compare_names(legal_name: str, other_name: str, rules: NameMatch) -> NameCheck:
     """Same person when the letters are `threshold` % alike (long names) or at most `typos` edits apart (short
     names, where one typo is already a large share) — so one typo is judged alike in a name of any length."""
-    a, b = normalize_name(legal_name, rules).split(), normalize_name(other_name, rules).split()
+    titles = _titles(rules)
+    a, b = _normalized_words(legal_name, titles), _normalized_words(other_name, titles)
     if not a or not b:
         return NameCheck(legal_name, other_name, 0.0, False)
     # Spaces and word order do not count ("Nur Aini" = "Nuraini", "Aini Nur"): as written, and with sorted words.

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import date
-from typing import Protocol
+from typing import Any, Protocol, cast
 
 from sqlalchemy import Connection, bindparam, select
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -40,95 +41,75 @@ class StatusSource(Protocol):
 _p, _a = Participant, PayoutAccount
 _e, _c, _t, _i, _pl = Enrollment, Certificate, Training, Institution, Platform
 _ii = IncentiveInstallment
-# Built once: constructing a statement costs more than running it on a warm SQLite file.
-_PARTICIPANT = (
-    select(
-        _p.id,
-        _p.legal_name,
-        _p.phone,
-        _p.nik_last4,
-        _p.scheme,
-        _p.accepted_on,
-        _p.membership,
-        _a.channel,
-        _a.active,
-        _a.verified,
-        _a.phone.label("payout_phone"),
-        _a.holder_name,
-    )
+_PARTICIPANT_COLUMNS = (_p.id, _p.legal_name, _p.phone, _p.nik_last4, _p.scheme, _p.accepted_on, _p.membership)
+_PAYOUT_COLUMNS = (_a.channel, _a.active, _a.verified, _a.phone, _a.holder_name)  # PayoutFacts' order
+_ENROLLMENT_COLUMNS = (  # EnrollmentFacts' order
+    _e.id, _e.platform_code, _pl.name, _t.title, _i.name, _e.purchased_on, _e.completed_on, _e.name_at_institution,
+    _e.rated_on, _e.reported_on, _c.number, _c.printed_name, _c.issued_on, _e.voucher_code,
+)  # fmt: skip
+_INSTALLMENT_COLUMNS = (  # InstallmentFacts' order
+    _ii.seq, _ii.amount, _ii.scheduled_on, _ii.status, _ii.enrollment_id, _ii.transferred_on, _ii.channel,
+    _ii.failure_reason,
+)  # fmt: skip
+# Where each part of a row starts: participant, payout account, enrollment, installment.
+_PAY = len(_PARTICIPANT_COLUMNS)
+_ENR = _PAY + len(_PAYOUT_COLUMNS)
+_INS = _ENR + len(_ENROLLMENT_COLUMNS)
+# One statement for all of a participant's facts: a look-up used to run three, and on a warm SQLite file each
+# statement's execution in SQLAlchemy costs more than the database's own work. A participant with e enrollments and
+# i installments gets max(e, 1) × max(i, 1) rows (a handful): each enrollment row repeats every installment, read
+# once. Ordered so that the first occurrences come in the order of purchase and of `seq`. Built once: constructing a
+# statement costs more than running it.
+_FACTS = (
+    select(*_PARTICIPANT_COLUMNS, *_PAYOUT_COLUMNS, *_ENROLLMENT_COLUMNS, *_INSTALLMENT_COLUMNS)
+    .select_from(_p)
     .outerjoin(_a, _a.participant_id == _p.id)
-    .where(_p.id == bindparam("pid"))
-)
-_ENROLLMENTS = (
-    select(
-        _e.id,
-        _e.platform_code,
-        _pl.name,
-        _t.title,
-        _i.name.label("institution"),
-        _e.purchased_on,
-        _e.completed_on,
-        _e.name_at_institution,
-        _e.rated_on,
-        _e.reported_on,
-        _c.number,
-        _c.printed_name,
-        _c.issued_on,
-        _e.voucher_code,
-    )
-    .join(_t, _t.id == _e.training_id)
-    .join(_i, _i.id == _t.institution_id)
-    .join(_pl, _pl.code == _e.platform_code)
+    # Flat outer joins: a nested "enrollments JOIN trainings …" made SQLite scan every enrollment. Training,
+    # institution and platform are required of an enrollment, so outer-joining them changes no row.
+    .outerjoin(_e, _e.participant_id == _p.id)
+    .outerjoin(_t, _t.id == _e.training_id)
+    .outerjoin(_i, _i.id == _t.institution_id)
+    .outerjoin(_pl, _pl.code == _e.platform_code)
     .outerjoin(_c, _c.enrollment_id == _e.id)
-    .where(_e.participant_id == bindparam("pid"))
-    .order_by(_e.purchased_on, _e.id)
-)
-_INSTALLMENTS = (
-    select(
-        _ii.seq,
-        _ii.amount,
-        _ii.scheduled_on,
-        _ii.status,
-        _ii.enrollment_id,
-        _ii.transferred_on,
-        _ii.channel,
-        _ii.failure_reason,
-    )
-    .where(_ii.participant_id == bindparam("pid"))
-    .order_by(_ii.seq)
+    .outerjoin(_ii, _ii.participant_id == _p.id)
+    .where(_p.id == bindparam("pid"))
+    .order_by(_e.purchased_on, _e.id, _ii.seq)
 )
 
 
 def _read_facts(conn: Connection, participant_id: int) -> ParticipantFacts | None:
-    params = {"pid": participant_id}
-    row = conn.execute(_PARTICIPANT, params).first()
-    if row is None:
+    # Typed by position only: the row's parts go to the facts' constructors in their field order.
+    rows = cast("Sequence[tuple[Any, ...]]", conn.execute(_FACTS, {"pid": participant_id}).all())
+    if not rows:
         return None
-    enrollment_rows = conn.execute(_ENROLLMENTS, params).all()
-    installment_rows = conn.execute(_INSTALLMENTS, params).all()
-    payout = (
-        PayoutFacts(row.channel, row.active, row.verified, row.payout_phone, row.holder_name)
-        if row.channel is not None
-        else None
-    )
+    enrollments: dict[int, EnrollmentFacts] = {}
+    installments: dict[int, InstallmentFacts] = {}
+    for row in rows:
+        enrollment_id, seq = row[_ENR], row[_INS]
+        if enrollment_id is not None and enrollment_id not in enrollments:
+            enrollments[enrollment_id] = EnrollmentFacts(*row[_ENR:_INS])
+        if seq is not None and seq not in installments:
+            installments[seq] = InstallmentFacts(*row[_INS:])
+    first = rows[0]
+    participant_id, legal_name, phone, nik_last4, scheme, accepted_on, membership = first[:_PAY]
     return ParticipantFacts(
-        participant_id=row.id,
-        legal_name=row.legal_name,
-        phone=row.phone,
-        nik_last4=row.nik_last4,
-        scheme=row.scheme,
-        accepted_on=row.accepted_on,
-        membership=row.membership,
-        payout=payout,
-        enrollments=tuple(EnrollmentFacts(*r) for r in enrollment_rows),
-        installments=tuple(InstallmentFacts(*r) for r in installment_rows),
+        participant_id,
+        legal_name,
+        phone,
+        nik_last4,
+        scheme,
+        accepted_on,
+        membership,
+        payout=PayoutFacts(*first[_PAY:_ENR]) if first[_PAY] is not None else None,
+        enrollments=tuple(enrollments.values()),
+        installments=tuple(installments.values()),
     )
 
 
 class DatabaseStatusSource:
-    """Facts from the records database: three indexed queries per participant.
+    """Facts from the records database: one indexed query per participant.
 
-    The three queries run together in one step of `run_blocking` (on SQLite: the sidecar's read lane with the
+    The query runs in one step of `run_blocking` (on SQLite: the sidecar's read lane with the
     plain sqlite3 driver; aiosqlite hops threads on every cursor call, which made a lookup three times slower).
     """
 

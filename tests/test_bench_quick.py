@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import PG_URL, requires_pg
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -24,7 +26,23 @@ def test_the_diagnosis_benchmark_runs_in_its_quick_mode() -> None:
     )
     assert result.returncode == 0, result.stderr
     figures = json.loads(result.stdout.strip().splitlines()[-1])
-    assert figures["participants"] == 2000 and figures["quick"] is True
+    assert figures["participants"] == 2000 and figures["quick"] is True and figures["database"] == "sqlite"
+    assert figures["diagnoses_per_s"] > 0 and figures["p50_ms"] > 0
+
+
+@requires_pg
+def test_the_diagnosis_benchmark_runs_on_postgresql() -> None:
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "diagnosis_bench.py"), "--quick", "--database-url", PG_URL],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    figures = json.loads(result.stdout.strip().splitlines()[-1])
+    assert figures["database"] == "postgresql" and figures["participants"] == 2000
     assert figures["diagnoses_per_s"] > 0 and figures["p50_ms"] > 0
 
 
