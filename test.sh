@@ -13,3 +13,9 @@ PYTHON=${PYTHON:-python3}
 # Two workers (the machine has two cores; most tests wait on subprocesses and sockets); tests that share the
 # PostgreSQL database or Redis stay together in one worker (tests/conftest.py).
 .venv/bin/python -m pytest -q -n 2 --dist loadgroup "$@"
+# The whole run (no arguments) ends with the load benchmark in its smallest mode, every phase for a second: after the
+# tests rather than beside them, as it starts several bot processes at once (bot start-ups in parallel tests then
+# missed their 30 s). Its figures are not checked; that it runs is.
+if [ $# -eq 0 ]; then
+  .venv/bin/python bench/load.py --seconds 1 --paced-seconds 1 --participants 30 --notify 20 | tail -n 1
+fi

@@ -8,8 +8,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 from tests.conftest import PG_URL, requires_pg
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -89,13 +87,3 @@ def test_the_import_benchmarks_run_with_small_files() -> None:
     assert figures["rows"] == 5000
     turns = _run_bench("import_turns.py", "--quick")
     assert isinstance(turns["large"], dict) and turns["large"]["rows"] == 100_000
-
-
-@pytest.mark.xdist_group("services")  # not beside the multi-worker tests: both start several bot processes at once
-def test_the_load_benchmark_runs_in_a_small_mode() -> None:
-    # Every phase (polling, webhook, paced, notify) against the echo bots, for one second each.
-    figures = _run_bench(
-        "load.py", "--seconds", "1", "--paced-seconds", "1", "--participants", "30", "--notify", "20", timeout=600
-    )
-    for phase in ("polling", "webhook", "paced", "notify"):
-        assert phase in figures, phase
