@@ -9,11 +9,11 @@ import csv
 import html
 import io
 import re
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.flows.types import EventKind, Incoming
@@ -21,7 +21,7 @@ from bot.web.app import make_web_app
 from core.calendar import WorkingCalendar
 from core.console.staff import Role
 from core.demo import PERSONAS, seed_demo
-from core.models import AuditEntry
+from core.models import AuditEntry, Case
 from core.rules import default_rules
 from tests.web_harness import ADMIN, AGENT, SUPERVISOR, Console, console, free_port
 
@@ -218,6 +218,11 @@ async def test_the_stats_dashboard_draws_the_figures_and_exports_them_as_csv(eng
         assert rows[-1]["day"] == "total" and int(rows[-1]["cases_opened"]) == api["cases_opened"] == 1
         assert int(rows[-1]["conversations"]) == api["conversations"]
         assert (f"staff:{ADMIN}", "stats.export", None) in await audit_actions(c)
+        # The case is past its first-reply target with no reply: the share within the SLA is 0 of 1.
+        async with engine.begin() as conn:
+            await conn.execute(update(Case).values(first_reply_due=datetime.now(UTC) - timedelta(hours=1)))
+        page = await c.client.get("/admin/stats?days=7")
+        assert re.search(r'data-figure="first_reply_within_sla">0% \(1\)<', page.text)
 
 
 async def test_an_import_upload_shows_the_per_row_report(engine: AsyncEngine) -> None:
