@@ -5,6 +5,7 @@ nothing is stored here."""
 from __future__ import annotations
 
 import mimetypes
+import re
 from dataclasses import dataclass
 
 from aiogram import Bot
@@ -16,6 +17,8 @@ from bot.telegram import make_bot
 from core.db import make_sessionmaker
 from core.limits import TELEGRAM_DOWNLOAD_LIMIT
 from core.models import CaseMessage
+
+_SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]")
 
 
 class MediaUnavailable(Exception):
@@ -68,7 +71,7 @@ class CaseMedia:
             raise MediaUnavailable("err_media_unavailable", 502) from error
         if data is None:
             raise MediaUnavailable("err_media_unavailable", 502)
-        name = found.file_path.rsplit("/", 1)[-1]
+        name = _SAFE_NAME.sub("_", found.file_path.rsplit("/", 1)[-1])[:100] or "file"  # it goes into a header
         content_type = mimetypes.guess_type(name)[0] or "application/octet-stream"
         return MediaFile(data.read(), content_type, name)
 
