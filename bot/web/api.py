@@ -12,11 +12,11 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from bot.flows.admin import answer_problems
-from bot.web.desk import ActionRefused, ConsoleCases
+from bot.web.desk import ConsoleCases
 from bot.web.openapi import openapi_document
 from bot.web.pages.inbox import inbox_filter
 from bot.web.security import api, ctx, problem
-from bot.web.texts import text
+from bot.web.texts import ActionRefused, text
 from core.calendar import today_in_jakarta
 from core.console.inbox import InboxView
 from core.console.staff import Principal, Role

@@ -13,6 +13,7 @@ from sqlalchemy import select
 
 from bot.flows.staff import Agent, StaffDesk
 from bot.web.context import WebContext
+from bot.web.texts import ActionRefused
 from core.cases import CaseService
 from core.cases.lifecycle import NoOpenCase
 from core.cases.views import ACTIVE, MAX_TEXT, CaseView, ChatMessage
@@ -21,15 +22,6 @@ from core.console.staff import Principal
 from core.db import make_sessionmaker
 from core.identity import mask_phone
 from core.models import Case, CaseMessage, OutboxMessage
-
-
-class ActionRefused(Exception):
-    """A staff action that cannot be done; `key` is the console text that says why."""
-
-    def __init__(self, key: str, status: int = 409) -> None:
-        super().__init__(key)
-        self.key = key
-        self.status = status
 
 
 @dataclass(frozen=True)

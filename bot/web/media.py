@@ -14,20 +14,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.settings import Settings
 from bot.telegram import make_bot
+from bot.web.texts import ActionRefused
 from core.db import make_sessionmaker
 from core.limits import TELEGRAM_DOWNLOAD_LIMIT
 from core.models import CaseMessage
 
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]")
-
-
-class MediaUnavailable(Exception):
-    """Why a file cannot be shown: `key` is a console text, `status` the HTTP status."""
-
-    def __init__(self, key: str, status: int) -> None:
-        super().__init__(key)
-        self.key = key
-        self.status = status
 
 
 @dataclass(frozen=True)
@@ -45,7 +37,7 @@ class CaseMedia:
 
     def _telegram(self) -> Bot:
         if self.settings.bot_token is None:
-            raise MediaUnavailable("err_no_bot", 503)
+            raise ActionRefused("err_no_bot", 503)
         if self._bot is None:
             self._bot = make_bot(self.settings)
         return self._bot
@@ -57,20 +49,20 @@ class CaseMedia:
             )
         file_ids = list(message.file_ids or []) if message is not None else []
         if not 0 <= number < len(file_ids):
-            raise MediaUnavailable("err_not_found", 404)
+            raise ActionRefused("err_not_found", 404)
         bot = self._telegram()
         try:
             found = await bot.get_file(file_ids[number])
         except Exception as error:  # gone from Telegram, or Telegram is away
-            raise MediaUnavailable("err_media_unavailable", 502) from error
+            raise ActionRefused("err_media_unavailable", 502) from error
         if found.file_path is None or (found.file_size or 0) > TELEGRAM_DOWNLOAD_LIMIT:
-            raise MediaUnavailable("err_media_too_big", 413)
+            raise ActionRefused("err_media_too_big", 413)
         try:
             data = await bot.download_file(found.file_path)
         except Exception as error:
-            raise MediaUnavailable("err_media_unavailable", 502) from error
+            raise ActionRefused("err_media_unavailable", 502) from error
         if data is None:
-            raise MediaUnavailable("err_media_unavailable", 502)
+            raise ActionRefused("err_media_unavailable", 502)
         name = _SAFE_NAME.sub("_", found.file_path.rsplit("/", 1)[-1])[:100] or "file"  # it goes into a header
         content_type = mimetypes.guess_type(name)[0] or "application/octet-stream"
         return MediaFile(data.read(), content_type, name)

@@ -30,3 +30,13 @@ def pick_locale(cookie: str | None, accept_language: str, default: str) -> str:
         if code in LOCALES:
             return code
     return default
+
+
+class ActionRefused(Exception):
+    """A console action or request that cannot be done; `key` is the console text that says why, `status` the HTTP
+    status to answer with."""
+
+    def __init__(self, key: str, status: int = 409) -> None:
+        super().__init__(key)
+        self.key = key
+        self.status = status

@@ -7,10 +7,9 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from bot.web.desk import ActionRefused, ConsoleCases
-from bot.web.media import MediaUnavailable
+from bot.web.desk import ConsoleCases
 from bot.web.security import csrf_ok, ctx, locale, page, render
-from bot.web.texts import console_texts, text
+from bot.web.texts import ActionRefused, console_texts, text
 from core.console.staff import Principal, Role
 
 
@@ -85,7 +84,7 @@ async def case_media(request: Request, who: Principal) -> Response:
         return render(request, who, "error.html", {"message": text("err_not_found", locale(request))}, 404)
     try:
         found = await ctx(request).media.fetch(int(case_id), int(message_id), int(number))
-    except MediaUnavailable as missing:
+    except ActionRefused as missing:
         return render(request, who, "error.html", {"message": text(missing.key, locale(request))}, missing.status)
     inline = found.content_type.startswith(("image/", "audio/"))
     disposition = "inline" if inline else f'attachment; filename="{found.name}"'
