@@ -116,7 +116,7 @@ class Assigner:
             ).all()
         load = {agent: 0 for agent in online} | {int(a): int(n) for a, n in load_rows if a is not None}
         never = datetime.min.replace(tzinfo=UTC)
-        last = {agent: never for agent in online} | {int(a): _aware(t) or never for a, t in last_rows if a is not None}
+        last = {agent: never for agent in online} | {int(a): t or never for a, t in last_rows if a is not None}
         for case_id in waiting:
             free = [agent for agent in online if load[agent] < self.policy.capacity]
             if not free:
@@ -144,9 +144,3 @@ class Assigner:
                 log.error("automatic assignment pass failed: %s", type(exc).__name__)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), every)
-
-
-def _aware(value: datetime | None) -> datetime | None:
-    if value is not None and value.tzinfo is None:
-        return value.replace(tzinfo=UTC)
-    return value
