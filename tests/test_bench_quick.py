@@ -7,60 +7,14 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 from tests.conftest import PG_URL, requires_pg
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def test_the_diagnosis_benchmark_runs_in_its_quick_mode() -> None:
-    result = subprocess.run(
-        [sys.executable, str(ROOT / "bench" / "diagnosis_bench.py"), "--quick"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
-    figures = json.loads(result.stdout.strip().splitlines()[-1])
-    assert figures["participants"] == 2000 and figures["quick"] is True and figures["database"] == "sqlite"
-    assert figures["diagnoses_per_s"] > 0 and figures["p50_ms"] > 0
-
-
-@requires_pg
-def test_the_diagnosis_benchmark_runs_on_postgresql() -> None:
-    result = subprocess.run(
-        [sys.executable, str(ROOT / "bench" / "diagnosis_bench.py"), "--quick", "--database-url", PG_URL],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
-    figures = json.loads(result.stdout.strip().splitlines()[-1])
-    assert figures["database"] == "postgresql" and figures["participants"] == 2000
-    assert figures["diagnoses_per_s"] > 0 and figures["p50_ms"] > 0
-
-
-def test_the_web_console_benchmark_runs_in_its_quick_mode() -> None:
-    result = subprocess.run(
-        [sys.executable, str(ROOT / "bench" / "web_bench.py"), "--quick"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
-    figures = json.loads(result.stdout.strip().splitlines()[-1])
-    assert figures["cases"] == 1000 and figures["quick"] is True
-    assert figures["live"]["received"] == figures["live"]["clients"] == 20
-    assert all(f["p50_ms"] > 0 for f in figures["inbox"].values())
-
-
-def _run_bench(name: str, *args: str, timeout: float = 300) -> dict[str, object]:
+def _run_bench(name: str, *args: str, timeout: float = 300) -> dict[str, Any]:
     result = subprocess.run(
         [sys.executable, str(ROOT / "bench" / name), *args],
         cwd=ROOT,
@@ -70,8 +24,28 @@ def _run_bench(name: str, *args: str, timeout: float = 300) -> dict[str, object]
         check=False,
     )
     assert result.returncode == 0, result.stderr[-2000:]
-    figures: dict[str, object] = json.loads(result.stdout.strip().splitlines()[-1])
+    figures: dict[str, Any] = json.loads(result.stdout.strip().splitlines()[-1])
     return figures
+
+
+def test_the_diagnosis_benchmark_runs_in_its_quick_mode() -> None:
+    figures = _run_bench("diagnosis_bench.py", "--quick")
+    assert figures["participants"] == 2000 and figures["quick"] is True and figures["database"] == "sqlite"
+    assert figures["diagnoses_per_s"] > 0 and figures["p50_ms"] > 0
+
+
+@requires_pg
+def test_the_diagnosis_benchmark_runs_on_postgresql() -> None:
+    figures = _run_bench("diagnosis_bench.py", "--quick", "--database-url", PG_URL)
+    assert figures["database"] == "postgresql" and figures["participants"] == 2000
+    assert figures["diagnoses_per_s"] > 0 and figures["p50_ms"] > 0
+
+
+def test_the_web_console_benchmark_runs_in_its_quick_mode() -> None:
+    figures = _run_bench("web_bench.py", "--quick")
+    assert figures["cases"] == 1000 and figures["quick"] is True
+    assert figures["live"]["received"] == figures["live"]["clients"] == 20
+    assert all(f["p50_ms"] > 0 for f in figures["inbox"].values())
 
 
 def test_the_faq_benchmarks_run_in_their_quick_mode() -> None:
