@@ -36,6 +36,18 @@ class UploadRefused(Exception):
         self.detail = detail
 
 
+def report_figures(report: ImportReport) -> dict[str, object]:
+    """An import's outcome as the API answers it and the upload page shows it (the rejections are added by each)."""
+    return {
+        "status": report.status,
+        "batch_id": report.batch_id,
+        "rows_read": report.rows_read,
+        "applied": report.applied,
+        "unchanged": report.unchanged,
+        "rejected": len(report.rejected),
+    }
+
+
 async def import_upload(
     context: WebContext, who: Principal, kind: ImportKind, suffix: str, chunks: AsyncIterator[bytes]
 ) -> ImportReport:
@@ -88,12 +100,7 @@ async def import_file(request: Request, who: Principal) -> Response:
     return JSONResponse(
         {
             "kind": kind.value,
-            "status": report.status,
-            "batch_id": report.batch_id,
-            "rows_read": report.rows_read,
-            "applied": report.applied,
-            "unchanged": report.unchanged,
-            "rejected": len(report.rejected),
+            **report_figures(report),
             "rejections": [{"line": r.line, "reason": r.reason} for r in report.rejected[:SHOWN_REJECTIONS]],
         }
     )

@@ -12,7 +12,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from bot.web.api_imports import FORMATS, SHOWN_REJECTIONS, UploadRefused, import_upload
+from bot.web.api_imports import FORMATS, SHOWN_REJECTIONS, UploadRefused, import_upload, report_figures
 from bot.web.pages.admin_common import refuse
 from bot.web.security import csrf_ok, ctx, page, render
 from core.console.staff import Principal, Role
@@ -64,12 +64,7 @@ async def imports_upload(request: Request, who: Principal) -> Response:
         else:
             values["report"] = {
                 "file": upload.filename,
-                "status": report.status,
-                "batch_id": report.batch_id,
-                "rows_read": report.rows_read,
-                "applied": report.applied,
-                "unchanged": report.unchanged,
-                "rejected": len(report.rejected),
+                **report_figures(report),
                 "rejections": report.rejected[:SHOWN_REJECTIONS],
                 "more": max(0, len(report.rejected) - SHOWN_REJECTIONS),
             }
