@@ -20,6 +20,7 @@ from sqlalchemy import ColumnElement, Date, cast, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core.calendar import JAKARTA
+from core.console.inbox import sla_breached
 from core.models import Case, Interaction
 
 DEFAULT_PERIOD_DAYS = 7  # "/stats", "/gaps" and `prakerja-bot stats` without a period
@@ -150,6 +151,7 @@ async def compute_stats(engine: AsyncEngine, start: date, end: date) -> Stats:
     day = _day_expression(engine.dialect.name).label("day")
     in_period = (Interaction.at >= lower, Interaction.at < upper)
     opened_in_period = (Case.opened_at >= lower, Case.opened_at < upper)
+    now = datetime.now(UTC)
     user_days = (
         select(Interaction.telegram_user_id, day, Interaction.stage)
         .where(*in_period, Interaction.stage.is_not(None))
@@ -186,6 +188,7 @@ async def compute_stats(engine: AsyncEngine, start: date, end: date) -> Stats:
                     Case.opened_at,
                     Case.first_reply_at,
                     Case.first_reply_due,
+                    sla_breached(now).label("breached"),
                     Case.closed_at,
                     Case.satisfaction,
                     Case.stage,
@@ -208,9 +211,8 @@ async def compute_stats(engine: AsyncEngine, start: date, end: date) -> Stats:
     first_replies = [row.first_reply_at - row.opened_at for row in case_rows if row.first_reply_at is not None]
     closes = [row.closed_at - row.opened_at for row in case_rows if row.closed_at is not None]
     ratings = [int(row.satisfaction) for row in case_rows if row.satisfaction is not None]
-    now = datetime.now(UTC)
     decided = [
-        row.first_reply_at is not None and row.first_reply_at <= row.first_reply_due
+        not row.breached  # the inbox's rule: no reply by the due time, or a later one
         for row in case_rows
         if row.first_reply_due is not None and (row.first_reply_at is not None or row.first_reply_due < now)
     ]
