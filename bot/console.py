@@ -16,6 +16,7 @@ from typing import Any, TextIO
 
 from bot.app import App
 from bot.flows.types import Button, EventKind, Incoming, Outcome
+from core.outbox import PARTICIPANT, BotReply, Outbox
 
 CONSOLE_USER_ID = 1_000_001  # a stand-in Telegram user id for the terminal user
 
@@ -59,6 +60,7 @@ class ConsoleChat:
         self.out = out
         self.state: dict[str, Any] | None = None
         self.buttons: list[Button] = []
+        self.outbox = Outbox(app.engine)
 
     def print(self, text: str = "") -> None:
         self.out.write(text + "\n")
@@ -108,6 +110,23 @@ class ConsoleChat:
         outcome = await self.app.conversation.handle(event, self.state)
         self.state = outcome.state
         self.show(outcome)
+        await self.show_queued()
+
+    async def show_queued(self) -> None:
+        """The bot's replies queued with a change (a case opened, when a staff group is set): on Telegram the
+        outbox's sender delivers them; here they are printed, and marked sent."""
+        items = [
+            item
+            for item in await self.outbox.due(PARTICIPANT, limit=300)
+            if item.chat_id == CONSOLE_USER_ID and isinstance(item.message, BotReply)
+        ]
+        taken = set(await self.outbox.mark_sending([item.id for item in items])) if items else set()
+        for item in items:
+            if item.id in taken and isinstance(item.message, BotReply):
+                self.print("bot> " + html_to_text(item.message.text_html).replace("\n", "\n     "))
+                self.print()
+        if taken:
+            await self.outbox.mark_sent(sorted(taken))
 
     async def run(self, read_line: Callable[[], str | None]) -> None:
         # Each console session starts unidentified, whichever persona the previous one verified as.

@@ -26,7 +26,16 @@ from core.accounts import AccountService
 from core.cases import CaseService
 from core.identity import redact
 from core.locales import known
-from core.outbox import PARTICIPANT, AgentCopy, AgentEdit, AgentText, Outbox, OutboxItem, ParticipantNotification
+from core.outbox import (
+    PARTICIPANT,
+    AgentCopy,
+    AgentEdit,
+    AgentText,
+    BotReply,
+    Outbox,
+    OutboxItem,
+    ParticipantNotification,
+)
 from core.retry import through_blips
 
 log = logging.getLogger(__name__)
@@ -136,6 +145,8 @@ class ParticipantSender:
                 ]
                 markup = InlineKeyboardMarkup(inline_keyboard=keyboard) if keyboard else None
                 call = SendMessage(chat_id=item.chat_id, text=text_html, reply_markup=markup)
+            case BotReply(text_html):
+                call = SendMessage(chat_id=item.chat_id, text=text_html)
             case AgentEdit() as edit:
                 call = await self._edit(item, edit)
                 if call is None:  # its copy never reached the participant (that was reported): nothing to correct

@@ -82,6 +82,14 @@ class ParticipantNotification:
 
 
 @dataclass(frozen=True)
+class BotReply:
+    """The bot's own answer, rendered when the change that caused it was stored (a case opened): queued with that
+    change, it goes out once even when Telegram delivers the participant's message again after a failure."""
+
+    text_html: str
+
+
+@dataclass(frozen=True)
 class AgentCopy:
     """An agent's message (or an album's part) copied from the topic, under the bot's name."""
 
@@ -117,6 +125,7 @@ OutboundMessage = (
     | TopicNotice
     | StaffPost
     | ParticipantNotification
+    | BotReply
     | AgentCopy
     | AgentText
     | AgentEdit
@@ -143,6 +152,8 @@ def encode(message: OutboundMessage) -> tuple[str, dict[str, Any]]:
             return "sendMessage", payload | ({"message_thread_id": thread_id} if thread_id is not None else {})
         case ParticipantNotification(kind, locale, context):
             return "notify", {"kind": kind, "locale": locale, "context": context}
+        case BotReply(text_html):
+            return "botReply", {"text": text_html}
         case AgentText(text_html, buttons):
             return "agentText", {"text": text_html, "buttons": [[list(b) for b in row] for row in buttons]}
         case AgentEdit(source, text, caption, entities):
@@ -174,6 +185,8 @@ def decode(lane: str, method: str, payload: dict[str, Any]) -> OutboundMessage:
         case "notify":
             return ParticipantNotification(str(payload["kind"]), str(payload.get("locale") or "id"),
                                            dict(payload.get("context") or {}))  # fmt: skip
+        case "botReply":
+            return BotReply(str(payload["text"]))
         case "agentText":
             rows = tuple(tuple((str(label), str(data)) for label, data in row) for row in payload.get("buttons", []))
             return AgentText(str(payload["text"]), rows)

@@ -21,10 +21,14 @@ def plain(key: str, **context: object) -> str:
     return check_html(default_renderer().render(key, "id", **context)).plain
 
 
-def chat(cwd: Path, database: Path, *lines: str, phone: str = "+6281200000004") -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k not in _CLEARED} | {
-        "DATABASE_URL": f"sqlite+aiosqlite:///{database}"
-    }
+def chat(
+    cwd: Path, database: Path, *lines: str, phone: str = "+6281200000004", **env_vars: str
+) -> subprocess.CompletedProcess[str]:
+    env = (
+        {k: v for k, v in os.environ.items() if k not in _CLEARED}
+        | {"DATABASE_URL": f"sqlite+aiosqlite:///{database}"}
+        | env_vars
+    )
     return subprocess.run(
         [str(SCRIPT), "chat", "--phone", phone],
         input="".join(f"{line}\n" for line in lines),
@@ -94,6 +98,18 @@ def test_a_wrong_button_number_is_explained_and_the_chat_goes_on(tmp_path: Path)
     assert messages[-1].startswith("Sampaikan kendalamu lewat formulir pengaduan Prakerja")
     assert "prakerja.go.id/formulir-pengaduan" in messages[-1]
     assert result.stdout.rstrip().endswith("(no button #1 in the last reply)")
+
+
+def test_with_a_staff_group_the_handoff_is_acknowledged_once_in_the_console(tmp_path: Path) -> None:
+    """The acknowledgement is queued with the case (on Telegram the outbox's sender sends it): the console prints it
+    after the turn, once, and the case stays open."""
+    result = chat(tmp_path, tmp_path / "chat.db", "#4", "halo kak", STAFF_CHAT_ID="-1001234567890")
+    assert result.returncode == 0, result.stderr
+    messages = bot_messages(result.stdout)
+    opened = [m for m in messages if "saya teruskan ke agen kami" in m]
+    assert len(opened) == 1 and messages[-1] == opened[0]  # "halo kak" goes to the agent: nothing more here
+    assert "Ketik /cancel untuk menutup permintaan ini." in opened[0]
+    assert_plain_text(result.stdout)
 
 
 def test_the_demo_database_is_created_on_first_use_and_kept(tmp_path: Path) -> None:

@@ -155,7 +155,9 @@ async def calibrate(cluster: Cluster) -> None:
             cluster.expected[message] = Counter({t[:40]: n for t, n in replies[0].items()})
         user = next(_users)
         assert await telegram.deliver(api.push_message(user, AGENT_REQUEST)) == 200
-        await asyncio.sleep(0.05)
+        # The acknowledgement is queued with the case: the leader's outbox sender delivers it, after the 200.
+        await api.wait_for_messages(user, 1, within=10)
+        await asyncio.sleep(1.0)  # nothing should follow
         cluster.agent_replies = len(api.sent(user))
         assert cluster.agent_replies >= 1
         assert await cluster.scalar(select(func.count()).select_from(Case).where(Case.telegram_user_id == user)) == 1

@@ -27,6 +27,8 @@ async def hand_over(turn: Turn, participant_id: int | None, reason: str) -> bool
     if not result.opened:
         turn.say("agent_unavailable", complaint=turn.services.directory["complaint_form"])
         return False
+    if result.queued:
+        return True
     answer_by = result.answer_by.astimezone(JAKARTA) if result.answer_by else None
     turn.say(
         "agent_opened",

@@ -10,6 +10,7 @@ from typing import Any
 from bot.flows.turn import HandoffRequest, HandoffResult
 from bot.flows.views import diagnosis_view, installment_view
 from bot.texts import Renderer
+from core.calendar import JAKARTA
 from core.cases import CaseService
 from core.hours import SupportDesk
 from core.identity import mask_phone, redact
@@ -95,6 +96,17 @@ class CaseHandoff:
         if not self.cases.staffed:
             return HandoffResult(opened=False)
         card, topic, stage = await self.card(request)
+        answer_by = self.desk.next_open(datetime.now(UTC))
+        # The participant's acknowledgement is queued with the case, not sent by this turn: when Telegram delivers
+        # the message again after a failure that followed the case's commit, nothing is said twice.
+        acknowledgement = self.renderer.render(
+            "agent_opened",
+            request.locale,
+            answer_by=answer_by.astimezone(JAKARTA) if answer_by else None,
+            identified=request.participant_id is not None,
+            already_open=False,
+            reason=request.reason,
+        )
         opened = await self.cases.open_case(
             request.user_id,
             request.participant_id,
@@ -105,9 +117,11 @@ class CaseHandoff:
             card,
             topic,
             request.message_id,
+            acknowledgement,
         )
-        # The message that opened the case, delivered again (its first turn failed after the case was stored), is
-        # answered as it was the first time.
+        # The message that opened the case, delivered again (its first turn failed after the case was stored): its
+        # acknowledgement is already queued.
         again = request.message_id is not None and opened.case.opened_message_id == request.message_id
-        already_open = not opened.new and not again
-        return HandoffResult(opened=True, answer_by=self.desk.next_open(datetime.now(UTC)), already_open=already_open)
+        return HandoffResult(
+            opened=True, answer_by=answer_by, already_open=not opened.new and not again, queued=opened.new or again
+        )

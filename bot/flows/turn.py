@@ -28,6 +28,7 @@ class HandoffResult:
     opened: bool  # a human will take the chat over
     answer_by: datetime | None = None  # outside business hours: when an agent will answer
     already_open: bool = False
+    queued: bool = False  # the participant's acknowledgement went into the outbox with the case: say nothing more
 
 
 @dataclass(frozen=True)

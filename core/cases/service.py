@@ -19,7 +19,7 @@ from core.cases.views import ACTIVE, CaseView, ChatMessage, Opened, QueuedCase, 
 from core.db import make_sessionmaker
 from core.hours import SupportDesk
 from core.models import Case, CaseMessage, CaseStatus, Event, Participant
-from core.outbox import AgentEdit
+from core.outbox import AgentEdit, BotReply, enqueue
 
 Buttons = tuple[tuple[tuple[str, str], ...], ...]
 
@@ -127,8 +127,11 @@ class CaseService:
         card_html: str,
         topic_name: str,
         message_id: int | None = None,
+        acknowledgement_html: str | None = None,
     ) -> Opened:
-        """One active case per participant: asking again returns the open one instead of a duplicate."""
+        """One active case per participant: asking again returns the open one instead of a duplicate.
+        `acknowledgement_html`: what the participant is told about a new case, queued with it (once, however often
+        the message that asked is delivered)."""
         if not self.staff_chat_ids:
             raise RuntimeError("no staff group is configured")
         async with self._unit() as session:
@@ -155,6 +158,8 @@ class CaseService:
             session.add(case)
             await session.flush()
             staff_posts.in_topic(session, case, topic.staff_chat_id, card_html)
+            if acknowledgement_html is not None:
+                enqueue(session, user_id, BotReply(acknowledgement_html), case_id=case.id)
             _event(session, case, "opened", {"reason": reason}, "participant", str(user_id))
             return Opened(CaseView.of(case), new=True)
 
