@@ -51,6 +51,7 @@ def test_the_web_console_benchmark_runs_in_its_quick_mode() -> None:
 def test_the_faq_benchmarks_run_in_their_quick_mode() -> None:
     figures = _run_bench("faq_eval.py", "--quick")
     assert isinstance(figures["real_blind_questions"], int) and figures["real_blind_questions"] >= 60
+    assert isinstance(figures["real_blind2_questions"], int) and figures["real_blind2_questions"] >= 40
     assert isinstance(figures["official_top1"], float)
     techniques = _run_bench("faq_techniques.py", "--quick")
     assert {"matcher", "naive-bayes", "wratio"} <= set(techniques)
