@@ -23,6 +23,7 @@ from aiogram.fsm.storage.redis import RedisStorage
 from aiogram.methods import GetUpdates
 from aiogram.methods.base import Response
 from aiogram.types import BotCommand, BotCommandScopeAllPrivateChats, ErrorEvent, Message, Update
+from redis.asyncio import BlockingConnectionPool, Redis
 from redis.exceptions import RedisError
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -69,10 +70,20 @@ def make_bot(settings: Settings) -> Bot:
     )
 
 
+# Redis connections a process may hold. Beyond them a command waits for one to come free: redis-py's default pool
+# raises MaxConnectionsError past 100 instead, and a webhook worker with more than 100 updates in hand answered 500s
+# (bench/scaling.py at 300 participants on PostgreSQL + Redis).
+REDIS_CONNECTIONS = 100
+REDIS_CONNECTION_WAIT = 30.0  # seconds, as long as an update may wait for its chat's lock (webhook.CHAT_LOCK_WAIT)
+
+
 def make_storage(settings: Settings) -> BaseStorage:
     """Conversation state: Redis when configured (survives restarts, shared by workers), else process memory."""
     if settings.redis_url:
-        return RedisStorage.from_url(settings.redis_url)
+        pool = BlockingConnectionPool.from_url(
+            settings.redis_url, max_connections=REDIS_CONNECTIONS, timeout=REDIS_CONNECTION_WAIT
+        )
+        return RedisStorage(Redis(connection_pool=pool))
     return MemoryStorage()
 
 

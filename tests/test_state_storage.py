@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
+import uuid
 from pathlib import Path
 
 import pytest
 from aiogram.fsm.storage.base import BaseStorage, StorageKey
+from aiogram.fsm.storage.redis import RedisStorage
 
 from bot.app import build_app
 from bot.flows.types import EventKind, Incoming, Outcome
 from bot.settings import Settings
-from bot.telegram import make_storage
+from bot.telegram import REDIS_CONNECTIONS, make_storage
 from core.calendar import default_calendar, today_in_jakarta
 from core.db import make_engine
 from core.demo import recreate_database, seed_demo
@@ -64,3 +67,22 @@ def test_memory_storage_without_redis() -> None:
     from aiogram.fsm.storage.memory import MemoryStorage
 
     assert isinstance(make_storage(Settings(_env_file=None, redis_url=None)), MemoryStorage)
+
+
+@pytest.mark.skipif(not REDIS_URL, reason="REDIS_URL is not set")
+async def test_more_commands_in_hand_than_redis_connections_wait_for_one_instead_of_failing() -> None:
+    """A webhook worker with more updates in hand than its pool has connections: each Redis command waits for a free
+    connection (redis-py's default pool raised MaxConnectionsError, and the updates were answered 500)."""
+    settings = Settings(_env_file=None, redis_url=REDIS_URL)
+    storage = make_storage(settings)
+    assert isinstance(storage, RedisStorage)
+    redis = storage.redis
+    key = f"test-pool-{uuid.uuid4().hex}"
+    try:
+        # Each BLPOP holds its connection for 0.2 s: 2.5 times as many at once as the pool has.
+        results = await asyncio.gather(
+            *(redis.blpop([key], timeout=0.2) for _ in range(REDIS_CONNECTIONS * 5 // 2)), return_exceptions=True
+        )
+        assert [r for r in results if r is not None] == []
+    finally:
+        await storage.close()
