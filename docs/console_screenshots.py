@@ -42,7 +42,7 @@ async def main() -> None:
         url = f"sqlite+aiosqlite:///{Path(tmp) / 'shots.db'}"
         settings = Settings(database_url=url, staff_chat_id=[STAFF_CHAT], agent_ids=[AGENT], web_url="http://shots")
         db = Database.open(url)
-        await recreate_database(db.engine)
+        await recreate_database(db)
         personas = await seed_demo(db.engine, default_rules(), default_calendar(), settings.pii_key, today_in_jakarta())
         context = build_context(settings, build_app(settings, db))
         cases = context.app.services.cases

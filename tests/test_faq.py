@@ -167,7 +167,7 @@ def persona_contexts(tmp_path_factory: pytest.TempPathFactory) -> list[tuple[str
 
     async def build(path: Path) -> list[tuple[str, dict[str, Any]]]:
         async with Database.open(f"sqlite+aiosqlite:///{path}") as db:
-            await recreate_database(db.engine)
+            await recreate_database(db)
             created = await seed_demo(db.engine, default_rules(), default_calendar(), b"k", today_in_jakarta())
             service = StatusService(DatabaseStatusSource(db))
             statuses = [(persona.name, await service.status(pid)) for pid, persona in created]

@@ -153,7 +153,7 @@ async def world(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[World
         _env_file=None,
     )
     db = Database.open(app_settings.database_url)
-    await recreate_database(db.engine)
+    await recreate_database(db)
     today = today_in_jakarta()
     created = await seed_demo(db.engine, default_rules(), default_calendar(), app_settings.pii_key, today)
     app = build_app(app_settings, db)

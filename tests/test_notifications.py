@@ -22,7 +22,7 @@ from bot.texts import default_renderer
 from core.accounts import AccountService
 from core.calendar import default_calendar, today_in_jakarta
 from core.db import Database
-from core.demo import recreate_database, seed_demo
+from core.demo import seed_demo
 from core.imports import ImportKind, run_import
 from core.models import OutboxMessage, TelegramLink
 from core.outbox import PARTICIPANT, Outbox
@@ -35,7 +35,6 @@ NUR, NUR_USER = 13, 91_013  # incentive 1 failed
 
 @pytest.fixture
 async def world(sqlite_engine: AsyncEngine) -> AsyncEngine:
-    await recreate_database(sqlite_engine)
     await seed_demo(sqlite_engine, default_rules(), default_calendar(), b"k", today_in_jakarta())
     async with sqlite_engine.begin() as conn:
         await conn.execute(

@@ -37,7 +37,7 @@ async def test_a_restart_mid_conversation_keeps_the_state_in_redis(tmp_path: Pat
     db = tmp_path / "state.db"
     settings = Settings(_env_file=None, database_url=f"sqlite+aiosqlite:///{db}", redis_url=REDIS_URL)
     async with Database.open(settings.database_url) as seeding:
-        await recreate_database(seeding.engine)
+        await recreate_database(seeding)
         await seed_demo(seeding.engine, default_rules(), default_calendar(), settings.pii_key, today_in_jakarta())
 
     first = make_storage(settings)

@@ -28,7 +28,7 @@ from bot.texts import default_renderer
 from core.calendar import JAKARTA, default_calendar, today_in_jakarta
 from core.cases import CaseService, CaseView, ChatMessage
 from core.db import Database
-from core.demo import recreate_database, seed_demo
+from core.demo import seed_demo
 from core.hours import CANNED_VARIABLES, default_support_desk
 from core.models import Case, CaseMessage, OutboxMessage, OutboxStatus, TelegramLink
 from core.outbox import STAFF, Outbox
@@ -187,7 +187,6 @@ async def test_an_edit_too_long_for_one_message_is_relayed_in_two(cases: CaseSer
 
 # --- /queue ---------------------------------------------------------------------------------------------------------
 async def test_the_queue_comes_in_pages_of_this_group_with_links_and_masked_names(sqlite_db: Database) -> None:
-    await recreate_database(sqlite_db.engine)
     personas = await seed_demo(sqlite_db.engine, default_rules(), default_calendar(), b"k", today_in_jakarta())
     app = build_app(Settings(_env_file=None, staff_chat_id=[GROUP_A, GROUP_B]), sqlite_db)
     staff = app.staff
@@ -315,7 +314,6 @@ def test_edits_share_the_participants_flood_throttle() -> None:
 
 async def test_a_logout_the_database_refuses_halfway_changes_nothing(sqlite_engine: AsyncEngine) -> None:
     """/logout during a case is one transaction: unlinked, case closed and agents told — or none of it."""
-    await recreate_database(sqlite_engine)
     [(participant_id, _), *_] = await seed_demo(
         sqlite_engine, default_rules(), default_calendar(), b"k", today_in_jakarta()
     )

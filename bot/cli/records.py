@@ -82,7 +82,7 @@ def status_to_dict(status: ParticipantStatus) -> dict[str, Any]:
 async def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
     async with Database.open(settings.database_url) as db:
         with err.status("Creating the demo database…"):
-            await recreate_database(db.engine)
+            await recreate_database(db)
             today = today_in_jakarta()
             created = await seed_demo(db.engine, default_rules(), default_calendar(), settings.pii_key, today)
         service = StatusService(DatabaseStatusSource(db))
