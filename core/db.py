@@ -1,4 +1,5 @@
-"""Database engine, sessions and migrations. SQLite (aiosqlite) by default, PostgreSQL (asyncpg) by URL."""
+"""The database: `Database` (engine, sessions, SQLite lanes, migrations, close). SQLite (aiosqlite) by default,
+PostgreSQL (asyncpg) by URL."""
 
 from __future__ import annotations
 
@@ -77,7 +78,7 @@ def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
 
 
 def make_sync_sqlite_engine(path: Path) -> Engine:
-    """A plain sqlite3 engine on the same file, for the sidecar's lane threads (see `run_blocking`)."""
+    """A plain sqlite3 engine on the same file, for the lane threads (see `Database.run`)."""
     engine = create_engine(f"sqlite:///{path}")
     event.listen(engine, "connect", _sqlite_pragmas)
     return engine
@@ -190,34 +191,6 @@ class _Lanes:
         self.engine.dispose()
 
 
-_SIDECARS: weakref.WeakKeyDictionary[AsyncEngine, _Lanes] = weakref.WeakKeyDictionary()
-
-
-def _sidecar(engine: AsyncEngine) -> _Lanes | None:
-    sidecar = _SIDECARS.get(engine)
-    if sidecar is not None or engine.dialect.name != "sqlite":  # no URL to parse on every call
-        return sidecar
-    path = sqlite_path(str(engine.url))
-    if path is None:
-        return None
-    sidecar = _SIDECARS[engine] = _Lanes(path)
-    return sidecar
-
-
-def close_sidecar(engine: AsyncEngine) -> None:
-    sidecar = _SIDECARS.pop(engine, None)
-    if sidecar is not None:
-        sidecar.close()
-
-
-async def run_blocking(engine: AsyncEngine, work: Callable[[Connection], T], *, write: bool = False) -> T:
-    sidecar = _sidecar(engine)
-    if sidecar is not None:
-        return await (sidecar.writes if write else sidecar.reads).submit(work)
-    async with engine.begin() if write else engine.connect() as conn:
-        return await conn.run_sync(work)
-
-
 def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, expire_on_commit=False)
 
@@ -245,17 +218,6 @@ def _downgrade(connection: Connection, revision: str) -> None:
     config = alembic_config()
     config.attributes["connection"] = connection
     command.downgrade(config, revision)
-
-
-async def migrate(engine: AsyncEngine, revision: str = "head") -> None:
-    """Bring the schema to `revision` (the only way tables are created)."""
-    async with engine.begin() as conn:
-        await conn.run_sync(_upgrade, revision)
-
-
-async def downgrade(engine: AsyncEngine, revision: str = "base") -> None:
-    async with engine.begin() as conn:
-        await conn.run_sync(_downgrade, revision)
 
 
 class Database:
