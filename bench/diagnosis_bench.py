@@ -27,7 +27,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core.calendar import default_calendar
-from core.db import downgrade, make_engine, migrate, sqlite_path
+from core.db import Database, sqlite_path
 from core.status import DatabaseStatusSource, StatusService
 
 PLATFORMS = ["tokopedia", "pintaria", "bukalapak", "pijarmahir", "maubelajarapa", "sekolahmu", "kemnaker"]
@@ -137,27 +137,22 @@ async def populate_postgresql(engine: AsyncEngine, n: int, progress: Progress) -
         await conn.execute(text("ANALYZE"))
 
 
-async def measure(engine: AsyncEngine, n: int, lookups: int, rounds: int, progress: Progress) -> dict[str, float]:
-    source = DatabaseStatusSource(engine)
-    service = StatusService(source)
+async def measure(db: Database, n: int, lookups: int, rounds: int, progress: Progress) -> dict[str, float]:
+    service = StatusService(DatabaseStatusSource(db))
     rng = random.Random(11)
     rates, latencies = [], []
     task = progress.add_task("diagnoses", total=lookups * rounds)
-    try:
-        await service.status(1)  # warm the pool and the calendar's year cache
-        for _ in range(rounds):
-            ids = [rng.randint(1, n) for _ in range(lookups)]
-            started = time.perf_counter()
-            for pid in ids:
-                t0 = time.perf_counter()
-                status = await service.status(pid)
-                latencies.append(time.perf_counter() - t0)
-                assert status is not None and status.diagnoses
-            rates.append(lookups / (time.perf_counter() - started))
-            progress.advance(task, lookups)
-    finally:
-        source.close()
-        await engine.dispose()
+    await service.status(1)  # warm the pool and the calendar's year cache
+    for _ in range(rounds):
+        ids = [rng.randint(1, n) for _ in range(lookups)]
+        started = time.perf_counter()
+        for pid in ids:
+            t0 = time.perf_counter()
+            status = await service.status(pid)
+            latencies.append(time.perf_counter() - t0)
+            assert status is not None and status.diagnoses
+        rates.append(lookups / (time.perf_counter() - started))
+        progress.advance(task, lookups)
     latencies.sort()
     return {
         "diagnoses_per_s": round(statistics.median(rates), 1),
@@ -181,20 +176,21 @@ async def main() -> None:
         args.participants, args.lookups, args.rounds = 2_000, 300, 3
     with tempfile.TemporaryDirectory() as tmp, Progress(transient=True) as progress:
         url = args.database_url or f"sqlite+aiosqlite:///{Path(tmp) / 'bench.db'}"
-        engine = make_engine(url)
+        db = Database.open(url)
         path = sqlite_path(url)
         if path is None:
-            await downgrade(engine, "base")
-        await migrate(engine)
+            await db.downgrade("base")
+        await db.migrate()
         started = time.perf_counter()
         if path is None:
-            await populate_postgresql(engine, args.participants, progress)
+            await populate_postgresql(db.engine, args.participants, progress)
         else:
-            await engine.dispose()
+            await db.close()
             populate_sqlite(path, args.participants, progress)
-            engine = make_engine(url)
+            db = Database.open(url)
         setup_s = time.perf_counter() - started
-        figures = await measure(engine, args.participants, args.lookups, args.rounds, progress)
+        async with db:
+            figures = await measure(db, args.participants, args.lookups, args.rounds, progress)
     database = "SQLite" if path is not None else "PostgreSQL"
     print(f"participants:        {args.participants:,} on {database} (set-up {setup_s:.1f} s)")
     print(f"diagnoses/s:         {figures['diagnoses_per_s']:,.0f} (median of {args.rounds} rounds; target ≥ 2,000)")

@@ -30,7 +30,7 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 if str(PROJECT_ROOT) not in sys.path:  # runnable as a script from anywhere
     sys.path.insert(0, str(PROJECT_ROOT))
 
-from core.db import make_engine, migrate  # noqa: E402
+from core.db import Database, make_engine  # noqa: E402
 from core.imports import ImportKind, run_import  # noqa: E402
 
 PLATFORMS = ("tokopedia", "pintaria", "bukalapak", "pijarmahir", "maubelajarapa", "sekolahmu", "kemnaker")
@@ -193,11 +193,8 @@ def main() -> None:
             old.unlink(missing_ok=True)
 
         async def prepare() -> None:
-            engine = make_engine(f"sqlite:///{db_path}")
-            try:
-                await migrate(engine)
-            finally:
-                await engine.dispose()
+            async with Database.open(f"sqlite:///{db_path}") as db:
+                await db.migrate()
 
         asyncio.run(prepare())
         seed_reference_data(db_path, participants)

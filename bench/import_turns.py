@@ -31,7 +31,7 @@ for folder in (PROJECT_ROOT, PROJECT_ROOT / "bench"):  # runnable as a script fr
 
 from import_bench import _progress, seed_reference_data, timed_import, write_report  # noqa: E402
 
-from core.db import make_engine, migrate  # noqa: E402
+from core.db import Database  # noqa: E402
 from core.imports.live import LIVE_IMPORT_MAX_BYTES  # noqa: E402
 
 TURN_EVERY = 0.02
@@ -92,11 +92,8 @@ def main() -> None:
             participants = 200_000 if not args.quick else 20_000
 
             async def prepare(path: Path = db_path) -> None:
-                engine = make_engine(f"sqlite:///{path}")
-                try:
-                    await migrate(engine)
-                finally:
-                    await engine.dispose()
+                async with Database.open(f"sqlite:///{path}") as db:
+                    await db.migrate()
 
             asyncio.run(prepare())
             seed_reference_data(db_path, participants)

@@ -32,7 +32,7 @@ from bot.app import build_app
 from bot.settings import Settings
 from bot.web.app import make_web_app
 from bot.web.context import WebContext, build_context
-from core.db import make_engine, migrate
+from core.db import Database
 
 AGENT, STAFF_CHAT = 111, -1001234
 
@@ -154,15 +154,15 @@ async def run(cases: int, clients: int, rounds: int, database_url: str | None) -
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "web.db"
         url = database_url or f"sqlite+aiosqlite:///{path}"
-        engine = make_engine(url)
-        await migrate(engine)
+        db = Database.open(url)
+        await db.migrate()
         if database_url is None:
             with Progress(transient=True) as progress:
                 task = progress.add_task(f"{cases:,} open cases", total=1)
                 await asyncio.to_thread(populate, path, cases)
                 progress.advance(task)
         settings = Settings(database_url=url, staff_chat_id=[STAFF_CHAT], agent_ids=[AGENT], web_url="http://bench")
-        context = build_context(settings, build_app(settings, engine))
+        context = build_context(settings, build_app(settings, db))
         await context.events.start()
         try:
             inbox = await time_inbox(context, rounds)

@@ -16,7 +16,7 @@ from bot.settings import Settings
 from bot.texts import default_renderer, load_yaml
 from core.accounts import AccountService
 from core.cases import CaseService
-from core.db import close_sidecar, make_engine
+from core.db import Database
 from core.faq import FaqMatcher, load_faq, load_off_topic, load_slang
 from core.faq_store import FaqStore
 from core.feedback import FaqAnswerLog
@@ -36,7 +36,7 @@ def load_catalog() -> FaqCatalog:
 @dataclass
 class App:
     settings: Settings
-    engine: AsyncEngine
+    db: Database  # the app's one: the services below share its engine and SQLite lanes; closed by close()
     services: FlowServices
     conversation: Conversation
     status_source: DatabaseStatusSource
@@ -45,35 +45,41 @@ class App:
     catalogs: FaqCatalogProvider
     writer: RowWriter
 
+    @property
+    def engine(self) -> AsyncEngine:
+        """The database's async engine, for the services that only open sessions on it."""
+        return self.db.engine
+
     async def close(self) -> None:
         await self.writer.close()
-        close_sidecar(self.engine)  # the SQLite lanes every service here shares (core.db.run_blocking)
-        await self.engine.dispose()
+        await self.db.close()
 
 
-def build_app(settings: Settings, engine: AsyncEngine | None = None) -> App:
-    engine = engine or make_engine(settings.database_url)
-    source = DatabaseStatusSource(engine)
+def build_app(settings: Settings, db: Database | None = None) -> App:
+    """The app on `db` (which it then owns and closes), or on a Database opened from the settings."""
+    db = db or Database.open(settings.database_url)
+    engine = db.engine
+    source = DatabaseStatusSource(db)
     status = StatusService(source)
     renderer = default_renderer()
     directory = load_yaml("platforms.yaml")
     desk = default_support_desk()
-    writer = RowWriter(engine)  # interactions and FAQ answers of concurrent turns share a commit
+    writer = RowWriter(db)  # interactions and FAQ answers of concurrent turns share a commit
     cases = CaseService(engine, settings.staff_chat_id, desk) if settings.staff_chat_id else None
     handoff: Handoff = CaseHandoff(cases, status, renderer, directory, desk) if cases else NoAgents()
     services = FlowServices(
         accounts=AccountService(engine),
         status=status,
         faq=load_catalog(),
-        answers=FaqAnswerLog(engine, writer),
+        answers=FaqAnswerLog(db, writer),
         renderer=renderer,
         directory=directory,
         rules=default_rules(),
         handoff=handoff,
         cases=cases,
-        interactions=InteractionLog(engine, writer),
+        interactions=InteractionLog(db, writer),
         default_locale=settings.default_locale,
-        context=TurnContextReader(engine),
+        context=TurnContextReader(db),
     )
     # Agents read the shared messages plus the desk's own (support.yaml); participants never see the latter.
     # Who may act as an agent is the app's (one roster per process, not a module-level cache).
@@ -88,4 +94,4 @@ def build_app(settings: Settings, engine: AsyncEngine | None = None) -> App:
     catalogs = FaqCatalogProvider.from_knowledge(store)
     admin = AdminFlow(store, catalogs, settings.admin_ids, locale=settings.default_locale)
     conversation = Conversation(services, catalogs)
-    return App(settings, engine, services, conversation, source, staff, admin, catalogs, writer)
+    return App(settings, db, services, conversation, source, staff, admin, catalogs, writer)

@@ -38,7 +38,7 @@ from bot.outbox_sender import StaffSender
 from bot.session import UrlencodedSession
 from bot.settings import Settings
 from core.console.staff import StaffAccess
-from core.db import close_sidecar, make_engine
+from core.db import Database
 from core.identity import redact
 from core.leader import run_as_leader
 from core.locales import LOCALES
@@ -203,16 +203,11 @@ async def run_polling(app: App) -> None:
     try:
         await bot.delete_webhook(drop_pending_updates=False)
         await set_command_menu(bot, app)
-        # The ledger on connections of its own: recording an update as done may wait for a writer holding SQLite,
-        # and must not hold a connection the next turns need meanwhile.
-        ledger_engine = make_engine(app.settings.database_url)
-        try:
-            async with background_senders(bot, app):
-                polling = LedgerPolling(bot, dp, UpdateLedger(ledger_engine, f"polling:{os.getpid()}"))
-                await polling.run(stop)
-        finally:
-            close_sidecar(ledger_engine)
-            await ledger_engine.dispose()
+        # The ledger on a Database of its own (connections, SQLite lanes): recording an update as done may wait for a
+        # writer holding SQLite, and must not hold a connection or lane the next turns need meanwhile.
+        async with Database.open(app.settings.database_url) as ledger_db, background_senders(bot, app):
+            polling = LedgerPolling(bot, dp, UpdateLedger(ledger_db, f"polling:{os.getpid()}"))
+            await polling.run(stop)
     finally:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(sig)

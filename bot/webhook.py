@@ -243,7 +243,7 @@ class WebhookHandler:
 
 def build_web_app(app: App, bot: Bot, dp: Dispatcher, secret: str) -> web.Application:
     """/webhook and /healthz; /metrics too when METRICS_TOKEN guards it (else it is served only on METRICS_HOST)."""
-    handler = WebhookHandler(app, bot, dp, secret, UpdateLedger(app.engine, worker_name()))
+    handler = WebhookHandler(app, bot, dp, secret, UpdateLedger(app.db, worker_name()))
     web_app = web.Application(client_max_size=MAX_BODY, middlewares=[_request_in_hand])
     web_app[APP_KEY] = app
     web_app[HANDLER_KEY] = handler

@@ -1,4 +1,5 @@
-"""Database engine, sessions and migrations. SQLite (aiosqlite) by default, PostgreSQL (asyncpg) by URL."""
+"""The database: `Database` (engine, sessions, SQLite lanes, migrations, close). SQLite (aiosqlite) by default,
+PostgreSQL (asyncpg) by URL."""
 
 from __future__ import annotations
 
@@ -8,7 +9,6 @@ import queue
 import threading
 import weakref
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -78,7 +78,7 @@ def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
 
 
 def make_sync_sqlite_engine(path: Path) -> Engine:
-    """A plain sqlite3 engine on the same file, for the sidecar's lane threads (see `run_blocking`)."""
+    """A plain sqlite3 engine on the same file, for the lane threads (see `Database.run`)."""
     engine = create_engine(f"sqlite:///{path}")
     event.listen(engine, "connect", _sqlite_pragmas)
     return engine
@@ -110,10 +110,6 @@ class _Lane:
         future: asyncio.Future[T] = loop.create_future()
         self.queue.put((loop, future, work))
         return future
-
-    def close(self) -> None:
-        self.queue.put(None)
-        self.thread.join(timeout=10)
 
     def _run(self) -> None:
         conn: Connection | None = None
@@ -172,52 +168,27 @@ def _resolve(future: asyncio.Future[Any], result: Any, error: BaseException | No
         future.set_result(result)
 
 
-@dataclass
-class _Sidecar:
-    engine: Engine
-    reads: _Lane
-    writes: _Lane  # apart from reads: a write waiting for the file lock (an import) holds up no look-up
+class _Lanes:
+    """On a SQLite file: a plain sqlite3 engine beside the async one, with a read lane and a write lane.
+    aiosqlite hops threads on every cursor call, several times per statement; the hot paths of a turn run their
+    statements together in one hop instead (see `Database.run`)."""
+
+    def __init__(self, path: Path) -> None:
+        self.engine = make_sync_sqlite_engine(path)
+        self.reads = _Lane(self.engine, "sqlite-reads", write=False)
+        # Apart from reads: a write waiting for the file lock (an import) holds up no look-up.
+        self.writes = _Lane(self.engine, "sqlite-writes", write=True)
+
+    def stop(self) -> None:
+        """Ask both threads to finish the work queued so far and stop (without waiting for them)."""
+        self.reads.queue.put(None)
+        self.writes.queue.put(None)
 
     def close(self) -> None:
-        self.reads.close()
-        self.writes.close()
+        self.stop()
+        self.reads.thread.join(timeout=10)
+        self.writes.thread.join(timeout=10)
         self.engine.dispose()
-
-
-_SIDECARS: weakref.WeakKeyDictionary[AsyncEngine, _Sidecar] = weakref.WeakKeyDictionary()
-
-
-def _sidecar(engine: AsyncEngine) -> _Sidecar | None:
-    """On a SQLite file: a plain sqlite3 engine beside the async one, with a read lane and a write lane (None
-    elsewhere). aiosqlite hops threads on every cursor call, several times per statement; the hot paths of a turn
-    run their statements together in one hop instead (see `run_blocking`)."""
-    sidecar = _SIDECARS.get(engine)
-    if sidecar is not None or engine.dialect.name != "sqlite":  # no URL to parse on every call
-        return sidecar
-    path = sqlite_path(str(engine.url))
-    if path is None:
-        return None
-    sync = make_sync_sqlite_engine(path)
-    sidecar = _SIDECARS[engine] = _Sidecar(
-        sync, _Lane(sync, "sqlite-reads", write=False), _Lane(sync, "sqlite-writes", write=True)
-    )
-    return sidecar
-
-
-def close_sidecar(engine: AsyncEngine) -> None:
-    sidecar = _SIDECARS.pop(engine, None)
-    if sidecar is not None:
-        sidecar.close()
-
-
-async def run_blocking(engine: AsyncEngine, work: Callable[[Connection], T], *, write: bool = False) -> T:
-    """Run `work` (plain SQLAlchemy calls on a Connection) in one transaction: on SQLite on a lane thread of the
-    sidecar engine, elsewhere through the async engine (asyncpg) on this loop. `write`: commit at the end."""
-    sidecar = _sidecar(engine)
-    if sidecar is not None:
-        return await (sidecar.writes if write else sidecar.reads).submit(work)
-    async with engine.begin() if write else engine.connect() as conn:
-        return await conn.run_sync(work)
 
 
 def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
@@ -249,12 +220,78 @@ def _downgrade(connection: Connection, revision: str) -> None:
     command.downgrade(config, revision)
 
 
-async def migrate(engine: AsyncEngine, revision: str = "head") -> None:
-    """Bring the schema to `revision` (the only way tables are created)."""
-    async with engine.begin() as conn:
-        await conn.run_sync(_upgrade, revision)
+class Database:
+    """The app's database: the async engine, its sessions and, on a SQLite file, the two lane threads of `run`.
 
+    Whoever opens one closes it — `async with Database.open(url) as db:` — and everything built on it (the app's
+    services, a CLI command, a test) shares that one object. Two Databases on the same file share nothing: each has
+    its own connections and lanes (the polling ledger keeps its own so that it never waits behind a turn).
+    """
 
-async def downgrade(engine: AsyncEngine, revision: str = "base") -> None:
-    async with engine.begin() as conn:
-        await conn.run_sync(_downgrade, revision)
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+        self.sessions = make_sessionmaker(engine)
+        self.is_sqlite = engine.dialect.name == "sqlite"
+        self._path = sqlite_path(str(engine.url)) if self.is_sqlite else None  # None: `run` uses the async engine
+        self._lanes: _Lanes | None = None  # started by the first `run`: many commands never need them
+        self._unclosed: weakref.finalize[[], Database] | None = None
+        self._closed = False
+
+    @classmethod
+    def open(cls, url: str, **engine_options: Any) -> Database:
+        """Connects lazily: nothing is opened before the first statement."""
+        return cls(make_engine(url, **engine_options))
+
+    @property
+    def url(self) -> str:
+        return self.engine.url.render_as_string(hide_password=False)
+
+    async def run(self, work: Callable[[Connection], T], *, write: bool = False) -> T:
+        """Run `work` (plain SQLAlchemy calls on a Connection) in one transaction: on a SQLite file on a lane thread
+        with a plain sqlite3 connection, elsewhere through the async engine (asyncpg) on this loop. `write`: commit
+        at the end; on SQLite concurrent writes share one commit (group commit, each caller hears back after it)."""
+        lanes = self._lanes
+        if lanes is None:
+            if self._path is None:
+                async with self.engine.begin() if write else self.engine.connect() as conn:
+                    return await conn.run_sync(work)
+            lanes = self._start_lanes(self._path)
+        return await (lanes.writes if write else lanes.reads).submit(work)
+
+    def _start_lanes(self, path: Path) -> _Lanes:
+        if self._closed:  # lanes started now would never be stopped
+            raise RuntimeError("the database is closed")
+        lanes = self._lanes = _Lanes(path)
+        # Dropped without close (a crashed test): the threads still stop once their queued work is done.
+        self._unclosed = weakref.finalize(self, lanes.stop)
+        return lanes
+
+    async def migrate(self, revision: str = "head") -> None:
+        """Bring the schema to `revision` (the only way tables are created)."""
+        async with self.engine.begin() as conn:
+            await conn.run_sync(_upgrade, revision)
+
+    async def downgrade(self, revision: str = "base") -> None:
+        async with self.engine.begin() as conn:
+            await conn.run_sync(_downgrade, revision)
+
+    async def disconnect(self) -> None:
+        """Close every connection — the lanes and the engine's pool — after the work queued so far; the next use
+        opens new ones (`recreate_database` deletes the file in between)."""
+        lanes, self._lanes = self._lanes, None
+        if lanes is not None:
+            assert self._unclosed is not None
+            self._unclosed.detach()
+            await asyncio.to_thread(lanes.close)
+        await self.engine.dispose()
+
+    async def close(self) -> None:
+        """Disconnect for good (idempotent)."""
+        self._closed = True
+        await self.disconnect()
+
+    async def __aenter__(self) -> Database:
+        return self
+
+    async def __aexit__(self, *_exc: object) -> None:
+        await self.close()

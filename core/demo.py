@@ -14,7 +14,7 @@ import yaml
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core.calendar import WorkingCalendar
-from core.db import downgrade, make_sessionmaker, migrate, sqlite_path
+from core.db import Database, make_sessionmaker, sqlite_path
 from core.diagnosis import Stage
 from core.identity import keyed_hash
 from core.models import (
@@ -647,16 +647,16 @@ def load_platform_directory(path: Path | None = None) -> list[dict[str, str]]:
     return [{"code": p["code"], "name": p["name"]} for p in (*data["platforms"], *data.get("former_platforms", ()))]
 
 
-async def recreate_database(engine: AsyncEngine) -> None:
+async def recreate_database(db: Database) -> None:
     """Start from an empty schema: drop the SQLite file, or migrate a server database down to base."""
-    path = sqlite_path(str(engine.url))
+    path = sqlite_path(db.url)
     if path is not None:
-        await engine.dispose()
+        await db.disconnect()  # no connection or lane of ours keeps the old file
         for suffix in ("", "-wal", "-shm", "-journal"):
             await asyncio.to_thread(Path(f"{path}{suffix}").unlink, missing_ok=True)
     else:
-        await downgrade(engine, "base")
-    await migrate(engine)
+        await db.downgrade("base")
+    await db.migrate()
 
 
 async def seed_demo(

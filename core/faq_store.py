@@ -18,7 +18,7 @@ from sqlalchemy import Select, and_, func, inspect, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
-from core.db import make_engine, make_sessionmaker, sqlite_path
+from core.db import Database, make_sessionmaker, sqlite_path
 from core.faq import load_faq, load_off_topic
 from core.faq_entries import FaqEntry, FaqProblem, entry_document, validate_entry
 from core.models import Event, FaqVersion
@@ -329,13 +329,10 @@ async def faq_in_use(database_url: str) -> list[FaqEntry]:
     file (no database yet, or one the bot has not seeded). Never creates or changes a database."""
     path = sqlite_path(database_url)
     if path is None or await asyncio.to_thread(path.is_file):
-        engine = make_engine(database_url)
-        try:
-            async with engine.connect() as conn:
+        async with Database.open(database_url) as db:
+            async with db.engine.connect() as conn:
                 seeded = await conn.run_sync(lambda sync: inspect(sync).has_table(FaqVersion.__tablename__))
-            entries = await FaqStore(engine).current() if seeded else []
-        finally:
-            await engine.dispose()
+            entries = await FaqStore(db.engine).current() if seeded else []
         if entries:
             return entries
     return load_faq()

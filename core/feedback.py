@@ -5,9 +5,8 @@ from __future__ import annotations
 from typing import cast
 
 from sqlalchemy import Table, update
-from sqlalchemy.ext.asyncio import AsyncEngine
 
-from core.db import make_sessionmaker
+from core.db import Database
 from core.identity import redact_free_text
 from core.models import FaqAnswer
 from core.writes import RowWriter
@@ -17,9 +16,9 @@ _TABLE = cast(Table, FaqAnswer.__table__)
 
 
 class FaqAnswerLog:
-    def __init__(self, engine: AsyncEngine, writer: RowWriter | None = None) -> None:
-        self.sessions = make_sessionmaker(engine)
-        self.writer = writer or RowWriter(engine)
+    def __init__(self, db: Database, writer: RowWriter | None = None) -> None:
+        self.sessions = db.sessions
+        self.writer = writer or RowWriter(db)
 
     async def record(
         self,

@@ -8,7 +8,7 @@ from enum import Enum
 from sqlalchemy import func, select
 
 from core.calendar import default_calendar, today_in_jakarta
-from core.db import make_engine, migrate, sqlite_path
+from core.db import Database, sqlite_path
 from core.demo import recreate_database, seed_demo
 from core.models import Participant
 from core.rules import default_rules
@@ -26,15 +26,12 @@ async def prepare_database(database_url: str, pii_key: bytes, demo: bool) -> Dat
     seeded: an empty one may be a production database waiting for its first import."""
     path = sqlite_path(database_url)
     new_file = path is not None and not await asyncio.to_thread(path.exists)
-    engine = make_engine(database_url)
-    try:
+    async with Database.open(database_url) as db:
         if new_file and demo:
-            await recreate_database(engine)
-            await seed_demo(engine, default_rules(), default_calendar(), pii_key, today_in_jakarta())
+            await recreate_database(db)
+            await seed_demo(db.engine, default_rules(), default_calendar(), pii_key, today_in_jakarta())
             return DatabaseState.DEMO_CREATED
-        await migrate(engine)
-        async with engine.connect() as conn:
+        await db.migrate()
+        async with db.engine.connect() as conn:
             participants = await conn.scalar(select(func.count()).select_from(Participant))
         return DatabaseState.READY if participants else DatabaseState.EMPTY
-    finally:
-        await engine.dispose()

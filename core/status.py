@@ -7,10 +7,9 @@ from datetime import date
 from typing import Any, Protocol, cast
 
 from sqlalchemy import Connection, bindparam, select
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core.calendar import WorkingCalendar, default_calendar, today_in_jakarta
-from core.db import close_sidecar, run_blocking
+from core.db import Database
 from core.diagnosis import (
     DiagnosisEngine,
     EnrollmentFacts,
@@ -109,18 +108,15 @@ def _read_facts(conn: Connection, participant_id: int) -> ParticipantFacts | Non
 class DatabaseStatusSource:
     """Facts from the records database: one indexed query per participant.
 
-    The query runs in one step of `run_blocking` (on SQLite: the sidecar's read lane with the
+    The query runs in one step of `Database.run` (on SQLite: the read lane with the
     plain sqlite3 driver; aiosqlite hops threads on every cursor call, which made a lookup three times slower).
     """
 
-    def __init__(self, engine: AsyncEngine) -> None:
-        self.engine = engine
+    def __init__(self, db: Database) -> None:
+        self.db = db
 
     async def participant_facts(self, participant_id: int) -> ParticipantFacts | None:
-        return await run_blocking(self.engine, lambda conn: _read_facts(conn, participant_id))
-
-    def close(self) -> None:
-        close_sidecar(self.engine)
+        return await self.db.run(lambda conn: _read_facts(conn, participant_id))
 
 
 class StatusService:

@@ -11,9 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from sqlalchemy import Connection, bindparam, select
-from sqlalchemy.ext.asyncio import AsyncEngine
 
-from core.db import run_blocking
+from core.db import Database
 from core.faq_store import revision_query
 from core.models import Case, TelegramLink
 
@@ -32,12 +31,12 @@ class TurnContext:
 
 
 class TurnContextReader:
-    def __init__(self, engine: AsyncEngine) -> None:
-        self.engine = engine
+    def __init__(self, db: Database) -> None:
+        self.db = db
 
     async def read(self, telegram_user_id: int) -> TurnContext:
         def read(conn: Connection) -> TurnContext:
             revision, participant_id, blocked, had_case = conn.execute(_QUERY, {"user": telegram_user_id}).one()
             return TurnContext(int(revision), participant_id, bool(blocked), bool(had_case))
 
-        return await run_blocking(self.engine, read)
+        return await self.db.run(read)

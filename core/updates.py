@@ -15,9 +15,8 @@ from typing import Any
 
 from sqlalchemy import Connection, delete, select, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncEngine
 
-from core.db import is_sqlite, make_sessionmaker, run_blocking
+from core.db import Database
 from core.models import ProcessedUpdate
 
 LEASE = timedelta(seconds=15)  # a worker renews it every LEASE / 3 while the update is in hand
@@ -31,12 +30,12 @@ class Claim(StrEnum):
 
 
 class UpdateLedger:
-    def __init__(self, engine: AsyncEngine, worker: str, lease: timedelta = LEASE) -> None:
-        self.engine = engine
-        self.sessions = make_sessionmaker(engine)
+    def __init__(self, db: Database, worker: str, lease: timedelta = LEASE) -> None:
+        self.db = db
+        self.sessions = db.sessions
         self.worker = worker[:64]
         self.lease = lease
-        self._insert = sqlite.insert if is_sqlite(str(engine.url)) else postgresql.insert
+        self._insert = sqlite.insert if db.is_sqlite else postgresql.insert
 
     async def claim(self, update_id: int, now: datetime | None = None) -> Claim:
         moment = now or datetime.now(UTC)
@@ -67,8 +66,8 @@ class UpdateLedger:
             )
             return Claim.NEW
 
-        # Every update passes here twice (claim, done): on SQLite in one worker-thread step each (core.db).
-        return await run_blocking(self.engine, claim, write=True)
+        # Every update passes here twice (claim, done): on SQLite in one lane-thread step each (core.db).
+        return await self.db.run(claim, write=True)
 
     async def renew(self, update_id: int, now: datetime | None = None) -> bool:
         """Still working on it: push the lease forward. False when the claim is no longer ours."""
@@ -90,7 +89,7 @@ class UpdateLedger:
             .where(ProcessedUpdate.update_id == update_id)
             .values(status="done", done_at=now or datetime.now(UTC))
         )
-        await run_blocking(self.engine, lambda conn: conn.execute(statement), write=True)
+        await self.db.run(lambda conn: conn.execute(statement), write=True)
 
     async def record_done(self, update_id: int, now: datetime | None = None) -> None:
         """Handled without a claim: long polling has one consumer (Telegram refuses a second getUpdates), so it only
@@ -103,7 +102,7 @@ class UpdateLedger:
         )
         # Not on the write lane that turns share (core.db): while another writer holds SQLite, this waits on its own
         # connection instead of queueing every turn's writes behind it.
-        async with self.engine.begin() as conn:
+        async with self.db.engine.begin() as conn:
             await conn.execute(statement)
 
     async def release(self, update_id: int) -> None:
@@ -126,7 +125,7 @@ class UpdateLedger:
     async def is_done(self, update_id: int) -> bool:
         # On SQLite through the read lane (core.db): a read that a writer holding the database never delays.
         statement = select(ProcessedUpdate.status).where(ProcessedUpdate.update_id == update_id)
-        status = await run_blocking(self.engine, lambda conn: conn.execute(statement).scalar())
+        status = await self.db.run(lambda conn: conn.execute(statement).scalar())
         return bool(status == "done")
 
     # --- long polling's durable inbox --------------------------------------------------------------------------
@@ -142,7 +141,7 @@ class UpdateLedger:
             for i, body in updates
         ]
         statement = self._insert(ProcessedUpdate).on_conflict_do_nothing(index_elements=["update_id"])
-        await run_blocking(self.engine, lambda conn: conn.execute(statement, rows), write=True)
+        await self.db.run(lambda conn: conn.execute(statement, rows), write=True)
 
     async def done_among(self, update_ids: Sequence[int]) -> set[int]:
         """Which of these updates are done (one read; on SQLite through the read lane, which a writer holding the
@@ -150,7 +149,7 @@ class UpdateLedger:
         statement = select(ProcessedUpdate.update_id).where(
             ProcessedUpdate.update_id.in_(list(update_ids)), ProcessedUpdate.status == "done"
         )
-        rows = await run_blocking(self.engine, lambda conn: conn.execute(statement).scalars().all())
+        rows = await self.db.run(lambda conn: conn.execute(statement).scalars().all())
         return {int(i) for i in rows}
 
     async def open_payloads(self) -> list[tuple[int, str]]:
@@ -160,7 +159,7 @@ class UpdateLedger:
             .where(ProcessedUpdate.status == "processing", ProcessedUpdate.payload.is_not(None))
             .order_by(ProcessedUpdate.update_id)
         )
-        rows = await run_blocking(self.engine, lambda conn: conn.execute(statement).all())
+        rows = await self.db.run(lambda conn: conn.execute(statement).all())
         return [(int(i), str(body)) for i, body in rows]
 
     async def done_many(self, update_ids: Sequence[int], now: datetime | None = None) -> None:
@@ -177,4 +176,4 @@ class UpdateLedger:
         statement = insert.on_conflict_do_update(
             index_elements=["update_id"], set_={"status": "done", "done_at": insert.excluded.done_at, "payload": None}
         )
-        await run_blocking(self.engine, lambda conn: conn.execute(statement, rows), write=True)
+        await self.db.run(lambda conn: conn.execute(statement, rows), write=True)

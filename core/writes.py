@@ -14,9 +14,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import Connection, Table, insert
-from sqlalchemy.ext.asyncio import AsyncEngine
 
-from core.db import run_blocking
+from core.db import Database
 
 log = logging.getLogger(__name__)
 MAX_BATCH = 500  # rows per transaction: keeps one flush short even after a stall
@@ -36,8 +35,8 @@ class _Row:
 
 
 class RowWriter:
-    def __init__(self, engine: AsyncEngine, max_batch: int = MAX_BATCH) -> None:
-        self.engine = engine
+    def __init__(self, db: Database, max_batch: int = MAX_BATCH) -> None:
+        self.db = db
         self.max_batch = max_batch
         self._waiting: list[_Row] = []
         self._flusher: asyncio.Task[None] | None = None
@@ -80,7 +79,7 @@ class RowWriter:
             shapes.setdefault(row.shape, []).append(row)
         groups = list(shapes.values())
         statements = [(rows[0].table, rows[0].returning_id, [row.values for row in rows]) for rows in groups]
-        results = await run_blocking(self.engine, lambda conn: [_insert_many(conn, *s) for s in statements], write=True)
+        results = await self.db.run(lambda conn: [_insert_many(conn, *s) for s in statements], write=True)
         for rows, ids in zip(groups, results, strict=True):
             for row, result in zip(rows, ids, strict=True):
                 _settle(row, result)

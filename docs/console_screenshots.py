@@ -23,7 +23,7 @@ from bot.web.desk import ConsoleCases
 from core.calendar import default_calendar, today_in_jakarta
 from core.cases.views import ChatMessage
 from core.console.staff import Principal, Role
-from core.db import make_engine
+from core.db import Database
 from core.demo import recreate_database, seed_demo
 from core.rules import default_rules
 
@@ -41,10 +41,10 @@ async def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         url = f"sqlite+aiosqlite:///{Path(tmp) / 'shots.db'}"
         settings = Settings(database_url=url, staff_chat_id=[STAFF_CHAT], agent_ids=[AGENT], web_url="http://shots")
-        engine = make_engine(url)
-        await recreate_database(engine)
-        personas = await seed_demo(engine, default_rules(), default_calendar(), settings.pii_key, today_in_jakarta())
-        context = build_context(settings, build_app(settings, engine))
+        db = Database.open(url)
+        await recreate_database(db)
+        personas = await seed_demo(db.engine, default_rules(), default_calendar(), settings.pii_key, today_in_jakarta())
+        context = build_context(settings, build_app(settings, db))
         cases = context.app.services.cases
         assert cases is not None
         status = context.app.services.status

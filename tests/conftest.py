@@ -12,7 +12,7 @@ from alembic.util.exc import CommandError
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from core.db import downgrade, make_engine, migrate
+from core.db import Database
 from tests.fake_bot_api import FakeBotApi
 
 PG_URL = os.environ.get("DATABASE_URL", "") if os.environ.get("DATABASE_URL", "").startswith("postgres") else ""
@@ -27,46 +27,59 @@ def pytest_itemcollected(item: pytest.Item) -> None:
     in one worker, one after the other: they recreate the schema, flush Redis and even restart the servers. (Marked
     as each item is collected: xdist reads the groups in its own collection hook.)"""
     reasons = [str(m.kwargs.get("reason", "")) for m in item.iter_markers("skipif")]
-    if "pg_engine" in getattr(item, "fixturenames", ()) or any(w in r for r in reasons for w in _SERVICE_WORDS):
+    if "pg_db" in getattr(item, "fixturenames", ()) or any(w in r for r in reasons for w in _SERVICE_WORDS):
         item.add_marker(pytest.mark.xdist_group("services"))
 
 
-async def _fresh(url: str) -> AsyncEngine:
-    engine = make_engine(url)
+async def _fresh(url: str) -> Database:
+    db = Database.open(url)
     if not url.startswith("sqlite"):
         try:
-            await downgrade(engine, "base")
+            await db.downgrade("base")
         except CommandError:  # left at a revision this checkout does not have (another branch migrated it): start over
-            async with engine.begin() as connection:
+            async with db.engine.begin() as connection:
                 await connection.execute(text("DROP SCHEMA public CASCADE"))
                 await connection.execute(text("CREATE SCHEMA public"))
-    await migrate(engine)
-    return engine
+    await db.migrate()
+    return db
 
 
 @pytest.fixture
-async def sqlite_engine(tmp_path: Path) -> AsyncIterator[AsyncEngine]:
-    engine = await _fresh(f"sqlite+aiosqlite:///{tmp_path / 'test.db'}")
-    yield engine
-    await engine.dispose()
+async def sqlite_db(tmp_path: Path) -> AsyncIterator[Database]:
+    async with await _fresh(f"sqlite+aiosqlite:///{tmp_path / 'test.db'}") as db:
+        yield db
 
 
 @pytest.fixture
-async def pg_engine() -> AsyncIterator[AsyncEngine]:
+async def pg_db() -> AsyncIterator[Database]:
     if not PG_URL:
         pytest.skip("DATABASE_URL does not point at PostgreSQL")
-    engine = await _fresh(PG_URL)
-    yield engine
-    await engine.dispose()
+    async with await _fresh(PG_URL) as db:
+        yield db
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=requires_pg)])
-async def engine(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[AsyncEngine]:
+async def db(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Database]:
     """The same test on the embedded default and, when available, on PostgreSQL."""
     url = f"sqlite+aiosqlite:///{tmp_path / 'test.db'}" if request.param == "sqlite" else PG_URL
-    engine = await _fresh(url)
-    yield engine
-    await engine.dispose()
+    async with await _fresh(url) as db:
+        yield db
+
+
+# The engines of those databases, for tests of services that only open sessions on them.
+@pytest.fixture
+def sqlite_engine(sqlite_db: Database) -> AsyncEngine:
+    return sqlite_db.engine
+
+
+@pytest.fixture
+def pg_engine(pg_db: Database) -> AsyncEngine:
+    return pg_db.engine
+
+
+@pytest.fixture
+def engine(db: Database) -> AsyncEngine:
+    return db.engine
 
 
 @pytest.fixture

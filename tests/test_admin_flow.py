@@ -28,6 +28,7 @@ from bot.flows.types import EventKind, Incoming
 from bot.handlers.admin import make_router
 from bot.settings import Settings
 from bot.texts import load_yaml
+from core.db import Database
 from core.faq import parse_faq_entries
 from core.faq_store import FaqStore
 from core.models import FaqAnswer
@@ -81,24 +82,21 @@ async def admin(engine: AsyncEngine) -> AsyncIterator[Admin]:
     yield Admin(store, provider, AdminFlow(store, provider, {ADMIN}))
 
 
-async def ask(engine: AsyncEngine, provider: FaqCatalogProvider, question: str) -> str:
+async def ask(db: Database, provider: FaqCatalogProvider, question: str) -> str:
     """A participant's free-text question through the real conversation, with the catalog of this moment."""
-    app = build_app(Settings(_env_file=None, database_url=str(engine.url)), engine)
-    try:
-        services = dataclasses.replace(app.services, faq=await provider.catalog())
-        outcome = await Conversation(services).handle(Incoming(EventKind.TEXT, PARTICIPANT, question), None)
-    finally:
-        app.status_source.close()
+    app = build_app(Settings(_env_file=None, database_url=db.url), db)  # the test's database closes it
+    services = dataclasses.replace(app.services, faq=await provider.catalog())
+    outcome = await Conversation(services).handle(Incoming(EventKind.TEXT, PARTICIPANT, question), None)
     return "\n".join(reply.text for reply in outcome.replies)
 
 
-async def test_an_admin_edit_answers_the_next_question(engine: AsyncEngine, admin: Admin) -> None:
-    assert "hanya <b>digital</b>" not in await ask(engine, admin.provider, QUESTION)
+async def test_an_admin_edit_answers_the_next_question(db: Database, admin: Admin) -> None:
+    assert "hanya <b>digital</b>" not in await ask(db, admin.provider, QUESTION)
 
     saved = text_of(await admin.say("faq_set", "physical_card\n" + NEW_ENTRY_YAML))
     assert "physical_card" in saved and "versi 1" in saved
 
-    answer = await ask(engine, admin.provider, QUESTION)
+    answer = await ask(db, admin.provider, QUESTION)
     assert "Kartu Prakerja hanya <b>digital</b>." in answer
 
 

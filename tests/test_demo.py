@@ -6,10 +6,10 @@ import json
 from datetime import date
 
 import pytest
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.cli import status_to_dict
 from core.calendar import WorkingCalendar
+from core.db import Database
 from core.demo import PERSONAS, seed_demo
 from core.diagnosis import NextAction, ParticipantStatus, Stage
 from core.rules import default_rules
@@ -49,20 +49,16 @@ def test_personas_keep_their_numbers_and_birth_dates() -> None:
 
 # A Wednesday, a Monday after a weekend, a Saturday in the Idul Fitri closure of 2026, a Friday before a long weekend.
 @pytest.fixture(params=[date(2026, 4, 8), date(2026, 4, 13), date(2026, 3, 21), date(2026, 5, 29)], ids=str)
-async def demo(request: pytest.FixtureRequest, sqlite_engine: AsyncEngine) -> list[tuple[ParticipantStatus, int]]:
+async def demo(request: pytest.FixtureRequest, sqlite_db: Database) -> list[tuple[ParticipantStatus, int]]:
     today: date = request.param
-    created = await seed_demo(sqlite_engine, default_rules(), WorkingCalendar(), b"k", today)
-    source = DatabaseStatusSource(sqlite_engine)
-    service = StatusService(source, default_rules(), WorkingCalendar())
-    try:
-        statuses = []
-        for participant_id, persona in created:
-            status = await service.status(participant_id, today)
-            assert status is not None
-            statuses.append((status, persona.key))
-        return statuses
-    finally:
-        source.close()
+    created = await seed_demo(sqlite_db.engine, default_rules(), WorkingCalendar(), b"k", today)
+    service = StatusService(DatabaseStatusSource(sqlite_db), default_rules(), WorkingCalendar())
+    statuses = []
+    for participant_id, persona in created:
+        status = await service.status(participant_id, today)
+        assert status is not None
+        statuses.append((status, persona.key))
+    return statuses
 
 
 async def test_each_persona_is_at_its_stage_on_any_day(demo: list[tuple[ParticipantStatus, int]]) -> None:

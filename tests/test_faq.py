@@ -23,7 +23,7 @@ from bot.flows.views import participant_view, platform_entry
 from bot.texts import default_renderer, load_yaml
 from core import faq
 from core.calendar import default_calendar, today_in_jakarta
-from core.db import make_engine
+from core.db import Database
 from core.demo import PERSONAS, recreate_database, seed_demo
 from core.faq import FaqMatcher, clean_text, load_faq, load_off_topic, load_slang
 from core.faq_entries import FaqEntry
@@ -166,17 +166,11 @@ def persona_contexts(tmp_path_factory: pytest.TempPathFactory) -> list[tuple[str
     """The `participant` context the bot gives FAQ answers, for each demo persona (seeded into an SQLite file)."""
 
     async def build(path: Path) -> list[tuple[str, dict[str, Any]]]:
-        engine = make_engine(f"sqlite+aiosqlite:///{path}")
-        try:
-            await recreate_database(engine)
-            created = await seed_demo(engine, default_rules(), default_calendar(), b"k", today_in_jakarta())
-            source = DatabaseStatusSource(engine)
-            try:
-                statuses = [(persona.name, await StatusService(source).status(pid)) for pid, persona in created]
-            finally:
-                source.close()
-        finally:
-            await engine.dispose()
+        async with Database.open(f"sqlite+aiosqlite:///{path}") as db:
+            await recreate_database(db)
+            created = await seed_demo(db.engine, default_rules(), default_calendar(), b"k", today_in_jakarta())
+            service = StatusService(DatabaseStatusSource(db))
+            statuses = [(persona.name, await service.status(pid)) for pid, persona in created]
         directory = load_yaml("platforms.yaml")
         return [(name, participant_view(directory, status)) for name, status in statuses if status is not None]
 

@@ -26,7 +26,7 @@ from bot.settings import Settings
 from bot.texts import default_renderer
 from core.accounts import LOCKOUT, MAX_FAILURES, SecondFactorResult
 from core.calendar import default_calendar, today_in_jakarta
-from core.db import make_engine
+from core.db import Database
 from core.demo import (
     INSTITUTIONS,
     PERSONAS,
@@ -161,11 +161,11 @@ async def world(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[World
         redis_url=None,
         _env_file=None,
     )
-    engine = make_engine(app_settings.database_url)
-    await recreate_database(engine)
+    db = Database.open(app_settings.database_url)
+    await recreate_database(db)
     today = today_in_jakarta()
-    created = await seed_demo(engine, default_rules(), default_calendar(), app_settings.pii_key, today)
-    app = build_app(app_settings, engine)
+    created = await seed_demo(db.engine, default_rules(), default_calendar(), app_settings.pii_key, today)
+    app = build_app(app_settings, db)
     try:
         yield World(app, {persona.key: pid for pid, persona in created}, today)
     finally:

@@ -12,7 +12,7 @@ import pytest_asyncio
 
 from core.accounts import LOCKOUT, LONG_LOCKOUT, MAX_FAILURES, AccountService, SecondFactorResult
 from core.calendar import default_calendar
-from core.db import close_sidecar, make_engine
+from core.db import Database
 from core.demo import PERSONAS, recreate_database, seed_demo
 from core.identity import find_birth_date
 from core.rules import default_rules
@@ -24,15 +24,11 @@ WRONG = "01-01-1990"
 
 @pytest_asyncio.fixture
 async def accounts(tmp_path: Path) -> AsyncIterator[tuple[AccountService, int]]:
-    engine = make_engine(f"sqlite+aiosqlite:///{tmp_path / 'lockout.db'}")
-    await recreate_database(engine)
-    created = await seed_demo(engine, default_rules(), default_calendar(), b"k" * 32, date(2026, 3, 2))
-    participant = next(pid for pid, persona in created if persona.name == DEDI.name)
-    try:
-        yield AccountService(engine), participant
-    finally:
-        close_sidecar(engine)
-        await engine.dispose()
+    async with Database.open(f"sqlite+aiosqlite:///{tmp_path / 'lockout.db'}") as db:
+        await recreate_database(db)
+        created = await seed_demo(db.engine, default_rules(), default_calendar(), b"k" * 32, date(2026, 3, 2))
+        participant = next(pid for pid, persona in created if persona.name == DEDI.name)
+        yield AccountService(db.engine), participant
 
 
 async def fail(service: AccountService, user: int, participant: int, times: int, now: datetime) -> SecondFactorResult:

@@ -13,7 +13,7 @@ from pathlib import Path
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from core.db import make_engine
+from core.db import Database
 from core.imports import ImportKind, run_import
 from core.updates import Claim, UpdateLedger
 from tests.conftest import PG_URL, requires_pg
@@ -33,13 +33,10 @@ async def test_a_turn_writes_while_an_import_runs_on_postgresql(pg_engine: Async
 
     importing = asyncio.create_task(run_import(pg_engine, ImportKind.PLATFORMS, path, progress=progress))
     await started.wait()  # the import holds its transaction: its first chunk is in
-    bot = make_engine(PG_URL)  # a bot worker's own connections
-    try:
+    async with Database.open(PG_URL) as bot:  # a bot worker's own connections
         claimed = await UpdateLedger(bot, "turn").claim(123_456_789)
-        async with bot.connect() as conn:
+        async with bot.engine.connect() as conn:
             visible = await conn.scalar(text("SELECT count(*) FROM platforms"))
-    finally:
-        await bot.dispose()
     report = await importing
     assert claimed is Claim.NEW and report.status == "applied" and report.applied == ROWS
     assert visible == 0, "the turn's write waited for the import to commit"

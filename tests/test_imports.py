@@ -18,7 +18,7 @@ import pytest
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from core.db import make_engine, make_sessionmaker
+from core.db import Database, make_engine, make_sessionmaker
 from core.diagnosis import Stage
 from core.identity import digits_only, keyed_hash, mask_phone
 from core.imports import ImportFileError, ImportKind, ImportReport, run_import
@@ -1163,8 +1163,9 @@ async def test_payout_accounts_keep_the_last_4_digits_and_mask_phones_in_the_log
     assert await scalar(engine, "SELECT COUNT(*) FROM payout_accounts") == 2
 
 
-async def test_a_freshly_migrated_database_is_loaded_by_imports_alone(engine: AsyncEngine, tmp_path: Path) -> None:
+async def test_a_freshly_migrated_database_is_loaded_by_imports_alone(db: Database, tmp_path: Path) -> None:
     """`prakerja-bot migrate`, then the imports: reference data, participants, their reports → a diagnosis."""
+    engine = db.engine
     assert await scalar(engine, "SELECT COUNT(*) FROM platforms") == 0
     steps: list[tuple[ImportKind, Path]] = [
         (PLATFORMS, write_csv(tmp_path / "platforms.csv", ["code", "name"], [["tokopedia", "Tokopedia"]])),
@@ -1214,25 +1215,21 @@ async def test_a_freshly_migrated_database_is_loaded_by_imports_alone(engine: As
         report = await run_pii(engine, kind, path)
         assert (kind, report.status, report.rejected) == (kind, "applied", [])
 
-    source = DatabaseStatusSource(engine)
-    try:
-        service = StatusService(source)
-        stages = {}
-        for participant_id in (1, 2, 3):
-            status = await service.status(participant_id, TODAY)
-            assert status is not None
-            stages[participant_id] = [d.stage for d in status.diagnoses]
-        assert stages == {
-            1: [Stage.AWAITING_PLATFORM_REPORT],
-            2: [Stage.AWAITING_PMO],
-            3: [Stage.NOT_PURCHASED],
-        }  # 2024: the report does not wait for the rating
-        first = await service.status(1, TODAY)
-        assert first is not None and first.facts.scheme == "2023" and first.payout_warnings == ()
-        assert first.diagnoses[0].enrollment is not None
-        assert first.diagnoses[0].enrollment.institution_name == "Lembaga A"
-    finally:
-        source.close()
+    service = StatusService(DatabaseStatusSource(db))
+    stages = {}
+    for participant_id in (1, 2, 3):
+        status = await service.status(participant_id, TODAY)
+        assert status is not None
+        stages[participant_id] = [d.stage for d in status.diagnoses]
+    assert stages == {
+        1: [Stage.AWAITING_PLATFORM_REPORT],
+        2: [Stage.AWAITING_PMO],
+        3: [Stage.NOT_PURCHASED],
+    }  # 2024: the report does not wait for the rating
+    first = await service.status(1, TODAY)
+    assert first is not None and first.facts.scheme == "2023" and first.payout_warnings == ()
+    assert first.diagnoses[0].enrollment is not None
+    assert first.diagnoses[0].enrollment.institution_name == "Lembaga A"
 
 
 # --- scale, chunks, concurrency ------------------------------------------------------------------------------

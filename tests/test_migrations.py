@@ -8,16 +8,16 @@ import pytest
 from sqlalchemy import inspect, text
 from sqlalchemy.exc import DBAPIError
 
-from core.db import downgrade, make_engine, migrate
+from core.db import Database
 from core.models import Base
 from tests.conftest import PG_URL, requires_pg
 
 
 async def _roundtrip(url: str) -> None:
-    engine = make_engine(url)
-    try:
-        await downgrade(engine, "base")
-        await migrate(engine)
+    async with Database.open(url) as db:
+        engine = db.engine
+        await db.downgrade("base")
+        await db.migrate()
         async with engine.connect() as conn:
             tables = set(await conn.run_sync(lambda c: inspect(c).get_table_names()))
             revision = (await conn.execute(text("SELECT version_num FROM alembic_version"))).scalar_one()
@@ -42,13 +42,11 @@ async def _roundtrip(url: str) -> None:
             with pytest.raises(DBAPIError):
                 async with engine.begin() as conn:
                     await conn.execute(text(statement))
-        await downgrade(engine, "base")
+        await db.downgrade("base")
         async with engine.connect() as conn:
             left = set(await conn.run_sync(lambda c: inspect(c).get_table_names())) - {"alembic_version"}
         assert left == set()
-        await migrate(engine)
-    finally:
-        await engine.dispose()
+        await db.migrate()
 
 
 async def test_sqlite_upgrade_from_empty_to_head(tmp_path: Path) -> None:
@@ -61,9 +59,9 @@ async def test_postgresql_upgrade_from_empty_to_head() -> None:
 
 
 async def test_cases_opened_before_the_sla_get_their_first_reply_due(tmp_path: Path) -> None:
-    engine = make_engine(f"sqlite+aiosqlite:///{tmp_path / 'sla.db'}")
-    try:
-        await migrate(engine, "0012")
+    async with Database.open(f"sqlite+aiosqlite:///{tmp_path / 'sla.db'}") as db:
+        engine = db.engine
+        await db.migrate("0012")
         async with engine.begin() as conn:
             # Tuesday 4 March 2025, 16:30 WIB (09:30 UTC): half an hour that day, half the next morning.
             await conn.execute(
@@ -72,9 +70,7 @@ async def test_cases_opened_before_the_sla_get_their_first_reply_due(tmp_path: P
                     "VALUES (1, 'open', 'participant_asked', 'id', '[]', '2025-03-04 09:30:00')"
                 )
             )
-        await migrate(engine)
+        await db.migrate()
         async with engine.connect() as conn:
             due = (await conn.execute(text("SELECT first_reply_due FROM cases"))).scalar_one()
         assert str(due).startswith("2025-03-05 01:30:00")  # 08:30 WIB
-    finally:
-        await engine.dispose()

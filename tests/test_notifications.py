@@ -21,7 +21,8 @@ from bot.telegram import make_bot
 from bot.texts import default_renderer
 from core.accounts import AccountService
 from core.calendar import default_calendar, today_in_jakarta
-from core.demo import recreate_database, seed_demo
+from core.db import Database
+from core.demo import seed_demo
 from core.imports import ImportKind, run_import
 from core.models import OutboxMessage, TelegramLink
 from core.outbox import PARTICIPANT, Outbox
@@ -34,7 +35,6 @@ NUR, NUR_USER = 13, 91_013  # incentive 1 failed
 
 @pytest.fixture
 async def world(sqlite_engine: AsyncEngine) -> AsyncEngine:
-    await recreate_database(sqlite_engine)
     await seed_demo(sqlite_engine, default_rules(), default_calendar(), b"k", today_in_jakarta())
     async with sqlite_engine.begin() as conn:
         await conn.execute(
@@ -145,13 +145,13 @@ async def test_a_participant_who_blocked_the_bot_is_marked_and_skipped(
 
 
 async def test_writing_again_after_blocking_the_bot_resumes_notifications(
-    world: AsyncEngine, tmp_path: Path, api: FakeBotApi, bot: Bot
+    world: AsyncEngine, sqlite_db: Database, tmp_path: Path, api: FakeBotApi, bot: Bot
 ) -> None:
     async with world.begin() as conn:
         await conn.execute(
             update(TelegramLink).where(TelegramLink.telegram_user_id == HANA_USER).values(blocked_at=func.now())
         )
-    app = build_app(Settings(_env_file=None), world)
+    app = build_app(Settings(_env_file=None), sqlite_db)  # the database `world` filled
     try:
         outcome = await app.conversation.handle(Incoming(EventKind.COMMAND, HANA_USER, "help"), None)
         assert outcome.replies  # answered as usual

@@ -11,9 +11,8 @@ import subprocess
 from pathlib import Path
 
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncEngine
 
-from core.db import close_sidecar
+from core.db import Database
 from core.models import ProcessedUpdate
 from core.updates import UpdateLedger
 from tests.fake_bot_api import FakeBotApi
@@ -63,19 +62,16 @@ async def test_a_killed_poller_loses_no_update_and_repeats_none_it_finished(tmp_
             assert len(api.sent(user)) == answered_before[user], f"update {update_id} was handled twice"
 
 
-async def test_the_polling_inbox_keeps_an_update_until_it_is_done(engine: AsyncEngine) -> None:
+async def test_the_polling_inbox_keeps_an_update_until_it_is_done(db: Database) -> None:
     """Polled updates are stored before Telegram forgets them; done ones lose their body (personal data) and are
     never stored again; marking done may come before the store (the turn was quicker), which then leaves it done."""
-    ledger = UpdateLedger(engine, "polling:test")
-    try:
-        await ledger.receive([(1, '{"update_id": 1}'), (2, '{"update_id": 2}')])
-        assert await ledger.open_payloads() == [(1, '{"update_id": 1}'), (2, '{"update_id": 2}')]
-        await ledger.done_many([1, 3])  # 3: done before its store
-        await ledger.receive([(1, '{"update_id": 1}'), (3, '{"update_id": 3}')])
-        assert await ledger.open_payloads() == [(2, '{"update_id": 2}')]
-        assert await ledger.done_among([1, 2, 3]) == {1, 3}
-        async with engine.connect() as conn:
-            bodies = dict((await conn.execute(select(ProcessedUpdate.update_id, ProcessedUpdate.payload))).all())
-        assert bodies == {1: None, 2: '{"update_id": 2}', 3: None}
-    finally:
-        close_sidecar(engine)
+    ledger = UpdateLedger(db, "polling:test")
+    await ledger.receive([(1, '{"update_id": 1}'), (2, '{"update_id": 2}')])
+    assert await ledger.open_payloads() == [(1, '{"update_id": 1}'), (2, '{"update_id": 2}')]
+    await ledger.done_many([1, 3])  # 3: done before its store
+    await ledger.receive([(1, '{"update_id": 1}'), (3, '{"update_id": 3}')])
+    assert await ledger.open_payloads() == [(2, '{"update_id": 2}')]
+    assert await ledger.done_among([1, 2, 3]) == {1, 3}
+    async with db.engine.connect() as conn:
+        bodies = dict((await conn.execute(select(ProcessedUpdate.update_id, ProcessedUpdate.payload))).all())
+    assert bodies == {1: None, 2: '{"update_id": 2}', 3: None}

@@ -15,7 +15,7 @@ from bot.flows.types import EventKind, Incoming, Outcome
 from bot.settings import Settings
 from bot.telegram import REDIS_CONNECTIONS, make_storage
 from core.calendar import default_calendar, today_in_jakarta
-from core.db import make_engine
+from core.db import Database
 from core.demo import recreate_database, seed_demo
 from core.rules import default_rules
 from tests.conftest import REDIS_URL
@@ -26,7 +26,7 @@ DEDI_PHONE = "+6281200000004"
 
 async def _say(storage: BaseStorage, app_settings: Settings, db: Path, event: Incoming) -> Outcome:
     key = StorageKey(bot_id=1, chat_id=event.user_id, user_id=event.user_id)
-    app = build_app(app_settings, make_engine(f"sqlite+aiosqlite:///{db}"))
+    app = build_app(app_settings, Database.open(f"sqlite+aiosqlite:///{db}"))
     try:
         outcome = await app.conversation.handle(event, await storage.get_data(key))
     finally:
@@ -39,10 +39,9 @@ async def _say(storage: BaseStorage, app_settings: Settings, db: Path, event: In
 async def test_a_restart_mid_conversation_keeps_the_state_in_redis(tmp_path: Path) -> None:
     db = tmp_path / "state.db"
     settings = Settings(_env_file=None, database_url=f"sqlite+aiosqlite:///{db}", redis_url=REDIS_URL)
-    engine = make_engine(settings.database_url)
-    await recreate_database(engine)
-    await seed_demo(engine, default_rules(), default_calendar(), settings.pii_key, today_in_jakarta())
-    await engine.dispose()
+    async with Database.open(settings.database_url) as seeding:
+        await recreate_database(seeding)
+        await seed_demo(seeding.engine, default_rules(), default_calendar(), settings.pii_key, today_in_jakarta())
 
     first = make_storage(settings)
     await first.set_data(StorageKey(bot_id=1, chat_id=USER, user_id=USER), {})

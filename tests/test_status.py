@@ -7,10 +7,9 @@ from datetime import date
 from functools import partial
 
 from sqlalchemy import Connection, insert, select
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core.calendar import WorkingCalendar
-from core.db import run_blocking
+from core.db import Database
 from core.demo import seed_demo
 from core.diagnosis import EnrollmentFacts, InstallmentFacts, ParticipantFacts, PayoutFacts
 from core.models import (
@@ -169,30 +168,24 @@ def _add_awkward_participants(conn: Connection) -> tuple[int, int]:
     return many, bare
 
 
-async def test_the_joined_query_reads_what_one_query_per_table_reads(engine: AsyncEngine) -> None:
-    created = await seed_demo(engine, default_rules(), WorkingCalendar(), b"k", TODAY)
-    many, bare = await run_blocking(engine, _add_awkward_participants, write=True)
-    source = DatabaseStatusSource(engine)
-    try:
-        ids = [pid for pid, _ in created] + [many, bare, max(many, bare) + 1]
-        for pid in ids:
-            expected = await run_blocking(engine, partial(_reference_facts, participant_id=pid))
-            assert await source.participant_facts(pid) == expected, pid
-        facts = await source.participant_facts(many)
-        assert facts is not None
-        assert [e.purchased_on for e in facts.enrollments] == [date(2020, 6, 1), date(2020, 6, 9), date(2020, 6, 9)]
-        assert [i.seq for i in facts.installments] == [1, 2, 3, 4]
-        bare_facts = await source.participant_facts(bare)
-        assert bare_facts is not None and bare_facts.payout is None and bare_facts.enrollments == ()
-        assert [i.seq for i in bare_facts.installments] == [1]
-        assert await source.participant_facts(max(many, bare) + 1) is None
-    finally:
-        source.close()
+async def test_the_joined_query_reads_what_one_query_per_table_reads(db: Database) -> None:
+    created = await seed_demo(db.engine, default_rules(), WorkingCalendar(), b"k", TODAY)
+    many, bare = await db.run(_add_awkward_participants, write=True)
+    source = DatabaseStatusSource(db)
+    ids = [pid for pid, _ in created] + [many, bare, max(many, bare) + 1]
+    for pid in ids:
+        expected = await db.run(partial(_reference_facts, participant_id=pid))
+        assert await source.participant_facts(pid) == expected, pid
+    facts = await source.participant_facts(many)
+    assert facts is not None
+    assert [e.purchased_on for e in facts.enrollments] == [date(2020, 6, 1), date(2020, 6, 9), date(2020, 6, 9)]
+    assert [i.seq for i in facts.installments] == [1, 2, 3, 4]
+    bare_facts = await source.participant_facts(bare)
+    assert bare_facts is not None and bare_facts.payout is None and bare_facts.enrollments == ()
+    assert [i.seq for i in bare_facts.installments] == [1]
+    assert await source.participant_facts(max(many, bare) + 1) is None
 
 
-async def test_a_participant_without_records_gets_no_status(engine: AsyncEngine) -> None:
-    source = DatabaseStatusSource(engine)
-    try:
-        assert await StatusService(source, default_rules(), WorkingCalendar()).status(1, TODAY) is None
-    finally:
-        source.close()
+async def test_a_participant_without_records_gets_no_status(db: Database) -> None:
+    source = DatabaseStatusSource(db)
+    assert await StatusService(source, default_rules(), WorkingCalendar()).status(1, TODAY) is None

@@ -27,7 +27,8 @@ from bot.telegram import make_bot
 from bot.texts import default_renderer
 from core.calendar import JAKARTA, default_calendar, today_in_jakarta
 from core.cases import CaseService, CaseView, ChatMessage
-from core.demo import recreate_database, seed_demo
+from core.db import Database
+from core.demo import seed_demo
 from core.hours import CANNED_VARIABLES, default_support_desk
 from core.models import Case, CaseMessage, OutboxMessage, OutboxStatus, TelegramLink
 from core.outbox import STAFF, Outbox
@@ -185,26 +186,22 @@ async def test_an_edit_too_long_for_one_message_is_relayed_in_two(cases: CaseSer
 
 
 # --- /queue ---------------------------------------------------------------------------------------------------------
-async def test_the_queue_comes_in_pages_of_this_group_with_links_and_masked_names(sqlite_engine: AsyncEngine) -> None:
-    await recreate_database(sqlite_engine)
-    personas = await seed_demo(sqlite_engine, default_rules(), default_calendar(), b"k", today_in_jakarta())
-    app = build_app(Settings(_env_file=None, staff_chat_id=[GROUP_A, GROUP_B]), sqlite_engine)
-    try:
-        staff = app.staff
-        assert staff is not None
-        staff.cases.staff_chat_ids = [GROUP_A]
-        participant_id, persona = personas[0]
-        ids = []
-        for n in range(80):
-            who = participant_id if n == 0 else None
-            opened = await staff.cases.open_case(USER + n, who, "overdue", "id", "awaiting_pmo", [], "kartu", "P")
-            await staff.cases.topic_created(USER + n, GROUP_A, 1000 + n)
-            ids.append(opened.case.id)
-        staff.cases.staff_chat_ids = [GROUP_B]
-        elsewhere = await staff.cases.open_case(USER + 99, None, "overdue", "id", None, [], "kartu", "P")
-        pages = await staff.queue(GROUP_A)
-    finally:
-        app.status_source.close()
+async def test_the_queue_comes_in_pages_of_this_group_with_links_and_masked_names(sqlite_db: Database) -> None:
+    personas = await seed_demo(sqlite_db.engine, default_rules(), default_calendar(), b"k", today_in_jakarta())
+    app = build_app(Settings(_env_file=None, staff_chat_id=[GROUP_A, GROUP_B]), sqlite_db)
+    staff = app.staff
+    assert staff is not None
+    staff.cases.staff_chat_ids = [GROUP_A]
+    participant_id, persona = personas[0]
+    ids = []
+    for n in range(80):
+        who = participant_id if n == 0 else None
+        opened = await staff.cases.open_case(USER + n, who, "overdue", "id", "awaiting_pmo", [], "kartu", "P")
+        await staff.cases.topic_created(USER + n, GROUP_A, 1000 + n)
+        ids.append(opened.case.id)
+    staff.cases.staff_chat_ids = [GROUP_B]
+    elsewhere = await staff.cases.open_case(USER + 99, None, "overdue", "id", None, [], "kartu", "P")
+    pages = await staff.queue(GROUP_A)
     assert len(pages) >= 2
     assert all(plain_length(page) <= MAX_MESSAGE and html_problems(page) == [] for page in pages)
     assert pages[0].startswith(f"<b>Antrean kasus (80)</b>, terlama dulu — bagian 1/{len(pages)}")
@@ -217,19 +214,16 @@ async def test_the_queue_comes_in_pages_of_this_group_with_links_and_masked_name
 
 
 # --- the case card --------------------------------------------------------------------------------------------------
-async def test_a_long_case_card_is_cut_to_fit(sqlite_engine: AsyncEngine) -> None:
-    app = build_app(Settings(_env_file=None, staff_chat_id=[GROUP_A]), sqlite_engine)
-    try:
-        staff = app.staff
-        assert staff is not None
-        handoff: CaseHandoff = staff.handoff
-        lines = [f"👤 pesan {n:02d} " + "kata " * 38 for n in range(40)]  # about 8,000 characters
-        request = HandoffRequest(USER, None, "participant_asked", "id", ["rating"], lines, "Peserta")
-        card, _, _ = await handoff.card(request)
-        freak = HandoffRequest(USER, None, "participant_asked", "id", [], [], "A&B " * 1500)
-        cut, _, _ = await handoff.card(freak)
-    finally:
-        app.status_source.close()
+async def test_a_long_case_card_is_cut_to_fit(sqlite_db: Database) -> None:
+    app = build_app(Settings(_env_file=None, staff_chat_id=[GROUP_A]), sqlite_db)
+    staff = app.staff
+    assert staff is not None
+    handoff: CaseHandoff = staff.handoff
+    lines = [f"👤 pesan {n:02d} " + "kata " * 38 for n in range(40)]  # about 8,000 characters
+    request = HandoffRequest(USER, None, "participant_asked", "id", ["rating"], lines, "Peserta")
+    card, _, _ = await handoff.card(request)
+    freak = HandoffRequest(USER, None, "participant_asked", "id", [], [], "A&B " * 1500)
+    cut, _, _ = await handoff.card(freak)
     assert plain_length(card) <= MAX_MESSAGE and html_problems(card) == []
     assert "pesan 39" in card and "pesan 00" not in card  # the oldest lines went first
     assert "/claim" in card and "Belum terverifikasi" in card
@@ -262,16 +256,13 @@ async def test_a_member_who_leaves_is_no_agent_at_once(api: FakeBotApi) -> None:
         await bot.session.close()
 
 
-async def test_a_topic_name_is_plain_text(sqlite_engine: AsyncEngine) -> None:
+async def test_a_topic_name_is_plain_text(sqlite_db: Database) -> None:
     """HTML in a participant's Telegram name is shown as typed, not as "&lt;b&gt;" (a topic's name is not HTML)."""
-    app = build_app(Settings(_env_file=None, staff_chat_id=[GROUP_A]), sqlite_engine)
-    try:
-        staff = app.staff
-        assert staff is not None
-        request = HandoffRequest(USER, None, "participant_asked", "id", [], [], "<b>Budi</b> & Sari")
-        card, topic, _ = await staff.handoff.card(request)
-    finally:
-        app.status_source.close()
+    app = build_app(Settings(_env_file=None, staff_chat_id=[GROUP_A]), sqlite_db)
+    staff = app.staff
+    assert staff is not None
+    request = HandoffRequest(USER, None, "participant_asked", "id", [], [], "<b>Budi</b> & Sari")
+    card, topic, _ = await staff.handoff.card(request)
     assert topic == f"<b>Budi</b> & Sari · {USER}"
     assert "&lt;b&gt;Budi&lt;/b&gt; &amp; Sari" in card  # the card is HTML: there it stays escaped
 
@@ -323,7 +314,6 @@ def test_edits_share_the_participants_flood_throttle() -> None:
 
 async def test_a_logout_the_database_refuses_halfway_changes_nothing(sqlite_engine: AsyncEngine) -> None:
     """/logout during a case is one transaction: unlinked, case closed and agents told — or none of it."""
-    await recreate_database(sqlite_engine)
     [(participant_id, _), *_] = await seed_demo(
         sqlite_engine, default_rules(), default_calendar(), b"k", today_in_jakarta()
     )

@@ -10,10 +10,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import select, update
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core.cases.views import ChatMessage
 from core.console.staff import Role
+from core.db import Database
 from core.models import AuditEntry, Case, CaseMessage, ConsoleLoginLink, OutboxMessage
 from tests.fake_bot_api import FakeBotApi
 from tests.harness import TOKEN
@@ -22,8 +22,8 @@ from tests.web_harness import ADMIN, AGENT, SUPERVISOR, console
 REDIS_URL = os.environ.get("REDIS_URL", "")
 
 
-async def test_without_a_session_the_root_is_the_login_page_and_the_api_answers_401(sqlite_engine: AsyncEngine) -> None:
-    async with console(sqlite_engine) as c:
+async def test_without_a_session_the_root_is_the_login_page_and_the_api_answers_401(sqlite_db: Database) -> None:
+    async with console(sqlite_db) as c:
         home = await c.client.get("/")
         assert home.status_code == 200 and "/login" in home.text
         assert (await c.client.get("/inbox")).headers["location"] == "/"
@@ -32,8 +32,8 @@ async def test_without_a_session_the_root_is_the_login_page_and_the_api_answers_
         assert (await c.client.get("/api/openapi.json")).json()["openapi"].startswith("3.")
 
 
-async def test_a_login_link_signs_in_once_into_an_httponly_samesite_session(sqlite_engine: AsyncEngine) -> None:
-    async with console(sqlite_engine) as c:
+async def test_a_login_link_signs_in_once_into_an_httponly_samesite_session(sqlite_db: Database) -> None:
+    async with console(sqlite_db) as c:
         assert await c.context.access.issue_login_link(5555) is None  # not staff
         token = await c.context.access.issue_login_link(AGENT)
         assert token is not None
@@ -52,8 +52,8 @@ async def test_a_login_link_signs_in_once_into_an_httponly_samesite_session(sqli
         assert again.status_code == 400 and "pk_session" not in again.headers.get("set-cookie", "")
 
 
-async def test_an_expired_link_is_refused(sqlite_engine: AsyncEngine) -> None:
-    async with console(sqlite_engine) as c:
+async def test_an_expired_link_is_refused(sqlite_db: Database) -> None:
+    async with console(sqlite_db) as c:
         old = datetime.now(UTC) - timedelta(minutes=11)
         token = await c.context.access.issue_login_link(AGENT, now=old)
         assert token is not None
@@ -61,9 +61,9 @@ async def test_an_expired_link_is_refused(sqlite_engine: AsyncEngine) -> None:
 
 
 async def test_a_reply_from_the_console_goes_through_the_outbox_the_topic_and_the_audit_log(
-    engine: AsyncEngine,
+    db: Database,
 ) -> None:
-    async with console(engine) as c:
+    async with console(db) as c:
         case_id = await c.open_case(7001, "sertifikat belum muncul")
         csrf = await c.sign_in(AGENT)
         refused = await c.client.post(f"/cases/{case_id}/reply", data={"text": "tanpa token"})
@@ -87,8 +87,8 @@ async def test_a_reply_from_the_console_goes_through_the_outbox_the_topic_and_th
         assert detail["status"] == "claimed" and detail["claimed_by"] == AGENT
 
 
-async def test_roles_are_checked_on_the_server(sqlite_engine: AsyncEngine) -> None:
-    async with console(sqlite_engine) as c:
+async def test_roles_are_checked_on_the_server(sqlite_db: Database) -> None:
+    async with console(sqlite_db) as c:
         await c.context.access.set_member(SUPERVISOR, Role.SUPERVISOR, "Sup", True, ADMIN)
         case_id = await c.open_case(7002, "halo")
         csrf = await c.sign_in(AGENT)
@@ -106,8 +106,8 @@ async def test_roles_are_checked_on_the_server(sqlite_engine: AsyncEngine) -> No
         assert (await c.client.get("/api/v1/stats")).status_code == 200
 
 
-async def test_inbox_views_counts_and_search(sqlite_engine: AsyncEngine) -> None:
-    async with console(sqlite_engine) as c:
+async def test_inbox_views_counts_and_search(sqlite_db: Database) -> None:
+    async with console(sqlite_db) as c:
         first = await c.open_case(7101, "a")
         second = await c.open_case(7102, "b")
         csrf = await c.sign_in(AGENT)
@@ -122,15 +122,15 @@ async def test_inbox_views_counts_and_search(sqlite_engine: AsyncEngine) -> None
         assert re.findall(r'data-case="(\d+)"', page.text) == [str(first), str(second)]
 
 
-async def test_cases_past_their_first_reply_target_are_flagged_and_filtered(sqlite_engine: AsyncEngine) -> None:
-    async with console(sqlite_engine) as c:
+async def test_cases_past_their_first_reply_target_are_flagged_and_filtered(sqlite_db: Database) -> None:
+    async with console(sqlite_db) as c:
         late, answered_late, on_time = (
             await c.open_case(7201, "a"),
             await c.open_case(7202, "b"),
             await c.open_case(7203, "c"),
         )
         past = datetime.now(UTC) - timedelta(hours=2)
-        async with sqlite_engine.begin() as conn:
+        async with sqlite_db.engine.begin() as conn:
             await conn.execute(update(Case).where(Case.id.in_([late, answered_late])).values(first_reply_due=past))
             await conn.execute(update(Case).where(Case.id == answered_late).values(first_reply_at=datetime.now(UTC)))
         csrf = await c.sign_in(AGENT)
@@ -145,8 +145,8 @@ async def test_cases_past_their_first_reply_target_are_flagged_and_filtered(sqli
         assert page.text.count('class=" breached"') == 2 and "lewat SLA" in page.text
 
 
-async def test_the_console_process_assigns_new_cases_to_the_agent_signed_in(sqlite_engine: AsyncEngine) -> None:
-    async with console(sqlite_engine) as c:
+async def test_the_console_process_assigns_new_cases_to_the_agent_signed_in(sqlite_db: Database) -> None:
+    async with console(sqlite_db) as c:
         app = c.client._transport.app  # type: ignore[attr-defined]
         async with app.router.lifespan_context(app):  # starts the automatic assignment loop, as `web` does
             await c.sign_in(AGENT)
@@ -157,24 +157,24 @@ async def test_the_console_process_assigns_new_cases_to_the_agent_signed_in(sqli
                     break
                 await asyncio.sleep(0.1)
             assert [r["id"] for r in listed] == [case_id]
-            async with sqlite_engine.connect() as conn:
+            async with sqlite_db.engine.connect() as conn:
                 payloads = (await conn.execute(select(OutboxMessage.payload))).scalars().all()
             assert any(f"diberikan otomatis ke {AGENT}" in str(p) for p in payloads)  # the topic is told
 
 
-async def test_the_case_page_offers_canned_replies_with_their_variables_filled_in(sqlite_engine: AsyncEngine) -> None:
-    async with console(sqlite_engine) as c:
+async def test_the_case_page_offers_canned_replies_with_their_variables_filled_in(sqlite_db: Database) -> None:
+    async with console(sqlite_db) as c:
         case_id = await c.open_case(7401, "halo")
         await c.sign_in(AGENT)
         page = await c.client.get(f"/cases/{case_id}")
         assert f"Halo Kak, saya {AGENT} dari Prakerja Helpdesk. Kasus #{case_id} sekarang saya tangani" in page.text
 
 
-async def test_a_participants_file_is_shown_through_the_consoles_file_proxy(sqlite_engine: AsyncEngine) -> None:
+async def test_a_participants_file_is_shown_through_the_consoles_file_proxy(sqlite_db: Database) -> None:
     async with FakeBotApi() as api:
         pushed = api.push_document(7501, "bukti.pdf", content=b"%PDF-1.4 bukti transfer")
         file_id = pushed["message"]["document"]["file_id"]
-        async with console(sqlite_engine, bot_token=TOKEN, bot_api_url=api.url) as c:
+        async with console(sqlite_db, bot_token=TOKEN, bot_api_url=api.url) as c:
             cases = c.context.app.services.cases
             assert cases is not None
             case_id = await c.open_case(7501, "ini buktinya")
@@ -198,8 +198,8 @@ async def test_a_participants_file_is_shown_through_the_consoles_file_proxy(sqli
             assert (await c.client.get(line["media"][0], follow_redirects=False)).status_code in (302, 303, 401)
 
 
-async def test_api_tokens_are_stored_hashed_and_can_be_revoked(sqlite_engine: AsyncEngine) -> None:
-    async with console(sqlite_engine) as c:
+async def test_api_tokens_are_stored_hashed_and_can_be_revoked(sqlite_db: Database) -> None:
+    async with console(sqlite_db) as c:
         token_id, token = await c.context.access.create_api_token("crm", Role.AGENT, ADMIN)
         assert all(t.token_hash != token for t in await c.context.access.api_tokens())
         auth = {"authorization": f"Bearer {token}"}
@@ -208,8 +208,8 @@ async def test_api_tokens_are_stored_hashed_and_can_be_revoked(sqlite_engine: As
         assert (await c.client.get("/api/v1/faq", headers=auth)).status_code == 401
 
 
-async def test_a_new_case_is_published_to_connected_consoles(sqlite_engine: AsyncEngine) -> None:
-    async with console(sqlite_engine) as c:
+async def test_a_new_case_is_published_to_connected_consoles(sqlite_db: Database) -> None:
+    async with console(sqlite_db) as c:
         async with c.context.events.local.subscription() as queue:
             await asyncio.sleep(0.5)  # the watcher has its first marks
             case_id = await c.open_case(7201, "baru")
@@ -218,7 +218,7 @@ async def test_a_new_case_is_published_to_connected_consoles(sqlite_engine: Asyn
 
 
 @pytest.mark.skipif(not REDIS_URL, reason="REDIS_URL is not set")
-async def test_events_reach_every_process_through_redis(sqlite_engine: AsyncEngine) -> None:
+async def test_events_reach_every_process_through_redis(sqlite_db: Database) -> None:
     """Two console processes (two contexts) on one database: one watcher holds the Redis lease and publishes; the
     other process's browsers get the event through Redis pub/sub."""
     from redis.asyncio import Redis
@@ -226,7 +226,7 @@ async def test_events_reach_every_process_through_redis(sqlite_engine: AsyncEngi
     redis = Redis.from_url(REDIS_URL)
     await redis.delete("prakerja:console:watcher")
     await redis.aclose()
-    async with console(sqlite_engine, REDIS_URL) as first, console(sqlite_engine, REDIS_URL) as second:
+    async with console(sqlite_db, REDIS_URL) as first, console(sqlite_db, REDIS_URL) as second:
         async with first.context.events.local.subscription() as q1, second.context.events.local.subscription() as q2:
             await asyncio.sleep(1.0)  # a watcher took the lease and has its first marks
             case_id = await first.open_case(7301, "lewat redis")
@@ -234,8 +234,8 @@ async def test_events_reach_every_process_through_redis(sqlite_engine: AsyncEngi
         assert [e["case_id"] for e in got] == [case_id, case_id]
 
 
-async def test_an_admin_adds_staff_and_creates_a_token_and_both_are_audited(sqlite_engine: AsyncEngine) -> None:
-    async with console(sqlite_engine) as c:
+async def test_an_admin_adds_staff_and_creates_a_token_and_both_are_audited(sqlite_db: Database) -> None:
+    async with console(sqlite_db) as c:
         csrf = await c.sign_in(ADMIN)
         headers = {"x-csrf-token": csrf}
         added = await c.client.post("/api/v1/staff", json={"telegram_id": 4242, "role": "supervisor"}, headers=headers)
@@ -256,8 +256,8 @@ async def test_an_admin_adds_staff_and_creates_a_token_and_both_are_audited(sqli
         assert {e["actor"] for e in audit} == {f"staff:{ADMIN}"}
 
 
-async def test_an_admin_imports_a_file_through_the_api_and_gets_the_row_report(sqlite_engine: AsyncEngine) -> None:
-    async with console(sqlite_engine) as c:
+async def test_an_admin_imports_a_file_through_the_api_and_gets_the_row_report(sqlite_db: Database) -> None:
+    async with console(sqlite_db) as c:
         csrf = await c.sign_in(ADMIN)
         headers = {"x-csrf-token": csrf, "content-type": "text/csv"}
         body = "code,name\ntokopedia,Tokopedia\n,Tanpa kode\n"
@@ -271,10 +271,10 @@ async def test_an_admin_imports_a_file_through_the_api_and_gets_the_row_report(s
         assert (await c.client.post("/api/v1/imports/nonsense", content=good, headers=headers)).status_code == 404
 
 
-async def test_the_faq_api_checks_an_entry_as_faq_set_does(sqlite_engine: AsyncEngine) -> None:
+async def test_the_faq_api_checks_an_entry_as_faq_set_does(sqlite_db: Database) -> None:
     """The API saved any template and took YAML-ish values: now the one entry reader and the same render checks
     (time and size limits, Telegram HTML) refuse it before a participant can trigger it."""
-    async with console(sqlite_engine) as c:
+    async with console(sqlite_db) as c:
         csrf = await c.sign_in(ADMIN)
         headers = {"x-csrf-token": csrf}
         slow = "{% for a in range(100000) %}{% for b in range(100000) %}x{% endfor %}{% endfor %}"
@@ -297,9 +297,9 @@ async def test_the_faq_api_checks_an_entry_as_faq_set_does(sqlite_engine: AsyncE
         assert await c.context.faq.current_version("slow_answer") == 3
 
 
-async def test_a_superscript_digit_in_a_case_id_is_not_found_not_a_crash(sqlite_engine: AsyncEngine) -> None:
+async def test_a_superscript_digit_in_a_case_id_is_not_found_not_a_crash(sqlite_db: Database) -> None:
     """The API fuzzer found it: "²".isdigit() is true and int("²") raises, so /api/v1/cases/²/close answered 500."""
-    async with console(sqlite_engine) as c:
+    async with console(sqlite_db) as c:
         csrf = await c.sign_in(ADMIN)
         for path in ("/api/v1/cases/%C2%B2/close", "/api/v1/cases/%C2%B2", "/cases/%C2%B2"):
             response = await (

@@ -14,12 +14,12 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import select, update
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.flows.types import EventKind, Incoming
 from bot.web.app import make_web_app
 from core.calendar import WorkingCalendar
 from core.console.staff import Role
+from core.db import Database
 from core.demo import PERSONAS, seed_demo
 from core.models import AuditEntry, Case
 from core.rules import default_rules
@@ -59,8 +59,8 @@ def csrf_of(page: str) -> str:
     return found.group(1)
 
 
-async def test_admin_pages_need_a_session_and_the_admin_role(sqlite_engine: AsyncEngine) -> None:
-    async with console(sqlite_engine) as c:
+async def test_admin_pages_need_a_session_and_the_admin_role(sqlite_db: Database) -> None:
+    async with console(sqlite_db) as c:
         await c.context.access.set_member(SUPERVISOR, Role.SUPERVISOR, "Sup", True, ADMIN)
         for path in (*ADMIN_PAGES, "/admin/stats"):
             assert (await c.client.get(path)).headers["location"] == "/", path
@@ -84,9 +84,9 @@ async def test_admin_pages_need_a_session_and_the_admin_role(sqlite_engine: Asyn
 
 
 async def test_an_faq_entry_edited_in_the_form_is_what_the_matcher_and_the_bot_use_and_rolls_back(
-    engine: AsyncEngine,
+    db: Database,
 ) -> None:
-    async with console(engine) as c:
+    async with console(db) as c:
         csrf = await c.sign_in(ADMIN)
         first = "Kartu Prakerja hanya <b>digital</b>."
         refused = await c.client.post("/admin/faq/save", data=entry_form("wrong", "physical_card", first))
@@ -126,8 +126,8 @@ async def test_an_faq_entry_edited_in_the_form_is_what_the_matcher_and_the_bot_u
         ]
 
 
-async def test_a_deleted_entry_leaves_the_bot_and_a_rollback_brings_it_back(sqlite_engine: AsyncEngine) -> None:
-    async with console(sqlite_engine) as c:
+async def test_a_deleted_entry_leaves_the_bot_and_a_rollback_brings_it_back(sqlite_db: Database) -> None:
+    async with console(sqlite_db) as c:
         csrf = await c.sign_in(ADMIN)
         first = "Kartu Prakerja hanya <b>digital</b>."
         assert (
@@ -147,8 +147,8 @@ async def test_a_deleted_entry_leaves_the_bot_and_a_rollback_brings_it_back(sqli
         assert actions == ["faq.put", "faq.delete", "faq.rollback"]
 
 
-async def test_a_form_with_problems_comes_back_with_them_and_saves_nothing(sqlite_engine: AsyncEngine) -> None:
-    async with console(sqlite_engine) as c:
+async def test_a_form_with_problems_comes_back_with_them_and_saves_nothing(sqlite_db: Database) -> None:
+    async with console(sqlite_db) as c:
         csrf = await c.sign_in(ADMIN)
         bad = entry_form(csrf, "bad_answer", "Jawaban <div>bukan HTML Telegram</div>", paraphrases_id="")
         answer = await c.client.post("/admin/faq/save", data=bad)
@@ -166,8 +166,8 @@ async def test_a_form_with_problems_comes_back_with_them_and_saves_nothing(sqlit
         assert [a for a in await audit_actions(c) if a[1].startswith("faq.")] == []
 
 
-async def test_the_preview_renders_the_answer_for_the_chosen_persona(sqlite_engine: AsyncEngine) -> None:
-    async with console(sqlite_engine) as c:
+async def test_the_preview_renders_the_answer_for_the_chosen_persona(sqlite_db: Database) -> None:
+    async with console(sqlite_db) as c:
         csrf = await c.sign_in(ADMIN)
         template = "Halo {{ participant.name if participant else 'Kak' }}, <b>cek</b> dashboard."
         form = entry_form(csrf, "hello_persona", template, do="preview")
@@ -178,14 +178,14 @@ async def test_the_preview_renders_the_answer_for_the_chosen_persona(sqlite_engi
         persona = PERSONAS[0]
         missing = await c.client.post("/admin/faq/save", data=form | {"persona": f"demo:{persona.key}"})
         assert "data-preview=" not in missing.text  # not in this database yet
-        await seed_demo(sqlite_engine, default_rules(), WorkingCalendar(), b"k" * 40, date.today())
+        await seed_demo(sqlite_db.engine, default_rules(), WorkingCalendar(), b"k" * 40, date.today())
         demo = await c.client.post("/admin/faq/save", data=form | {"persona": f"demo:{persona.key}"})
         assert f"Halo {html.escape(persona.name)}, <b>cek</b> dashboard." in demo.text
         assert await c.context.faq.get("hello_persona") is None  # a preview saves nothing
 
 
-async def test_knowledge_gaps_offer_a_new_entry_prefilled_from_the_cluster(sqlite_engine: AsyncEngine) -> None:
-    async with console(sqlite_engine) as c:
+async def test_knowledge_gaps_offer_a_new_entry_prefilled_from_the_cluster(sqlite_db: Database) -> None:
+    async with console(sqlite_db) as c:
         answers = c.context.app.services.answers
         for user, question in enumerate(
             ["cara ganti foto profil prakerja", "cara ganti foto profil prakerja", "gimana ganti foto profil prakerja"]
@@ -201,8 +201,8 @@ async def test_knowledge_gaps_offer_a_new_entry_prefilled_from_the_cluster(sqlit
         assert "cara ganti foto profil prakerja" in box
 
 
-async def test_the_stats_dashboard_draws_the_figures_and_exports_them_as_csv(engine: AsyncEngine) -> None:
-    async with console(engine) as c:
+async def test_the_stats_dashboard_draws_the_figures_and_exports_them_as_csv(db: Database) -> None:
+    async with console(db) as c:
         await c.open_case(7401, "sertifikat belum muncul")
         await c.sign_in(ADMIN)
         page = await c.client.get("/admin/stats?days=7")
@@ -219,14 +219,14 @@ async def test_the_stats_dashboard_draws_the_figures_and_exports_them_as_csv(eng
         assert int(rows[-1]["conversations"]) == api["conversations"]
         assert (f"staff:{ADMIN}", "stats.export", None) in await audit_actions(c)
         # The case is past its first-reply target with no reply: the share within the SLA is 0 of 1.
-        async with engine.begin() as conn:
+        async with db.engine.begin() as conn:
             await conn.execute(update(Case).values(first_reply_due=datetime.now(UTC) - timedelta(hours=1)))
         page = await c.client.get("/admin/stats?days=7")
         assert re.search(r'data-figure="first_reply_within_sla">0% \(1\)<', page.text)
 
 
-async def test_an_import_upload_shows_the_per_row_report(engine: AsyncEngine) -> None:
-    async with console(engine) as c:
+async def test_an_import_upload_shows_the_per_row_report(db: Database) -> None:
+    async with console(db) as c:
         csrf = await c.sign_in(ADMIN)
         bad = {"file": ("platforms.csv", b"code,name\ntokopedia,Tokopedia\n,Tanpa kode\n", "text/csv")}
         refused = await c.client.post("/admin/imports", data={"kind": "platforms"}, files=bad)
@@ -249,8 +249,8 @@ async def test_an_import_upload_shows_the_per_row_report(engine: AsyncEngine) ->
         assert len(imports) == 3 and all(a[0] == f"staff:{ADMIN}" for a in imports)
 
 
-async def test_staff_are_added_changed_and_disabled_and_the_audit_log_is_paged(engine: AsyncEngine) -> None:
-    async with console(engine) as c:
+async def test_staff_are_added_changed_and_disabled_and_the_audit_log_is_paged(db: Database) -> None:
+    async with console(db) as c:
         csrf = await c.sign_in(ADMIN)
         add = {"csrf": csrf, "telegram_id": "4242", "name": "Rina", "role": "supervisor", "active": "1"}
         assert (await c.client.post("/admin/staff", data=add | {"csrf": "x"})).status_code == 403
@@ -285,14 +285,14 @@ async def test_staff_are_added_changed_and_disabled_and_the_audit_log_is_paged(e
 
 @pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian's chromium is not installed (apt-get install chromium)")
 async def test_in_a_browser_an_admin_writes_an_entry_previews_tests_it_and_uploads_an_import(
-    sqlite_engine: AsyncEngine, tmp_path: Path
+    sqlite_db: Database, tmp_path: Path
 ) -> None:
     """The pages and console.js in Debian's Chromium, served over real HTTP by uvicorn: the form, the persona
     preview, the test box, the bot's next answer, and the background upload that swaps in only the report."""
     import uvicorn
     from playwright.async_api import async_playwright
 
-    async with console(sqlite_engine) as c, async_playwright() as playwright:
+    async with console(sqlite_db) as c, async_playwright() as playwright:
         port = free_port()
         config = uvicorn.Config(
             make_web_app(c.context), host="127.0.0.1", port=port, lifespan="off", log_level="warning"
@@ -355,9 +355,9 @@ async def test_in_a_browser_an_admin_writes_an_entry_previews_tests_it_and_uploa
 
 
 async def test_an_integration_token_is_shown_once_works_and_is_revoked_from_the_page(
-    sqlite_engine: AsyncEngine,
+    sqlite_db: Database,
 ) -> None:
-    async with console(sqlite_engine) as c:
+    async with console(sqlite_db) as c:
         csrf = await c.sign_in(ADMIN)
         made = await c.client.post("/admin/tokens", data={"csrf": csrf, "name": "crm", "role": "agent"})
         found = re.search(r'<code id="new-token">([^<]+)</code>', made.text)

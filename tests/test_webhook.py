@@ -30,7 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from bot.handlers.throttle import TEMPLATE, Limits, MemoryRateLimiter, RedisRateLimiter
 from bot.texts import default_renderer
 from bot.webhook import MAX_BODY
-from core.db import make_sessionmaker
+from core.db import Database, make_sessionmaker
 from core.leader import run_as_leader
 from core.outbox import PARTICIPANT, Outbox, ParticipantNotification, enqueue
 from core.updates import Claim, UpdateLedger
@@ -424,9 +424,9 @@ async def test_a_participant_flooding_50_messages_a_second_is_throttled_politely
 
 # --- the pieces under exactly-once (in process, on SQLite and, when available, PostgreSQL) ----------------------
 @pytest.mark.asyncio(loop_scope="function")
-async def test_the_ledger_hands_a_dead_workers_update_over_once_its_lease_runs_out(engine: AsyncEngine) -> None:
+async def test_the_ledger_hands_a_dead_workers_update_over_once_its_lease_runs_out(db: Database) -> None:
     lease = timedelta(seconds=15)
-    alive, dead = UpdateLedger(engine, "alive", lease), UpdateLedger(engine, "dead", lease)
+    alive, dead = UpdateLedger(db, "alive", lease), UpdateLedger(db, "dead", lease)
     t0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
     assert await dead.claim(1, now=t0) is Claim.NEW
     assert await alive.claim(1, now=t0 + timedelta(seconds=14)) is Claim.BUSY

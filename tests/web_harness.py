@@ -12,13 +12,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.app import build_app
 from bot.settings import Settings
 from bot.web.app import make_web_app
 from bot.web.context import WebContext, build_context
 from core.cases.views import ChatMessage
+from core.db import Database
 from tests.harness import SCRIPT
 
 AGENT, SUPERVISOR, ADMIN, STAFF_CHAT = 111, 222, 999, -1001234
@@ -57,9 +57,9 @@ def settings_for(url: str, **more: object) -> Settings:
 
 
 @asynccontextmanager
-async def console(engine: AsyncEngine, redis_url: str | None = None, **more: object) -> AsyncIterator[Console]:
-    settings = settings_for(str(engine.url.render_as_string(hide_password=False)), redis_url=redis_url, **more)
-    context = build_context(settings, build_app(settings, engine))
+async def console(db: Database, redis_url: str | None = None, **more: object) -> AsyncIterator[Console]:
+    settings = settings_for(db.url, redis_url=redis_url, **more)
+    context = build_context(settings, build_app(settings, db))  # the test's database closes it
     app = make_web_app(context)
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://console.test") as client:

@@ -12,7 +12,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from bot.cli.common import CliError, err, out, require_secrets, require_secrets_outside_demo
 from bot.settings import Settings
-from core.db import make_engine, migrate, sqlite_path
+from core.db import Database, sqlite_path
 
 
 def register(sub: Any) -> None:
@@ -60,24 +60,26 @@ async def cmd_import(settings: Settings, args: argparse.Namespace) -> int:
         ) from None
     require_secrets_outside_demo(settings)
     await _refuse_long_lock_while_serving(settings, path)
-    engine = make_engine(settings.database_url)
     try:
-        with Progress(
-            TextColumn("[bold]{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            console=err,
-            transient=True,
-        ) as progress:
-            task = progress.add_task(f"import {kind.value}", total=None)
-            report = await run_import(
-                engine, kind, path, progress=lambda n: progress.update(task, completed=n), pii_key=settings.pii_key
-            )
+        async with Database.open(settings.database_url) as db:
+            with Progress(
+                TextColumn("[bold]{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+                console=err,
+                transient=True,
+            ) as progress:
+                task = progress.add_task(f"import {kind.value}", total=None)
+                report = await run_import(
+                    db.engine,
+                    kind,
+                    path,
+                    progress=lambda n: progress.update(task, completed=n),
+                    pii_key=settings.pii_key,
+                )
     except ImportFileError as exc:
         raise CliError(str(exc)) from None
-    finally:
-        await engine.dispose()
     # markup=False: a reason or a file name may hold "[/]", which rich would read as (broken) markup.
     for row in report.rejected[:200]:
         out.print(f"line {row.line}: {row.reason}", markup=False)
@@ -143,11 +145,8 @@ async def cmd_rehash(settings: Settings, args: argparse.Namespace) -> int:
         pairs = await asyncio.to_thread(_identifier_pairs, path)
     except (UnicodeDecodeError, ValueError) as exc:
         raise CliError(f"cannot read the file: {type(exc).__name__}") from None
-    engine = make_engine(settings.database_url)
-    try:
-        report = await rekey_identifiers(engine, pairs, old_key, settings.pii_key)
-    finally:
-        await engine.dispose()
+    async with Database.open(settings.database_url) as db:
+        report = await rekey_identifiers(db.engine, pairs, old_key, settings.pii_key)
     if report.uncovered:
         shown = ", ".join(str(i) for i in report.uncovered[:20])
         raise CliError(
@@ -159,11 +158,8 @@ async def cmd_rehash(settings: Settings, args: argparse.Namespace) -> int:
 
 
 async def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
-    engine = make_engine(settings.database_url)
-    try:
-        await migrate(engine, args.revision)
-    finally:
-        await engine.dispose()
+    async with Database.open(settings.database_url) as db:
+        await db.migrate(args.revision)
     out.print(f"Database migrated to {args.revision}.")
     return 0
 
@@ -172,13 +168,11 @@ async def cmd_purge(settings: Settings, args: argparse.Namespace) -> int:
     """Retention by hand (a running bot does it every hour): what is older than RETENTION_DAYS goes."""
     from core.retention import Retention
 
-    engine = make_engine(settings.database_url)
     try:
-        purged = await Retention(engine, settings.retention_days).purge()
+        async with Database.open(settings.database_url) as db:
+            purged = await Retention(db.engine, settings.retention_days).purge()
     except ValueError as exc:
         raise CliError(f"RETENTION_DAYS: {exc}") from exc
-    finally:
-        await engine.dispose()
     out.print(
         f"Older than {settings.retention_days} days: {purged.outbox_rows} outbox rows deleted, {purged.questions} "
         f"questions blanked, {purged.case_messages} case messages and {purged.cards} case cards deleted, "

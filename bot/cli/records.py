@@ -11,7 +11,7 @@ from rich.table import Table
 from bot.cli.common import CliError, err, iso, out
 from bot.settings import Settings
 from core.calendar import default_calendar, today_in_jakarta
-from core.db import make_engine
+from core.db import Database
 from core.demo import recreate_database, seed_demo
 from core.diagnosis import ParticipantStatus
 from core.identity import mask_phone
@@ -80,14 +80,12 @@ def status_to_dict(status: ParticipantStatus) -> dict[str, Any]:
 
 
 async def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
-    engine = make_engine(settings.database_url)
-    try:
+    async with Database.open(settings.database_url) as db:
         with err.status("Creating the demo database…"):
-            await recreate_database(engine)
+            await recreate_database(db)
             today = today_in_jakarta()
-            created = await seed_demo(engine, default_rules(), default_calendar(), settings.pii_key, today)
-        source = DatabaseStatusSource(engine)
-        service = StatusService(source)
+            created = await seed_demo(db.engine, default_rules(), default_calendar(), settings.pii_key, today)
+        service = StatusService(DatabaseStatusSource(db))
         rows: list[dict[str, Any]] = []
         for participant_id, persona in created:
             status = await service.status(participant_id, today)
@@ -101,9 +99,6 @@ async def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
                     "stage": status.headline.stage.value,
                 }
             )
-        source.close()
-    finally:
-        await engine.dispose()
     if args.json:
         print(json.dumps(rows, ensure_ascii=False))
         return 0
@@ -119,13 +114,8 @@ async def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
 
 
 async def cmd_status(settings: Settings, args: argparse.Namespace) -> int:
-    engine = make_engine(settings.database_url)
-    source = DatabaseStatusSource(engine)
-    try:
-        status = await StatusService(source).status(args.participant_id)
-    finally:
-        source.close()
-        await engine.dispose()
+    async with Database.open(settings.database_url) as db:
+        status = await StatusService(DatabaseStatusSource(db)).status(args.participant_id)
     if status is None:
         raise CliError(f"no participant with id {args.participant_id}")
     data = status_to_dict(status)

@@ -107,14 +107,11 @@ async def cmd_stats(settings: Settings, args: argparse.Namespace) -> int:
     # Imported here: every `prakerja-bot` command builds the parser, only this one needs them.
     from bot.charts import trend_chart
     from bot.flows.admin import admin_renderer, chart_labels
-    from core.db import make_engine
+    from core.db import Database
 
     start, end = _period(args)
-    engine = make_engine(settings.database_url)
-    try:
-        stats = await compute_stats(engine, start, end)
-    finally:
-        await engine.dispose()
+    async with Database.open(settings.database_url) as db:
+        stats = await compute_stats(db.engine, start, end)
     chart_file: str | None = getattr(args, "chart", None)
     if chart_file:
         labels = chart_labels(admin_renderer(), settings.default_locale, (end - start).days)

@@ -6,7 +6,7 @@ import argparse
 from typing import Any
 
 from bot.settings import Settings
-from core.db import make_engine, migrate, sqlite_path
+from core.db import Database, sqlite_path
 
 
 def login_url(settings: Settings, token: str) -> str:
@@ -18,11 +18,8 @@ async def _migrate_sqlite(settings: Settings) -> None:
     once, before their workers, as for the webhook."""
     if sqlite_path(settings.database_url) is None:
         return
-    engine = make_engine(settings.database_url)
-    try:
-        await migrate(engine)
-    finally:
-        await engine.dispose()
+    async with Database.open(settings.database_url) as db:
+        await db.migrate()
 
 
 async def cmd_web(settings: Settings, args: argparse.Namespace) -> int:
@@ -45,11 +42,8 @@ async def cmd_web_link(settings: Settings, args: argparse.Namespace) -> int:
     from core.console.staff import StaffAccess
 
     await _migrate_sqlite(settings)
-    engine = make_engine(settings.database_url)
-    try:
-        token = await StaffAccess(engine, settings.agent_ids, settings.admin_ids).issue_login_link(args.telegram_id)
-    finally:
-        await engine.dispose()
+    async with Database.open(settings.database_url) as db:
+        token = await StaffAccess(db.engine, settings.agent_ids, settings.admin_ids).issue_login_link(args.telegram_id)
     if token is None:
         raise CliError(f"{args.telegram_id} is not staff (AGENT_IDS, ADMIN_IDS or added in the console)")
     print(login_url(settings, token))
