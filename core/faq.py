@@ -228,7 +228,9 @@ class _Normalizer:
         for word in roots:
             self.canonical[word] = self._root(word, roots)
         by_length: dict[int, list[str]] = defaultdict(list)
-        for word in vocab:
+        # Sorted, so that a typo equally close to two words is corrected the same way in every process (a set's
+        # order changes with the hash seed).
+        for word in sorted(vocab):
             if word.isalpha():
                 by_length[len(word)].append(word)
         self._by_length = dict(by_length)

@@ -8,7 +8,9 @@ import asyncio
 import html
 import importlib.util
 import json
+import os
 import re
+import subprocess
 import sys
 import time
 from datetime import date
@@ -53,6 +55,7 @@ SHARED = PROJECT_ROOT.parent / "shared"
 DEV_SET = SHARED / "dev_questions.jsonl"
 # Questions written for these tests in the participants' style, never used to write the paraphrases' wording.
 HELDOUT_SET = Path(__file__).with_name("faq_heldout.jsonl")
+REAL_SET = Path(__file__).with_name("faq_real.jsonl")
 
 
 @pytest.fixture(scope="module")
@@ -358,6 +361,35 @@ def test_verdicts(matcher: FaqMatcher) -> None:
     # One word shared by several entries is a close call: offer the choices.
     vague = matcher.match("insentif")
     assert vague.kind == "suggest" and len(vague.top(3)) == 3
+
+
+_VERDICTS_SCRIPT = """
+import json, sys
+from core.faq import FaqMatcher
+matcher = FaqMatcher.from_knowledge()
+for line in sys.stdin:
+    result = matcher.match(json.loads(line)["question"])
+    print(result.kind, [(c.faq_id, c.score) for c in result.candidates])
+"""
+
+
+def test_verdicts_do_not_depend_on_the_hash_seed() -> None:
+    # A typo equally close to two FAQ words was once corrected by the order of a set, so the same message got
+    # another verdict in another process.
+    messages = "".join(path.read_text(encoding="utf-8") for path in (REAL_SET, HELDOUT_SET) if path.exists())
+    outputs = []
+    for seed in ("1", "2"):
+        done = subprocess.run(
+            [sys.executable, "-c", _VERDICTS_SCRIPT],
+            input=messages,
+            capture_output=True,
+            text=True,
+            check=True,
+            cwd=PROJECT_ROOT,
+            env={**os.environ, "PYTHONHASHSEED": seed},
+        )
+        outputs.append(done.stdout)
+    assert outputs[0] and outputs[0] == outputs[1]
 
 
 def test_rebuild_swaps_entries(matcher: FaqMatcher, entries: list[FaqEntry]) -> None:
