@@ -99,6 +99,7 @@ class Slang:
     asks: frozenset[str] = frozenset()  # a part of a message with one of these asks or complains
     done: frozenset[str] = frozenset()  # ... with one of these (and no not_done word) reports something done
     not_done: frozenset[str] = frozenset()
+    requests: frozenset[str] = frozenset()  # besides asks / not_done, words that make a message a request or complaint
 
 
 @dataclass(frozen=True)
@@ -171,6 +172,7 @@ def load_slang(path: Path | None = None) -> Slang:
         asks=words("asks"),
         done=words("done"),
         not_done=words("not_done"),
+        requests=words("requests"),
     )
 
 
@@ -493,6 +495,8 @@ class FaqMatcher:
         off_topic_first = bool(ranked) and ranked[0][0] == OFF_TOPIC_ID
         candidates = [Candidate(i, v) for i, v in ranked if i != OFF_TOPIC_ID][:CANDIDATES_KEPT]
         kind = _decide(candidates, off_topic_first, evidence)
+        if kind == "suggest" and candidates[0].score < STATEMENT_MAX_SCORE and _is_statement(text, self._slang):
+            kind = "none"  # an opinion or a story: choices would answer a question nobody asked
         second = None
         if kind == "answer" and parts:
             # Only from another part of the message, and itself strong enough to be answered directly.
@@ -566,6 +570,24 @@ def _parts(text: str, slang: Slang) -> list[tuple[str, float]]:
         return []
     kept = sorted(parts, key=lambda part: (part[2], part[0]), reverse=True)[:MAX_PARTS]
     return [(raw, weight) for _, raw, weight in sorted(kept)]
+
+
+# A long message that asks nothing and reports no problem is an opinion or a story, not a request (see _is_statement).
+# Measured on the real messages (2026-12-04): the labelled ones that such a message names best score at most ~34
+# unless they say the subject plainly; the opinions' best entries score 21–32.
+MIN_STATEMENT_WORDS = 8
+STATEMENT_MAX_SCORE = 35.0  # at or above this, a story that names its subject plainly still gets its choices
+
+
+def _is_statement(text: str, slang: Slang) -> bool:
+    """True for a message of several sentences' length with no "?", no question or request word and no word that
+    reports a problem (belum, gagal, tidak, susah, ditolak, padahal...): "Program ini berguna, saya ambil pelatihan
+    kemarin itu untuk penjualan online". Participants with a problem say so, even without a question mark."""
+    words = clean_text(text).split()
+    if len(words) < MIN_STATEMENT_WORDS or "?" in text[:MAX_QUESTION_CHARS]:
+        return False
+    cues = slang.asks | slang.not_done | slang.requests
+    return not any(w in cues or w.endswith("kah") for w in words)
 
 
 def _small_talk(text: str, slang: Slang) -> str | None:

@@ -503,6 +503,31 @@ def test_the_story_around_a_question_does_not_drown_it(matcher: FaqMatcher) -> N
         assert result.kind != "none" and result.faq_id == "incentive_not_received", message
 
 
+@pytest.mark.parametrize(
+    "message",
+    [
+        "Program ini bagus sekali, saya ikut pelatihan memasak kemarin dan ilmunya langsung saya pakai buat jualan",
+        "Alhamdulillah insentifnya kemarin saya pakai buat modal usaha jualan gorengan di depan rumah",
+        "Saya ikut gelombang kemarin, pelatihannya seru dan mentornya ramah banget, sekarang lagi praktek di rumah",
+    ],
+)
+def test_an_opinion_or_a_story_gets_no_choices(matcher: FaqMatcher, message: str) -> None:
+    # Nothing asked, no problem reported: "did you mean" buttons would answer a question nobody asked.
+    assert matcher.match(message).kind == "none"
+
+
+def test_a_story_with_a_problem_still_gets_its_entry(matcher: FaqMatcher) -> None:
+    # The same kind of story, but something is missing: participants with a problem say so without a "?".
+    for message, entry in (
+        ("Saya ikut pelatihan memasak kemarin, semua video sudah selesai dan rating juga, sertifikatnya belum muncul",
+         "certificate_missing"),
+        ("Kemarin saya coba sambungkan e-wallet ke akun prakerja tapi ditolak terus katanya NIK tidak valid",
+         "payout_link_failed"),
+    ):  # fmt: skip
+        result = matcher.match(message)
+        assert result.kind != "none" and result.faq_id == entry, message
+
+
 SMALL_TALK_IDS = frozenset({"greeting", "thanks", "affirm", "deny"})
 
 
