@@ -144,6 +144,17 @@ def test_paraphrases_are_not_the_dev_questions(entries: list[FaqEntry]) -> None:
     assert copied == []
 
 
+def test_paraphrases_are_not_the_evaluation_messages(entries: list[FaqEntry]) -> None:
+    # The real messages (every tests/faq_real*.jsonl: blind sets, gaps) and the official FAQ's questions measure
+    # the matcher; a paraphrase that copies one would measure nothing.
+    paths = [*sorted(Path(__file__).parent.glob("faq_real*.jsonl")), Path(__file__).with_name("faq_official.jsonl")]
+    assert len(paths) >= 3
+    rows = [json.loads(line) for path in paths for line in path.read_text(encoding="utf-8").splitlines() if line]
+    evaluation = {clean_text(row["question"]) for row in rows}
+    copied = [p for e in entries for items in e.paraphrases.values() for p in items if clean_text(p) in evaluation]
+    assert copied == []
+
+
 ALLOWED_TAG = re.compile(r"<(/?)(b|i|code|a)(\s+href=\"[^\"<>]+\")?>")
 ENTITY = re.compile(r"&(#\d+|#x[0-9a-fA-F]+|amp|lt|gt|quot);")
 
