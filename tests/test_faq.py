@@ -542,6 +542,18 @@ def test_an_opinion_with_a_negation_is_not_answered(matcher: FaqMatcher, message
     assert matcher.match(message).kind == "none"
 
 
+def test_one_clause_does_not_answer_for_an_off_topic_message(matcher: FaqMatcher) -> None:
+    # The whole message reads as an opinion (the off-topic examples); its last clause alone looks like a question
+    # about who may benefit. It was answered with eligibility.
+    for message in (
+        "Ikut prakerja alasannya cuma buat dapat insentif, pelatihannya sekadar formalitas. Saya tidak dapat "
+        "manfaat lebih.",
+        "Daftar prakerja cuma buat insentifnya, kelasnya formalitas aja. Aku gak dapat manfaat lebih dari "
+        "pelatihan itu.",
+    ):
+        assert matcher.match(message).kind != "answer", message
+
+
 def test_a_story_with_a_problem_still_gets_its_entry(matcher: FaqMatcher) -> None:
     # The same kind of story, but something is missing: participants with a problem say so without a "?".
     for message, entry in (
