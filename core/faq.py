@@ -495,10 +495,10 @@ class FaqMatcher:
         off_topic_first = bool(ranked) and ranked[0][0] == OFF_TOPIC_ID
         candidates = [Candidate(i, v) for i, v in ranked if i != OFF_TOPIC_ID][:CANDIDATES_KEPT]
         kind = _decide(candidates, off_topic_first, evidence)
-        if kind == "answer" and scores.candidates and scores.candidates[0].faq_id == OFF_TOPIC_ID:
+        if kind != "none" and scores.candidates and scores.candidates[0].faq_id == OFF_TOPIC_ID:
             # The message as a whole reads most like an off-topic example: one clause of it may offer its entry
             # but not answer for the whole ("...formalitas saja. Aku tidak mendapatkan manfaat lebih.").
-            kind = "suggest"
+            kind = "suggest" if candidates[0].score >= ANSWER_SCORE else "none"
         if kind == "suggest" and candidates[0].score < STATEMENT_MAX_SCORE and _is_statement(text, self._slang):
             kind = "none"  # an opinion or a story: choices would answer a question nobody asked
         second = None

@@ -552,6 +552,14 @@ def test_one_clause_does_not_answer_for_an_off_topic_message(matcher: FaqMatcher
         "pelatihan itu.",
     ):
         assert matcher.match(message).kind != "answer", message
+    # A weak clause ("mau ngelamar ke mana juga bingung" reads like "bingung mau mengadu ke mana") offers nothing.
+    for message in (
+        "Ya pelatihannya lumayan berguna sih, siapa tau nanti bisa cari kerja yang lebih bagus. Cuma sekarang mau "
+        "ngelamar kemana juga bingung, yang penting ikut dulu biar dapat duitnya",
+        "Kalau dipikir pikir pelatihannya penting juga sih buat nyari kerja ke depannya, cuma sekarang mau ngelamar "
+        "ke mana juga bingung, ya yang penting ikut dulu biar dapat duit",
+    ):
+        assert matcher.match(message).kind == "none", message
 
 
 def test_a_story_with_a_problem_still_gets_its_entry(matcher: FaqMatcher) -> None:
