@@ -68,7 +68,7 @@ MIN_ROOT_LENGTH = 4
 # Every prefix and suffix combination is tried; the shortest root the FAQ knows wins (see _Normalizer).
 _PREFIXES: tuple[str, ...] = (
     "memper", "diper", "meng", "meny", "peng", "peny", "mem", "men", "pem", "pen", "per", "ber", "ter",
-    "di", "ke", "me", "pe", "be",
+    "di", "ke", "ku", "me", "pe", "be",
 )  # fmt: skip
 # Nasal prefixes swallow the root's first consonant: meng+kirim = mengirim, meny+sambung = menyambung.
 _RECODE = {"meng": "k", "peng": "k", "meny": "s", "peny": "s", "mem": "p", "pem": "p", "men": "t", "pen": "t"}
@@ -76,6 +76,12 @@ _PARTICLES = ("lah", "kah", "pun")
 _POSSESSIVES = ("nya", "ku", "mu")
 _DERIVATIONAL = ("kan", "an", "i", "ed", "ing")
 
+# Spoken Indonesian drops the prefix but keeps its nasal: nambah (tambah), mikir (pikir), nyelesaiin (selesaiin); a
+# paraphrase may hold either form (nonton / tonton). The typo search may change a first letter only this way.
+_NASAL_START: dict[str, tuple[str, ...]] = {
+    "ng": ("k",), "ny": ("s", "c"), "n": ("t",), "m": ("p",), "t": ("n",), "p": ("m",), "k": ("n",), "s": ("n",),
+    "c": ("n",),
+}  # fmt: skip
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2060-\u206f\ufeff]")
 _APOSTROPHE = re.compile(r"['’`]")
 _HYPHEN_REDUP = re.compile(r"\b(\w+)-\1\b")  # abu-abu, hari-hari
@@ -229,13 +235,13 @@ class _Normalizer:
         self.canonical: dict[str, str] = {}
         for word in roots:
             self.canonical[word] = self._root(word, roots)
-        by_length: dict[int, list[str]] = defaultdict(list)
+        by_start: dict[tuple[str, int], list[str]] = defaultdict(list)
         # Sorted, so that a typo equally close to two words is corrected the same way in every process (a set's
         # order changes with the hash seed).
         for word in sorted(vocab):
             if word.isalpha():
-                by_length[len(word)].append(word)
-        self._by_length = dict(by_length)
+                by_start[word[0], len(word)].append(word)
+        self._by_start = dict(by_start)
 
     def _root(self, word: str, roots: set[str]) -> str:
         if word in self.slang.keep or word.isdigit():
@@ -289,14 +295,17 @@ class _Normalizer:
         if not word.isalpha() or len(word) < 6:
             return None
         max_edits = 2 if len(word) >= 9 else 1
+        # A typo rarely hits the first letter ("sayang" is not "magang"); spoken nasal forms do: nambah = tambah.
+        starts = [word[0], *_NASAL_START.get(word[:2], _NASAL_START.get(word[0], ()))]
         best: tuple[int, str] | None = None
         for length in range(len(word) - max_edits, len(word) + max_edits + 1):
-            bucket = self._by_length.get(length)
-            if not bucket:
-                continue
-            found = process.extractOne(word, bucket, scorer=OSA.distance, score_cutoff=max_edits)
-            if found is not None and (best is None or found[1] < best[0]):
-                best = (int(found[1]), found[0])
+            for start in starts:
+                bucket = self._by_start.get((start, length))
+                if not bucket:
+                    continue
+                found = process.extractOne(word, bucket, scorer=OSA.distance, score_cutoff=max_edits)
+                if found is not None and (best is None or found[1] < best[0]):
+                    best = (int(found[1]), found[0])
         return best[1] if best else None
 
     def terms(self, text: str, memo: dict[str, tuple[str, bool]] | None = None) -> tuple[list[str], list[str]]:

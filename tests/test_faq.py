@@ -320,6 +320,11 @@ def test_normalisation(matcher: FaqMatcher, messy: str, clean: str) -> None:
 def test_normalised_words(matcher: FaqMatcher) -> None:
     assert matcher.match("gmn kak 🙏").normalized == "bagaimana"
     assert matcher.match("sertiiif blm nongol2").normalized == "sertifikat belum muncul"
+    # A typo keeps its first letter, so "sayangnya" is not "magangnya" (a confident "about the programme" answer
+    # came from "Sayangnya tidak gan"); spoken nasal forms and "ku-" still reach their root.
+    assert "magang" not in matcher.match("sayangnya tidak gan").normalized
+    assert matcher.match("nambah").normalized == matcher.match("tambah").normalized
+    assert matcher.match("kudaftarkan").normalized == matcher.match("daftarkan").normalized
 
 
 # --- matching ------------------------------------------------------------------------------------------------
