@@ -495,11 +495,24 @@ def test_small_talk_is_reached_only_by_its_own_words(matcher: FaqMatcher) -> Non
     reported = "masa gak bisa selanjutnya dikatakan salah. Hellow ini web kenapa? tolong diperbaiki"
     assert matcher.match(reported).faq_id not in SMALL_TALK_IDS
     assert matcher.match("sudah beres semua tapi insentif belum cair").faq_id not in SMALL_TALK_IDS
-    for message, entry in (("halo kak", "greeting"), ("makasih banyak min", "thanks"), ("okee", "affirm")):
+    for message, entry in (
+        ("halo kak", "greeting"),
+        ("makasih banyak min", "thanks"),
+        ("okee", "affirm"),
+        ("met pagi", "greeting"),
+        ("misi kak", "greeting"),
+        ("good morning", "greeting"),
+        ("tengkyu", "thanks"),
+        # Asking to ask: greet back and invite the question (it got "not understood", or a scam warning for "izin").
+        ("hai min, mau tanya", "greeting"),
+        ("izin bertanya kak", "greeting"),
+        ("numpang nanya min", "greeting"),
+    ):
         result = matcher.match(message)
         assert (result.kind, result.faq_id) == ("answer", entry), message
     assert matcher.match("sertifikat udh muncul kak, makasih ya").faq_id == "thanks"
     assert matcher.match("sertifikat belum muncul, makasih").faq_id != "thanks"
+    assert matcher.match("mau tanya sertifikat belum muncul").faq_id not in SMALL_TALK_IDS
     assert matcher.match("terima kasih banyak min").faq_id == "thanks"
     # "terima" alone is "receive": an official FAQ question was once answered "you're welcome".
     question = matcher.match("Di mana saya bisa mengecek jumlah insentif yang akan saya terima?")
