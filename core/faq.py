@@ -586,8 +586,7 @@ def _parts(text: str, slang: Slang) -> list[tuple[str, float]]:
 
 
 # A long message that asks nothing and reports no problem is an opinion or a story, not a request (see _is_statement).
-# Measured on the real messages (2026-12-04): the labelled ones that such a message names best score at most ~34
-# unless they say the subject plainly; the opinions' best entries score 21–32.
+# Both numbers were chosen on real_dev and real_blind (the figures are in the commit that added them).
 MIN_STATEMENT_WORDS = 8
 STATEMENT_MAX_SCORE = 35.0  # at or above this, a story that names its subject plainly still gets its choices
 
