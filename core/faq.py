@@ -562,7 +562,7 @@ def _parts(text: str, slang: Slang) -> list[tuple[str, float]]:
     for raw, end in pieces:
         if merged and len(clean_text(raw).split()) < MIN_PART_WORDS:
             before, joint = merged[-1]
-            merged[-1] = (f"{before} {joint} {raw}", end)
+            merged[-1] = (f"{before} {joint} {raw}", joint + end)  # a "?" before the joint still asks
         else:
             merged.append((raw, end))
     pieces = merged

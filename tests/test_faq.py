@@ -580,6 +580,15 @@ def test_one_clause_does_not_answer_for_an_off_topic_message(matcher: FaqMatcher
         assert matcher.match(message).kind == "none", message
 
 
+def test_a_question_mark_before_a_short_tail_still_asks() -> None:
+    # A tail of one or two words joins the clause before it; that clause keeps its "?" (it used to take the tail's
+    # ending, none, and count as a plain statement).
+    slang = load_slang()
+    asked = faq._parts("pelatihan sudah selesai semua kemarin. sertifikat saya masih begitu terus ya?? hmm", slang)
+    told = faq._parts("pelatihan sudah selesai semua kemarin. sertifikat saya masih begitu terus ya. hmm", slang)
+    assert asked[-1][1] == faq.PART_WEIGHT_ASKS and told[-1][1] != faq.PART_WEIGHT_ASKS
+
+
 def test_a_story_with_a_problem_still_gets_its_entry(matcher: FaqMatcher) -> None:
     # The same kind of story, but something is missing: participants with a problem say so without a "?".
     for message, entry in (
