@@ -123,6 +123,9 @@ class MatchResult:
     normalized: str  # the question as the matcher understood it, for admin testing
     # Another request in the same message (a different entry, from another part of it), offered as a button.
     second: Candidate | None = None
+    # "none" for a message that asks nothing and reports no problem (an opinion, a story): thanked, not told it
+    # was not understood.
+    statement: bool = False
 
     @property
     def faq_id(self) -> str | None:
@@ -524,7 +527,8 @@ class FaqMatcher:
                 ),
                 None,
             )
-        return MatchResult(kind, candidates, scores.normalized, second)
+        statement = kind == "none" and _is_statement(text, self._slang)
+        return MatchResult(kind, candidates, scores.normalized, second, statement)
 
     def top(self, question: str, n: int = 5) -> list[Candidate]:
         """The best n entries with their scores, whatever the verdict (for the admin's "test a question")."""

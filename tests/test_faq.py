@@ -535,8 +535,20 @@ def test_the_story_around_a_question_does_not_drown_it(matcher: FaqMatcher) -> N
     ],
 )
 def test_an_opinion_or_a_story_gets_no_choices(matcher: FaqMatcher, message: str) -> None:
-    # Nothing asked, no problem reported: "did you mean" buttons would answer a question nobody asked.
-    assert matcher.match(message).kind == "none"
+    # Nothing asked, no problem reported: "did you mean" buttons would answer a question nobody asked; the flow
+    # thanks them for it instead of saying it did not understand.
+    result = matcher.match(message)
+    assert result.kind == "none" and result.statement
+
+
+def test_a_question_nobody_answers_is_not_a_statement(matcher: FaqMatcher) -> None:
+    for message in (
+        "berapa harga cabai rawit di pasar hari ini?",
+        "asdf qwerty zxcv",
+        "siapa juara piala dunia sepak bola tahun lalu?",
+    ):
+        result = matcher.match(message)
+        assert result.kind == "none" and not result.statement, message
 
 
 @pytest.mark.parametrize(

@@ -396,6 +396,14 @@ async def test_greetings_thanks_and_yes_are_answered_in_kind(world: World) -> No
     assert (await faq_rows(world, chat.user))[-1].helpful is False
 
 
+async def test_a_story_is_thanked_and_an_unknown_question_is_not_understood(world: World) -> None:
+    chat = world.chat()
+    story = "Alhamdulillah insentifnya kemarin saya pakai buat modal usaha jualan gorengan di depan rumah"
+    assert await chat.send(story) == [text("faq_statement")]
+    assert chat.labels() == [text("btn_menu_certificate"), text("btn_menu_incentive"), text("btn_agent")]
+    assert await chat.send("siapa juara piala dunia sepak bola tahun lalu?") == [text("faq_none")]
+
+
 async def test_a_linked_participant_asking_about_their_own_schedule_gets_their_records(world: World) -> None:
     chat = world.chat()
     await chat.identify(BY_NAME["Lukman Hakim"])

@@ -79,7 +79,7 @@ async def answer_question(turn: Turn, participant_id: int | None) -> str | None:
         turn.say("faq_suggest", *rows, (turn.button("btn_agent", Action.AGENT),))
         return None
     turn.say(
-        "faq_none",
+        "faq_statement" if result.statement else "faq_none",
         (
             turn.button("btn_menu_certificate", Action.START, "certificate"),
             turn.button("btn_menu_incentive", Action.START, "incentive"),
