@@ -8,9 +8,10 @@ Sets, reported separately: dev and held-out (written here in the participants' s
 wrote in public, verbatim, each with its source URL), official (the questions of the programme's FAQ, 2024).
 Each real message carries a split: real_dev (the matcher may be tuned on it) and real_test are reported as well as
 the whole real set. real_blind (tests/faq_real_blind.jsonl) was collected after the matcher and paraphrases were
-tuned, by someone who never ran the matcher on it, and nobody here has read its misses: the figure to quote.
+tuned, by someone who never ran the matcher on it; it was reported once and then tuned on (2026-12-04).
 real_blind2 (tests/faq_real_blind2.jsonl) is a second such set, collected 2026-12-04 after real_blind had been
-read for tuning, again by someone who never ran the matcher: report it once before reading its misses.
+read for tuning, again by someone who never ran the matcher; it was reported once (README) — the next round of
+tuning may read it, and needs a new blind set for its own figure.
 Besides top-1 over all questions, "on-topic" gives top-1 over the labelled (non-null) questions only.
 Top-1: the matcher's verdict is right: the labelled entry (kind "answer" or "suggest"; a real message may also
 name a second acceptable entry, "also"), or kind "none" for an off-topic question (label null). "Confident wrong"
