@@ -51,7 +51,12 @@ INTENTS = [
     "survey",
     "agent_request",
 ]
-SHARED = PROJECT_ROOT.parent / "shared"
+# The team's shared folder sits beside the checkout (../shared); a git worktree nested deeper finds it further up,
+# so that these checks run there too instead of skipping.
+SHARED = next(
+    (d / "shared" for d in PROJECT_ROOT.parents if (d / "shared" / "dev_questions.jsonl").exists()),
+    PROJECT_ROOT.parent / "shared",
+)
 DEV_SET = SHARED / "dev_questions.jsonl"
 # Questions written for these tests in the participants' style, never used to write the paraphrases' wording.
 HELDOUT_SET = Path(__file__).with_name("faq_heldout.jsonl")
