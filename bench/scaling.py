@@ -52,11 +52,12 @@ for folder in (BENCH.parent, BENCH):  # runnable as a script from anywhere
 
 from load import (  # noqa: E402
     PERSONAS,
+    QUESTIONS,
     SCRIPT,
     LeanBotApi,
     Participants,
+    Poster,
     Run,
-    calibrate,
     closed_loop,
     environment,
     err,
@@ -92,6 +93,29 @@ def prepare_postgres(database_url: str, users: list[int], tmp: Path) -> None:
             await engine.dispose()
 
     asyncio.run(link())
+
+
+async def calibrate(api: LeanBotApi, people: Participants, post: Poster) -> None:
+    """bench/load.py's calibration (how many messages each persona's answer to each message has: a webhook worker
+    answers after sending them), with the personas asked at once: one after another it takes half a minute on
+    PostgreSQL."""
+
+    async def persona_replies(persona: int) -> None:
+        user = CALIBRATION_USERS[persona - 1]
+        assert Participants.persona(user) == persona
+        for message in (*QUESTIONS, "/status"):
+            counts = []
+            for _ in range(2):
+                before = len(api.sent)
+                update, _ = api.offer(user, message, 10**6, queue=False)
+                await post(update)
+                counts.append(sum(1 for _, chat, _ in api.sent[before:] if chat == user))
+            if counts[0] != counts[1] or not counts[0]:
+                raise RuntimeError(f"persona {persona}, {message!r}: answers differ ({counts})")
+            people.replies[persona, message] = counts[0]
+        api.pending.pop(user, None)
+
+    await asyncio.gather(*(persona_replies(p) for p in range(1, PERSONAS + 1)))
 
 
 async def transactions(database_url: str) -> int:
