@@ -17,7 +17,7 @@ reply's latency runs from the update being queued for getUpdates to the last mes
 Prints the figures and ends with one JSON line. The PostgreSQL part runs when DATABASE_URL (or --database-url) is
 postgresql://… — its schema is recreated: use a scratch database.
 
-    python bench/turns_under_import.py                  # 200,000 rows (17 MB), 50,000 participants, 50 turns/s
+    python bench/turns_under_import.py                  # 1,000,000 rows (85 MB), 200,000 participants, 50 turns/s
     python bench/turns_under_import.py --quick          # 20,000 rows, 5,000 participants, 2 s without an import
 """
 
@@ -349,8 +349,8 @@ def report(results: dict[str, Any]) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--rows", type=int, default=200_000, help="rows of the large report (17 MB)")
-    parser.add_argument("--records", type=int, default=50_000, help="participants the report refers to")
+    parser.add_argument("--rows", type=int, default=1_000_000, help="rows of the large report (85 MB)")
+    parser.add_argument("--records", type=int, default=200_000, help="participants the report refers to")
     parser.add_argument("--participants", "-k", type=int, default=300, help="simulated Telegram users")
     parser.add_argument("--rate", type=float, default=50.0, help="turns a second")
     parser.add_argument("--seconds", type=float, default=10.0, help="length of the run without an import")
