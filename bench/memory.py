@@ -41,7 +41,6 @@ from load import (  # noqa: E402
     LeanBotApi,
     Participants,
     _spawn,
-    _wait_ready,
     _warm_up,
     calibrate,
     closed_loop,
@@ -52,6 +51,7 @@ from load import (  # noqa: E402
     webhook_poster,
 )
 
+READY_WITHIN = 120.0  # seconds for a bot process to serve: starting one takes half a minute on a crowded machine
 IDLE_SETTLE = 2.0  # seconds after start before the idle figure: start-up's own allocations are done
 
 
@@ -93,6 +93,22 @@ async def bot_process(command: list[str], env: dict[str, str], log: Path) -> Asy
             await asyncio.to_thread(proc.wait, 10)
 
 
+async def wait_ready(proc: subprocess.Popen[bytes], url: str, log: Path, within: float = READY_WITHIN) -> None:
+    """Until `url` (a /healthz) answers below 500; the log's tail in the error if the process exits or never does."""
+    deadline = time.monotonic() + within
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as session:
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                break
+            with contextlib.suppress(aiohttp.ClientError, TimeoutError):
+                async with session.get(url) as response:
+                    if response.status < 500:
+                        return
+            await asyncio.sleep(0.2)
+    tail = (await asyncio.to_thread(log.read_text, errors="replace"))[-1500:]
+    raise RuntimeError(f"{log.name}: not serving after {within:.0f} s (exit code {proc.poll()}): {tail}")
+
+
 async def measure(args: argparse.Namespace) -> dict[str, Any]:
     people = Participants(args.participants)
     tmp = Path(tempfile.mkdtemp(prefix="prakerja-memory-"))
@@ -112,7 +128,7 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
             url = f"http://127.0.0.1:{port}"
             command = [str(SCRIPT), "webhook", "--host", "127.0.0.1", "--port", str(port)]
             async with bot_process(command, environment(db, api.url), tmp / "webhook.log") as proc:
-                await _wait_ready(proc, url + "/healthz", tmp / "webhook.log")
+                await wait_ready(proc, url + "/healthz", tmp / "webhook.log")
                 await asyncio.sleep(IDLE_SETTLE)
                 idle = memory_of(proc.pid)
                 post = webhook_poster(http, [url])

@@ -72,7 +72,7 @@ from load import (  # noqa: E402
     err,
     free_port,
 )
-from memory import bot_process, memory_of  # noqa: E402
+from memory import READY_WITHIN, bot_process, memory_of  # noqa: E402
 
 from core.db import make_engine  # noqa: E402
 
@@ -160,14 +160,14 @@ async def transactions(database_url: str) -> int:
 
 async def _listening(log: Path, proc: subprocess.Popen[bytes]) -> None:
     """Until the worker logged that it listens (with SO_REUSEPORT a /healthz may reach another worker)."""
-    for _ in range(600):
+    for _ in range(int(READY_WITHIN * 10)):
         written = await asyncio.to_thread(log.read_text, errors="replace")
         if proc.poll() is not None:
             raise RuntimeError(f"{log.name} exited: {written[-1500:]}")
         if "listening on" in written:
             return
         await asyncio.sleep(0.1)
-    raise RuntimeError(f"{log.name}: not listening after 60 s")
+    raise RuntimeError(f"{log.name}: not listening after {READY_WITHIN:.0f} s")
 
 
 async def one_setting(

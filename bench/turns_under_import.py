@@ -51,7 +51,6 @@ from load import (  # noqa: E402
     LeanBotApi,
     Participants,
     Run,
-    _wait_ready,
     _warm_up,
     environment,
     err,
@@ -59,7 +58,7 @@ from load import (  # noqa: E402
     prepare_database,
     webhook_poster,
 )
-from memory import bot_process  # noqa: E402
+from memory import bot_process, wait_ready  # noqa: E402
 from scaling import CALIBRATION_USERS, calibrate, prepare_postgres  # noqa: E402
 
 from core.db import make_engine  # noqa: E402
@@ -220,7 +219,7 @@ async def calibrate_with_webhook(api: LeanBotApi, people: Participants, env: dic
         bot_process(command, env, tmp / "calibrate.log") as proc,
         aiohttp.ClientSession() as http,
     ):
-        await _wait_ready(proc, f"http://127.0.0.1:{port}/healthz", tmp / "calibrate.log")
+        await wait_ready(proc, f"http://127.0.0.1:{port}/healthz", tmp / "calibrate.log")
         await calibrate(api, people, webhook_poster(http, [f"http://127.0.0.1:{port}"]))
     api.reset()
 
