@@ -93,15 +93,20 @@ def seed_reference_data(db_path: Path, participants: int) -> None:
     db.close()
 
 
-def write_report(path: Path, rows: int, participants: int, progress: Progress) -> None:
+def write_report(
+    path: Path, rows: int, participants: int, progress: Progress, first_participant: int = 1, first_row: int = 0
+) -> None:
+    """N report rows for participants first_participant…+participants-1; rows from `first_row` on (another file's
+    rows start where this one's end: new vouchers)."""
     task = progress.add_task("write CSV", total=rows)
     day = date(2024, 1, 1)
     days = [(day + timedelta(days=d)).isoformat() for d in range(180)]
     with path.open("w", encoding="utf-8", newline="") as f:
         out = csv.writer(f)
         out.writerow(HEADER)
-        for i in range(rows):
+        for i in range(first_row, first_row + rows):
             bought = i % 120
+            participant = first_participant + (i * 7919) % participants
             completed = i % 10 < 7
             rated = completed and i % 10 < 5
             out.writerow(
@@ -109,17 +114,17 @@ def write_report(path: Path, rows: int, participants: int, progress: Progress) -
                     REPORT_DATE.isoformat(),
                     PLATFORMS[i % len(PLATFORMS)],
                     f"PK{(i * _SCRAMBLE) % 10**10:010d}",
-                    1 + (i * 7919) % participants,
+                    participant,
                     f"TR-{(i * 31) % TRAININGS:05d}",
                     days[bought],
                     days[bought + 20] if completed else "",
-                    f"Peserta {1 + (i * 7919) % participants}" if completed else "",
+                    f"Peserta {participant}" if completed else "",
                     days[bought + 25] if rated else "",
                     days[bought + 26] if rated and i % 2 else "",
                 )
             )
             if i % 50_000 == 0:
-                progress.update(task, completed=i)
+                progress.update(task, completed=i - first_row)
     progress.remove_task(task)
 
 

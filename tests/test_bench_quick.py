@@ -9,7 +9,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from tests.conftest import PG_URL, requires_pg
+import pytest
+
+from tests.conftest import PG_URL, REDIS_URL, requires_pg
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -62,3 +64,42 @@ def test_the_import_benchmarks_run_with_small_files() -> None:
     assert figures["rows"] == 5000
     turns = _run_bench("import_turns.py", "--quick")
     assert isinstance(turns["large"], dict) and turns["large"]["rows"] == 100_000
+
+
+def test_the_memory_benchmark_runs_in_its_quick_mode() -> None:
+    figures = _run_bench("memory.py", "--quick")
+    assert figures["quick"] is True and figures["database"] == "sqlite"
+    for process in ("polling", "webhook"):
+        idle, after = figures[process]["idle"], figures[process]["after_load"]
+        assert 0 < idle["uss_mb"] <= idle["rss_mb"] <= after["peak_rss_mb"]
+        assert figures[process]["load"]["updates"] > 0 and figures[process]["load"]["timeouts"] == 0
+
+
+def test_the_turns_under_import_benchmark_runs_on_sqlite() -> None:
+    figures = _run_bench("turns_under_import.py", "--quick", "--databases", "sqlite")
+    sqlite = figures["sqlite"]
+    assert sqlite["large_refused_by_cli"] is True  # over 1 MB while the bot serves from the file
+    assert 0 < sqlite["allowed"]["rows"] < sqlite["rows"] and sqlite["allowed"]["file_mb"] <= 1.0
+    for turns in (sqlite["without_import"], sqlite["allowed"]["turns"], sqlite["large_bypassing_cli"]["turns"]):
+        assert turns["updates"] > 0 and turns["timeouts"] == 0 and turns["p99_ms"] >= turns["p50_ms"] > 0
+
+
+@requires_pg
+def test_the_turns_under_import_benchmark_runs_on_postgresql() -> None:
+    figures = _run_bench("turns_under_import.py", "--quick", "--databases", "postgresql", "--database-url", PG_URL)
+    large = figures["postgresql"]["large"]
+    assert large["import_seconds"] > 0 and large["lock_waits"]["samples"] > 0
+    for turns in (figures["postgresql"]["without_import"], large["turns"]):
+        assert turns["updates"] > 0 and turns["timeouts"] == 0
+
+
+@pytest.mark.skipif(not (PG_URL and REDIS_URL), reason="needs DATABASE_URL=postgresql://… and REDIS_URL")
+def test_the_scaling_benchmark_runs_on_postgresql_and_redis() -> None:
+    figures = _run_bench("scaling.py", "--quick", "--database-url", PG_URL, "--redis-url", REDIS_URL)
+    (one_round,) = figures["rounds"]
+    for workers in ("1", "2"):
+        run = one_round[workers]
+        assert run["updates"] > 0 and run["timeouts"] == 0
+        assert len(run["worker_cpu_seconds"]) == len(run["memory"]) == int(workers)
+        assert all(cpu > 0 for cpu in run["worker_cpu_seconds"])  # SO_REUSEPORT gave each worker a share
+    assert figures["median"]["ratio"] > 0

@@ -1,0 +1,190 @@
+"""Memory per bot process: RSS, USS and peak RSS of one `prakerja-bot run` (polling) and one `prakerja-bot webhook`
+worker, idle after start and after a closed-loop load (issue 14).
+
+On a fresh SQLite demo database (the embedded default), through bench/load.py's fake Bot API server and participants:
+each process is started, left idle for a moment and measured, then driven by K participants in a closed loop for
+--seconds and measured again. RSS and the peak (VmHWM) come from /proc/<pid>/status, USS (the pages only this process
+holds: what stopping it gives back) and PSS from /proc/<pid>/smaps_rollup. `bench/scaling.py` reports the same for
+webhook workers on PostgreSQL + Redis. Prints a table and ends with one JSON line.
+
+    python bench/memory.py                # 300 participants, 8 s of load each
+    python bench/memory.py --quick        # 50 participants, 2 s
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+BENCH = Path(__file__).resolve().parent
+if str(BENCH) not in sys.path:  # runnable as a script from anywhere
+    sys.path.insert(0, str(BENCH))
+
+from load import (  # noqa: E402
+    PERSONAS,
+    SCRIPT,
+    LeanBotApi,
+    Participants,
+    _spawn,
+    _warm_up,
+    calibrate,
+    closed_loop,
+    environment,
+    err,
+    free_port,
+    prepare_database,
+    webhook_poster,
+)
+
+READY_WITHIN = 120.0  # seconds for a bot process to serve: starting one takes half a minute on a crowded machine
+IDLE_SETTLE = 2.0  # seconds after start before the idle figure: start-up's own allocations are done
+
+
+def memory_of(pid: int) -> dict[str, float]:
+    """MB: rss and peak_rss (VmHWM) from /proc/<pid>/status; uss (private pages) and pss from smaps_rollup."""
+    fields: dict[str, float] = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        name, _, value = line.partition(":")
+        if name in ("VmRSS", "VmHWM"):
+            fields[name] = int(value.split()[0]) / 1024
+    private = pss = 0.0
+    with contextlib.suppress(OSError):  # smaps_rollup: Linux 4.14+
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+            name, _, value = line.partition(":")
+            if name in ("Private_Clean", "Private_Dirty"):
+                private += int(value.split()[0]) / 1024
+            elif name == "Pss":
+                pss = int(value.split()[0]) / 1024
+    return {
+        "rss_mb": round(fields["VmRSS"], 1),
+        "uss_mb": round(private, 1),
+        "pss_mb": round(pss, 1),
+        "peak_rss_mb": round(fields["VmHWM"], 1),
+    }
+
+
+@contextlib.asynccontextmanager
+async def bot_process(command: list[str], env: dict[str, str], log: Path) -> AsyncIterator[subprocess.Popen[bytes]]:
+    """A bot process for the block (SIGTERM at the end, SIGKILL if it does not go), its pid to measure."""
+    proc = await asyncio.to_thread(_spawn, command, env, log)
+    try:
+        yield proc
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            await asyncio.to_thread(proc.wait, 20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            await asyncio.to_thread(proc.wait, 10)
+
+
+async def wait_ready(proc: subprocess.Popen[bytes], url: str, log: Path, within: float = READY_WITHIN) -> None:
+    """Until `url` (a /healthz) answers below 500; the log's tail in the error if the process exits or never does."""
+    deadline = time.monotonic() + within
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as session:
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                break
+            with contextlib.suppress(aiohttp.ClientError, TimeoutError):
+                async with session.get(url) as response:
+                    if response.status < 500:
+                        return
+            await asyncio.sleep(0.2)
+    tail = (await asyncio.to_thread(log.read_text, errors="replace"))[-1500:]
+    raise RuntimeError(f"{log.name}: not serving after {within:.0f} s (exit code {proc.poll()}): {tail}")
+
+
+async def measure(args: argparse.Namespace) -> dict[str, Any]:
+    people = Participants(args.participants)
+    tmp = Path(tempfile.mkdtemp(prefix="prakerja-memory-"))
+    calibration_users = [9_000_000 + p - 1 + PERSONAS * 10 for p in range(1, PERSONAS + 1)]
+    db = await asyncio.to_thread(prepare_database, tmp, people.users + calibration_users)
+    results: dict[str, Any] = {"participants": args.participants, "seconds": args.seconds, "database": "sqlite"}
+    progress = Progress(
+        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=err
+    )
+    timeout = aiohttp.ClientTimeout(total=60)
+    with progress:
+        async with (
+            LeanBotApi() as api,
+            aiohttp.ClientSession(timeout=timeout, connector=aiohttp.TCPConnector(limit=0)) as http,
+        ):
+            port = free_port()
+            url = f"http://127.0.0.1:{port}"
+            command = [str(SCRIPT), "webhook", "--host", "127.0.0.1", "--port", str(port)]
+            async with bot_process(command, environment(db, api.url), tmp / "webhook.log") as proc:
+                await wait_ready(proc, url + "/healthz", tmp / "webhook.log")
+                await asyncio.sleep(IDLE_SETTLE)
+                idle = memory_of(proc.pid)
+                post = webhook_poster(http, [url])
+                await calibrate(api, people, post)
+                run = await closed_loop(api, people, args.seconds, False, post, "webhook worker", progress)
+                results["webhook"] = {"idle": idle, "after_load": memory_of(proc.pid), "load": run.figures()}
+
+            async with bot_process([str(SCRIPT), "run"], environment(db, api.url), tmp / "polling.log") as proc:
+                await asyncio.sleep(IDLE_SETTLE)
+                await _warm_up(api, people)  # it has started polling: one /status answered
+                await asyncio.sleep(0.5)
+                idle = memory_of(proc.pid)
+                run = await closed_loop(api, people, args.seconds, False, None, "polling bot", progress)
+                results["polling"] = {"idle": idle, "after_load": memory_of(proc.pid), "load": run.figures()}
+    results["load_average_1min"] = round(os.getloadavg()[0], 2)
+    results["quick"] = args.quick
+    return results
+
+
+def report(results: dict[str, Any], title: str) -> None:
+    table = Table(title=title)
+    for column in ("process", "when", "RSS MB", "USS MB", "PSS MB", "peak RSS MB", "load: updates/s"):
+        table.add_column(column, justify="left" if column in ("process", "when") else "right")
+    for name, figures in results.items():
+        for when in ("idle", "after_load"):
+            m = figures[when]
+            rate = f"{figures['load']['updates_per_s']:.1f}" if when == "after_load" and "load" in figures else ""
+            table.add_row(
+                name,
+                when.replace("_", " "),
+                f"{m['rss_mb']:.1f}",
+                f"{m['uss_mb']:.1f}",
+                f"{m['pss_mb']:.1f}",
+                f"{m['peak_rss_mb']:.1f}",
+                rate,
+            )
+    err.print(table)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--participants", "-k", type=int, default=300, help="simulated participants (default 300)")
+    parser.add_argument("--seconds", type=float, default=8.0, help="length of the load on each process")
+    parser.add_argument("--quick", action="store_true", help="50 participants, 2 s of load")
+    args = parser.parse_args()
+    if args.quick:
+        args.participants, args.seconds = min(args.participants, 50), 2.0
+    started = time.perf_counter()
+    results = asyncio.run(measure(args))
+    results["wall_seconds"] = round(time.perf_counter() - started, 1)
+    report(
+        {k: results[k] for k in ("polling", "webhook")},
+        f"Memory per process — SQLite, {args.participants} participants",
+    )
+    print(json.dumps(results), flush=True)
+
+
+if __name__ == "__main__":
+    main()
