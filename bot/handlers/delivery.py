@@ -84,19 +84,25 @@ async def typing_while(
     bot: Bot | None, chat_id: int, enabled: bool, after: float = TYPING_AFTER
 ) -> AsyncIterator[None]:
     """Show "typing…" when a look-up takes long enough to be noticed (Telegram asks bots to use the indicator only
-    then; a quick answer would be one more request for nothing); never let the indicator fail the update."""
-    task = None
-    if enabled and bot is not None:
-        task = asyncio.create_task(_typing_after(bot, chat_id, after))
+    then; a quick answer would be one more request for nothing); never let the indicator fail the update.
+
+    A timer, not a task per turn, waits for the moment; once the request is out it is awaited, never cancelled: a
+    request cancelled in flight closes its connection, and the next request pays for a new one. Awaiting it also
+    keeps it ahead of the answer."""
+    if not enabled or bot is None:
+        yield
+        return
+    loop = asyncio.get_running_loop()
+    sending: list[asyncio.Task[bool]] = []
+
+    def send() -> None:
+        sending.append(loop.create_task(bot.send_chat_action(chat_id, ChatAction.TYPING)))
+
+    timer = loop.call_later(after, send)
     try:
         yield
     finally:
-        if task is not None:
-            task.cancel()  # answered before the indicator was due (or it is out already)
-            with contextlib.suppress(Exception, asyncio.CancelledError):
-                await task
-
-
-async def _typing_after(bot: Bot, chat_id: int, after: float) -> None:
-    await asyncio.sleep(after)
-    await bot.send_chat_action(chat_id, ChatAction.TYPING)
+        timer.cancel()
+        if sending:
+            with contextlib.suppress(Exception):
+                await sending[0]
