@@ -34,7 +34,7 @@ from bot.handlers.delivery import deliver
 from bot.handlers.throttle import install_throttle
 from bot.notifications import ParticipantSender
 from bot.outbox_sender import StaffSender
-from bot.session import UrlencodedSession
+from bot.session import JsonSession
 from bot.settings import Settings
 from core.console.staff import StaffAccess
 from core.db import close_sidecar, make_engine
@@ -61,7 +61,7 @@ RETRY_PAUSE = 1.0  # seconds before a failed update's next attempt (times the at
 def make_bot(settings: Settings) -> Bot:
     if settings.bot_token is None:
         raise ValueError("BOT_TOKEN is not set")
-    session = UrlencodedSession(api=TelegramAPIServer.from_base(settings.bot_api_url))
+    session = JsonSession(api=TelegramAPIServer.from_base(settings.bot_api_url))
     return Bot(
         settings.bot_token.get_secret_value(),
         session=session,

@@ -1,4 +1,4 @@
-"""Sending replies through the fake Bot API server: requests urlencoded (uploads multipart), the typing indicator
+"""Sending replies through the fake Bot API server: requests as JSON (uploads multipart), the typing indicator
 only when a look-up is slow, long texts split at line breaks with the keyboard on the last part."""
 
 from __future__ import annotations
@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 from aiogram import Bot
+from aiogram.methods import SendMessage
 from aiogram.types import BufferedInputFile
 
 from bot.flows.types import Button, Reply
@@ -58,8 +59,10 @@ async def test_a_long_reply_is_split_at_line_breaks_with_the_keyboard_last(api: 
     assert [("reply_markup" in c.params) for c in calls] == [False, False, True]
 
 
-async def test_requests_go_urlencoded_and_uploads_multipart(api: FakeBotApi, bot: Bot) -> None:
+async def test_requests_go_as_json_and_uploads_multipart(api: FakeBotApi, bot: Bot) -> None:
     api.push_message(USER, "/status")
+    body = bot.session.build_form_data(bot, SendMessage(chat_id=USER, text="Halo"))  # type: ignore[attr-defined]
+    assert body.content_type == "application/json"
     await deliver(bot, USER, [Reply("<b>Halo</b> &amp; 😀", ((Button("Ya", "abcd|h|y"),),))])
     [call] = api.calls_to("sendMessage", USER)
     assert call.params["parse_mode"] == "HTML" and call.params["text"] == "<b>Halo</b> &amp; 😀"
