@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 from aiogram import Bot
+from aiogram.exceptions import TelegramForbiddenError, TelegramRetryAfter
 from aiogram.methods import SendMessage
 from aiogram.types import BufferedInputFile
 
@@ -15,7 +16,7 @@ from bot.flows.types import Button, Reply
 from bot.handlers.delivery import MAX_MESSAGE, deliver, typing_while
 from bot.settings import Settings
 from bot.telegram import make_bot
-from tests.fake_bot_api import FakeBotApi, blocked_by_user
+from tests.fake_bot_api import FakeBotApi, blocked_by_user, too_many_requests
 
 USER = 5_560_001
 
@@ -71,3 +72,19 @@ async def test_requests_go_as_json_and_uploads_multipart(api: FakeBotApi, bot: B
     assert sent.document is not None and sent.caption == "Laporan"
     [upload] = api.calls_to("sendDocument", USER)
     assert str(upload.params["document"]).startswith("attach://")  # the file itself is another multipart part
+
+
+async def test_a_reply_whose_result_is_unread_still_raises_telegrams_errors(api: FakeBotApi, bot: Bot) -> None:
+    """`deliver` does not parse the sent message back (nobody reads it), but a refusal raises as aiogram raises it."""
+    api.push_message(USER, "/status")
+    api.fail_next("sendMessage", blocked_by_user())
+    with pytest.raises(TelegramForbiddenError):
+        await deliver(bot, USER, [Reply("Halo")])
+    api.fail_next("sendMessage", too_many_requests(3))
+    with pytest.raises(TelegramRetryAfter) as retry:
+        await deliver(bot, USER, [Reply("Halo")])
+    assert retry.value.retry_after == 3
+    await deliver(bot, USER, [Reply("Halo lagi")])
+    assert [c.params["text"] for c in api.calls_to("sendMessage", USER)][-1] == "Halo lagi"
+    sent = await bot.send_message(USER, "dibaca")  # a caller that reads the result still gets the Message
+    assert sent.text == "dibaca" and sent.chat.id == USER

@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator, Sequence
 
 from aiogram import Bot
 from aiogram.enums import ChatAction
+from aiogram.methods import SendMessage
 from aiogram.types import (
     InlineKeyboardButton,
     InlineKeyboardMarkup,
@@ -17,6 +18,7 @@ from aiogram.types import (
 )
 
 from bot.flows.types import Reply
+from bot.session import send_unread
 from core.limits import MESSAGE_TEXT
 
 MAX_MESSAGE = MESSAGE_TEXT
@@ -73,7 +75,7 @@ async def deliver(bot: Bot | None, chat_id: int, replies: Sequence[Reply]) -> No
         for n, part in enumerate(parts):
             # The keyboard goes with the last part, where the participant is reading.
             markup = markup_for(reply) if n == len(parts) - 1 else None
-            await bot.send_message(chat_id, part, reply_markup=markup)
+            await send_unread(bot, SendMessage(chat_id=chat_id, text=part, reply_markup=markup))
 
 
 TYPING_AFTER = 0.3  # seconds: a look-up answered sooner needs no indicator
