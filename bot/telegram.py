@@ -93,11 +93,11 @@ def build_dispatcher(app: App, storage: BaseStorage | None = None) -> Dispatcher
         console_access=StaffAccess(app.engine, settings.agent_ids, settings.admin_ids),
         web_url=settings.web_url,
     )
+    dp.include_router(participant.router)  # first: it declines what the routers below claim
     dp.include_router(admin.router)
     dp.include_router(console_login.router)
     if app.staff is not None:
         dp.include_router(agent.router)
-    dp.include_router(participant.router)
     install_throttle(dp, app.services.renderer, settings.default_locale)
 
     @dp.errors()
