@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import Connection, delete, select, update
+from sqlalchemy import Connection, delete, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -152,6 +152,12 @@ class UpdateLedger:
         )
         rows = await run_blocking(self.engine, lambda conn: conn.execute(statement).scalars().all())
         return {int(i) for i in rows}
+
+    async def highest(self) -> int:
+        """The highest update id the ledger holds (0 when empty): an update above it was never seen here."""
+        statement = select(func.max(ProcessedUpdate.update_id))
+        found = await run_blocking(self.engine, lambda conn: conn.execute(statement).scalar())
+        return int(found or 0)
 
     async def open_payloads(self) -> list[tuple[int, str]]:
         """Polled updates stored but never marked done (the process stopped meanwhile), oldest first."""
