@@ -13,7 +13,7 @@ from aiogram.methods import SendMessage
 from aiogram.types import BufferedInputFile
 
 from bot.flows.types import Button, Reply
-from bot.handlers.delivery import MAX_MESSAGE, deliver, typing_while
+from bot.handlers.delivery import MAX_MESSAGE, TYPING_BUSY, deliver, typing_while
 from bot.settings import Settings
 from bot.telegram import make_bot
 from tests.fake_bot_api import FakeBotApi, blocked_by_user, too_many_requests
@@ -88,3 +88,19 @@ async def test_a_reply_whose_result_is_unread_still_raises_telegrams_errors(api:
     assert [c.params["text"] for c in api.calls_to("sendMessage", USER)][-1] == "Halo lagi"
     sent = await bot.send_message(USER, "dibaca")  # a caller that reads the result still gets the Message
     assert sent.text == "dibaca" and sent.chat.id == USER
+
+
+async def test_a_saturated_bot_leaves_the_indicator_out(api: FakeBotApi, bot: Bot) -> None:
+    """Past TYPING_BUSY turns in hand every answer is late for the same reason: no extra request per turn then."""
+    users = [USER + n for n in range(TYPING_BUSY + 1)]
+    for user in users:
+        api.push_message(user, "/status")
+
+    async def slow_turn(user: int) -> None:
+        async with typing_while(bot, user, enabled=True, after=0.05):
+            await asyncio.sleep(0.3)
+
+    await asyncio.gather(*(slow_turn(user) for user in users))
+    assert api.calls_to("sendChatAction") == []
+    await asyncio.gather(*(slow_turn(user) for user in users[:2]))  # two slow turns: each shows it
+    assert len(api.calls_to("sendChatAction")) == 2

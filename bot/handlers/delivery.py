@@ -79,6 +79,13 @@ async def deliver(bot: Bot | None, chat_id: int, replies: Sequence[Reply]) -> No
 
 
 TYPING_AFTER = 0.3  # seconds: a look-up answered sooner needs no indicator
+# Turns in hand in this process past which the indicator is left out: the bot is saturated, every answer is late for
+# the same reason, and one more request per turn would make them all later still.
+TYPING_BUSY = 50
+
+
+class _Turns:
+    in_hand = 0  # turns inside typing_while now, in this process
 
 
 @contextlib.asynccontextmanager
@@ -86,25 +93,27 @@ async def typing_while(
     bot: Bot | None, chat_id: int, enabled: bool, after: float = TYPING_AFTER
 ) -> AsyncIterator[None]:
     """Show "typing…" when a look-up takes long enough to be noticed (Telegram asks bots to use the indicator only
-    then; a quick answer would be one more request for nothing); never let the indicator fail the update.
+    then; a quick answer would be one more request for nothing), unless the process is saturated (`TYPING_BUSY`);
+    never let the indicator fail the update.
 
     A timer, not a task per turn, waits for the moment; once the request is out it is awaited, never cancelled: a
     request cancelled in flight closes its connection, and the next request pays for a new one. Awaiting it also
     keeps it ahead of the answer."""
-    if not enabled or bot is None:
-        yield
-        return
     loop = asyncio.get_running_loop()
     sending: list[asyncio.Task[bool]] = []
 
     def send() -> None:
-        sending.append(loop.create_task(bot.send_chat_action(chat_id, ChatAction.TYPING)))
+        if bot is not None and _Turns.in_hand <= TYPING_BUSY:
+            sending.append(loop.create_task(bot.send_chat_action(chat_id, ChatAction.TYPING)))
 
-    timer = loop.call_later(after, send)
+    timer = loop.call_later(after, send) if enabled and bot is not None else None
+    _Turns.in_hand += 1
     try:
         yield
     finally:
-        timer.cancel()
+        _Turns.in_hand -= 1
+        if timer is not None:
+            timer.cancel()
         if sending:
             with contextlib.suppress(Exception):
                 await sending[0]
