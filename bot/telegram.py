@@ -7,6 +7,7 @@ import contextlib
 import functools
 import gc
 import logging
+import math
 import os
 import signal
 import time
@@ -35,7 +36,7 @@ from bot.handlers.delivery import deliver
 from bot.handlers.throttle import install_throttle
 from bot.notifications import ParticipantSender
 from bot.outbox_sender import StaffSender
-from bot.session import UrlencodedSession
+from bot.session import JsonSession
 from bot.settings import Settings
 from core.console.staff import StaffAccess
 from core.db import Database
@@ -62,7 +63,7 @@ RETRY_PAUSE = 1.0  # seconds before a failed update's next attempt (times the at
 def make_bot(settings: Settings) -> Bot:
     if settings.bot_token is None:
         raise ValueError("BOT_TOKEN is not set")
-    session = UrlencodedSession(api=TelegramAPIServer.from_base(settings.bot_api_url))
+    session = JsonSession(api=TelegramAPIServer.from_base(settings.bot_api_url))
     return Bot(
         settings.bot_token.get_secret_value(),
         session=session,
@@ -104,11 +105,11 @@ def build_dispatcher(app: App, storage: BaseStorage | None = None) -> Dispatcher
         console_access=StaffAccess(app.engine, settings.agent_ids, settings.admin_ids),
         web_url=settings.web_url,
     )
+    dp.include_router(participant.router)  # first: it declines what the routers below claim
     dp.include_router(admin.router)
     dp.include_router(console_login.router)
     if app.staff is not None:
         dp.include_router(agent.router)
-    dp.include_router(participant.router)
     install_throttle(dp, app.services.renderer, settings.default_locale)
 
     @dp.errors()
@@ -232,6 +233,9 @@ class LedgerPolling:
         self._done: list[int] = []  # handled, to be marked done by the flusher
         self.started: set[int] = set()  # handled in this run (or being handled), above the confirmed offset
         self._open: set[int] = set()  # in hand now
+        # Update ids only grow: one above the ledger's highest when this run started was never seen by an earlier
+        # run, so only updates up to here need the ledger read that says whether they are done already.
+        self.seen_before: float = math.inf
         self._flusher: asyncio.Task[None] | None = None
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -265,6 +269,7 @@ class LedgerPolling:
     async def _resume(self) -> None:
         """Handle what an earlier run stored and did not finish (it was killed, or stopped mid-burst)."""
         try:
+            self.seen_before = await self.ledger.highest()
             stored = await self.ledger.open_payloads()
         except Exception as exc:
             log.error("cannot read the updates left open: %s", redact(repr(exc)))
@@ -280,14 +285,15 @@ class LedgerPolling:
             self._start(update)
 
     async def _take(self, updates: list[Update]) -> None:
-        """Start the new updates at once (one read says which are done already: a database busy with a writer delays
-        a turn's own work, not its start), then store the batch and confirm it: the next getUpdates carries the
-        offset past it."""
+        """Start the new updates at once (for those an earlier run may have seen, one read says which are done already:
+        a database busy with a writer delays a turn's own work, not its start), then store the batch and confirm it:
+        the next getUpdates carries the offset past it."""
         if not updates:
             return
         new = [u for u in updates if u.update_id not in self.started]
+        maybe_done = [u.update_id for u in new if u.update_id <= self.seen_before]
         try:
-            done = await self.ledger.done_among([u.update_id for u in new]) if new else set()
+            done = await self.ledger.done_among(maybe_done) if maybe_done else set()
         except Exception as exc:  # the database is down: not confirmed, so Telegram sends them again
             log.error("updates %s…: cannot read the ledger: %s", updates[0].update_id, redact(repr(exc)))
             await asyncio.sleep(1.0)

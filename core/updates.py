@@ -8,12 +8,13 @@ within seconds.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import functools
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import Connection, delete, select, update
+from sqlalchemy import Connection, bindparam, delete, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from core.db import Database
@@ -29,6 +30,29 @@ class Claim(StrEnum):
     BUSY = "busy"  # another worker is on it right now: ask Telegram to retry later
 
 
+# Every webhook update runs these two: built once with bound parameters instead of a new statement object per call
+# (SQLAlchemy then also skips building each one's cache key).
+_DONE = (
+    update(ProcessedUpdate)
+    .where(ProcessedUpdate.update_id == bindparam("id"))
+    .values(status="done", done_at=bindparam("at", type_=ProcessedUpdate.done_at.type))
+)
+
+
+@functools.cache
+def _claim_statement(insert: Callable[[type[ProcessedUpdate]], Any]) -> Any:
+    return (
+        insert(ProcessedUpdate)
+        .values(
+            update_id=bindparam("id"),
+            status="processing",
+            worker=bindparam("worker"),
+            claimed_at=bindparam("at", type_=ProcessedUpdate.claimed_at.type),
+        )
+        .on_conflict_do_nothing(index_elements=["update_id"])
+    )
+
+
 class UpdateLedger:
     def __init__(self, db: Database, worker: str, lease: timedelta = LEASE) -> None:
         self.db = db
@@ -42,9 +66,7 @@ class UpdateLedger:
 
         def claim(conn: Connection) -> Claim:
             inserted = conn.execute(
-                self._insert(ProcessedUpdate)
-                .values(update_id=update_id, status="processing", worker=self.worker, claimed_at=moment)
-                .on_conflict_do_nothing(index_elements=["update_id"])
+                _claim_statement(self._insert), {"id": update_id, "worker": self.worker, "at": moment}
             )
             if inserted.rowcount == 1:
                 return Claim.NEW
@@ -84,12 +106,8 @@ class UpdateLedger:
             return bool(getattr(result, "rowcount", 0))
 
     async def done(self, update_id: int, now: datetime | None = None) -> None:
-        statement = (
-            update(ProcessedUpdate)
-            .where(ProcessedUpdate.update_id == update_id)
-            .values(status="done", done_at=now or datetime.now(UTC))
-        )
-        await self.db.run(lambda conn: conn.execute(statement), write=True)
+        params = {"id": update_id, "at": now or datetime.now(UTC)}
+        await self.db.run(lambda conn: conn.execute(_DONE, params), write=True)
 
     async def record_done(self, update_id: int, now: datetime | None = None) -> None:
         """Handled without a claim: long polling has one consumer (Telegram refuses a second getUpdates), so it only
@@ -151,6 +169,12 @@ class UpdateLedger:
         )
         rows = await self.db.run(lambda conn: conn.execute(statement).scalars().all())
         return {int(i) for i in rows}
+
+    async def highest(self) -> int:
+        """The highest update id the ledger holds (0 when empty): an update above it was never seen here."""
+        statement = select(func.max(ProcessedUpdate.update_id))
+        found = await self.db.run(lambda conn: conn.execute(statement).scalar())
+        return int(found or 0)
 
     async def open_payloads(self) -> list[tuple[int, str]]:
         """Polled updates stored but never marked done (the process stopped meanwhile), oldest first."""

@@ -1,4 +1,4 @@
-"""Sending replies through the fake Bot API server: requests urlencoded (uploads multipart), the typing indicator
+"""Sending replies through the fake Bot API server: requests as JSON (uploads multipart), the typing indicator
 only when a look-up is slow, long texts split at line breaks with the keyboard on the last part."""
 
 from __future__ import annotations
@@ -8,13 +8,15 @@ from collections.abc import AsyncIterator
 
 import pytest
 from aiogram import Bot
+from aiogram.exceptions import TelegramForbiddenError, TelegramRetryAfter
+from aiogram.methods import SendMessage
 from aiogram.types import BufferedInputFile
 
 from bot.flows.types import Button, Reply
-from bot.handlers.delivery import MAX_MESSAGE, deliver, typing_while
+from bot.handlers.delivery import MAX_MESSAGE, TYPING_BUSY, deliver, typing_while
 from bot.settings import Settings
 from bot.telegram import make_bot
-from tests.fake_bot_api import FakeBotApi, blocked_by_user
+from tests.fake_bot_api import FakeBotApi, blocked_by_user, too_many_requests
 
 USER = 5_560_001
 
@@ -58,8 +60,10 @@ async def test_a_long_reply_is_split_at_line_breaks_with_the_keyboard_last(api: 
     assert [("reply_markup" in c.params) for c in calls] == [False, False, True]
 
 
-async def test_requests_go_urlencoded_and_uploads_multipart(api: FakeBotApi, bot: Bot) -> None:
+async def test_requests_go_as_json_and_uploads_multipart(api: FakeBotApi, bot: Bot) -> None:
     api.push_message(USER, "/status")
+    body = bot.session.build_form_data(bot, SendMessage(chat_id=USER, text="Halo"))  # type: ignore[attr-defined]
+    assert body.content_type == "application/json"
     await deliver(bot, USER, [Reply("<b>Halo</b> &amp; 😀", ((Button("Ya", "abcd|h|y"),),))])
     [call] = api.calls_to("sendMessage", USER)
     assert call.params["parse_mode"] == "HTML" and call.params["text"] == "<b>Halo</b> &amp; 😀"
@@ -68,3 +72,35 @@ async def test_requests_go_urlencoded_and_uploads_multipart(api: FakeBotApi, bot
     assert sent.document is not None and sent.caption == "Laporan"
     [upload] = api.calls_to("sendDocument", USER)
     assert str(upload.params["document"]).startswith("attach://")  # the file itself is another multipart part
+
+
+async def test_a_reply_whose_result_is_unread_still_raises_telegrams_errors(api: FakeBotApi, bot: Bot) -> None:
+    """`deliver` does not parse the sent message back (nobody reads it), but a refusal raises as aiogram raises it."""
+    api.push_message(USER, "/status")
+    api.fail_next("sendMessage", blocked_by_user())
+    with pytest.raises(TelegramForbiddenError):
+        await deliver(bot, USER, [Reply("Halo")])
+    api.fail_next("sendMessage", too_many_requests(3))
+    with pytest.raises(TelegramRetryAfter) as retry:
+        await deliver(bot, USER, [Reply("Halo")])
+    assert retry.value.retry_after == 3
+    await deliver(bot, USER, [Reply("Halo lagi")])
+    assert [c.params["text"] for c in api.calls_to("sendMessage", USER)][-1] == "Halo lagi"
+    sent = await bot.send_message(USER, "dibaca")  # a caller that reads the result still gets the Message
+    assert sent.text == "dibaca" and sent.chat.id == USER
+
+
+async def test_a_saturated_bot_leaves_the_indicator_out(api: FakeBotApi, bot: Bot) -> None:
+    """Past TYPING_BUSY turns in hand every answer is late for the same reason: no extra request per turn then."""
+    users = [USER + n for n in range(TYPING_BUSY + 1)]
+    for user in users:
+        api.push_message(user, "/status")
+
+    async def slow_turn(user: int) -> None:
+        async with typing_while(bot, user, enabled=True, after=0.05):
+            await asyncio.sleep(0.3)
+
+    await asyncio.gather(*(slow_turn(user) for user in users))
+    assert api.calls_to("sendChatAction") == []
+    await asyncio.gather(*(slow_turn(user) for user in users[:2]))  # two slow turns: each shows it
+    assert len(api.calls_to("sendChatAction")) == 2

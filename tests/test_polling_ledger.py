@@ -66,12 +66,14 @@ async def test_the_polling_inbox_keeps_an_update_until_it_is_done(db: Database) 
     """Polled updates are stored before Telegram forgets them; done ones lose their body (personal data) and are
     never stored again; marking done may come before the store (the turn was quicker), which then leaves it done."""
     ledger = UpdateLedger(db, "polling:test")
+    assert await ledger.highest() == 0
     await ledger.receive([(1, '{"update_id": 1}'), (2, '{"update_id": 2}')])
     assert await ledger.open_payloads() == [(1, '{"update_id": 1}'), (2, '{"update_id": 2}')]
     await ledger.done_many([1, 3])  # 3: done before its store
     await ledger.receive([(1, '{"update_id": 1}'), (3, '{"update_id": 3}')])
     assert await ledger.open_payloads() == [(2, '{"update_id": 2}')]
     assert await ledger.done_among([1, 2, 3]) == {1, 3}
+    assert await ledger.highest() == 3  # a poller reads done_among only for updates up to here
     async with db.engine.connect() as conn:
         bodies = dict((await conn.execute(select(ProcessedUpdate.update_id, ProcessedUpdate.payload))).all())
     assert bodies == {1: None, 2: '{"update_id": 2}', 3: None}

@@ -1,6 +1,6 @@
 """Admin commands in private chats: parse → the admin flow → send its replies, documents and photos. Nothing else.
 
-Include this router before the participant router: it catches only the admin command names, everything else falls
+It catches only the admin command names (`claims`, which the participant router declines), everything else falls
 through. The Dispatcher's workflow data provides `admin_flow` (AdminFlow) and `admin_ids` (frozenset[int]).
 """
 
@@ -19,6 +19,13 @@ from bot.handlers.filters import on_loop
 
 _NAMES = "|".join(sorted(ADMIN_COMMANDS, key=len, reverse=True))
 _ADMIN_COMMAND = re.compile(rf"^/({_NAMES})(?:@\w+)?(?:\s+(.*))?$", re.DOTALL | re.IGNORECASE)
+
+
+async def claims(message: Message) -> bool:
+    """An admin command, typed or as a document's caption: this router's, whoever sends it (non-admins are refused)."""
+    if message.text is not None:
+        return _ADMIN_COMMAND.match(message.text) is not None
+    return message.document is not None and _ADMIN_COMMAND.match(message.caption or "") is not None
 
 
 async def _send(bot: Bot | None, chat_id: int, outcome: AdminOutcome) -> None:

@@ -6,14 +6,21 @@ The Dispatcher's workflow data provides `console_access` (core.console.staff.Sta
 from __future__ import annotations
 
 import html
+import re
 
 from aiogram import F, Router
-from aiogram.filters import Command
 from aiogram.types import Message
 
 from bot.handlers.filters import on_loop
 from bot.web.texts import text
 from core.console.staff import StaffAccess
+
+_LOGIN = re.compile(r"^/login(?:@\w+)?(?:\s|$)")
+
+
+async def claims(message: Message) -> bool:
+    """/login, typed or as a caption: this router's (the participant router declines it)."""
+    return _LOGIN.match(message.text or message.caption or "") is not None
 
 
 async def on_login(message: Message, console_access: StaffAccess, web_url: str) -> None:
@@ -30,7 +37,7 @@ async def on_login(message: Message, console_access: StaffAccess, web_url: str) 
 def make_router() -> Router:
     router = Router(name=__name__)
     router.message.filter(on_loop(F.chat.type == "private"))
-    router.message.register(on_login, Command("login"))
+    router.message.register(on_login, claims)
     return router
 
 

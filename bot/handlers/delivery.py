@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator, Sequence
 
 from aiogram import Bot
 from aiogram.enums import ChatAction
+from aiogram.methods import SendMessage
 from aiogram.types import (
     InlineKeyboardButton,
     InlineKeyboardMarkup,
@@ -17,6 +18,7 @@ from aiogram.types import (
 )
 
 from bot.flows.types import Reply
+from bot.session import send_unread
 from core.limits import MESSAGE_TEXT
 
 MAX_MESSAGE = MESSAGE_TEXT
@@ -73,10 +75,17 @@ async def deliver(bot: Bot | None, chat_id: int, replies: Sequence[Reply]) -> No
         for n, part in enumerate(parts):
             # The keyboard goes with the last part, where the participant is reading.
             markup = markup_for(reply) if n == len(parts) - 1 else None
-            await bot.send_message(chat_id, part, reply_markup=markup)
+            await send_unread(bot, SendMessage(chat_id=chat_id, text=part, reply_markup=markup))
 
 
 TYPING_AFTER = 0.3  # seconds: a look-up answered sooner needs no indicator
+# Turns in hand in this process past which the indicator is left out: the bot is saturated, every answer is late for
+# the same reason, and one more request per turn would make them all later still.
+TYPING_BUSY = 50
+
+
+class _Turns:
+    in_hand = 0  # turns inside typing_while now, in this process
 
 
 @contextlib.asynccontextmanager
@@ -84,19 +93,27 @@ async def typing_while(
     bot: Bot | None, chat_id: int, enabled: bool, after: float = TYPING_AFTER
 ) -> AsyncIterator[None]:
     """Show "typing…" when a look-up takes long enough to be noticed (Telegram asks bots to use the indicator only
-    then; a quick answer would be one more request for nothing); never let the indicator fail the update."""
-    task = None
-    if enabled and bot is not None:
-        task = asyncio.create_task(_typing_after(bot, chat_id, after))
+    then; a quick answer would be one more request for nothing), unless the process is saturated (`TYPING_BUSY`);
+    never let the indicator fail the update.
+
+    A timer, not a task per turn, waits for the moment; once the request is out it is awaited, never cancelled: a
+    request cancelled in flight closes its connection, and the next request pays for a new one. Awaiting it also
+    keeps it ahead of the answer."""
+    loop = asyncio.get_running_loop()
+    sending: list[asyncio.Task[bool]] = []
+
+    def send() -> None:
+        if bot is not None and _Turns.in_hand <= TYPING_BUSY:
+            sending.append(loop.create_task(bot.send_chat_action(chat_id, ChatAction.TYPING)))
+
+    timer = loop.call_later(after, send) if enabled and bot is not None else None
+    _Turns.in_hand += 1
     try:
         yield
     finally:
-        if task is not None:
-            task.cancel()  # answered before the indicator was due (or it is out already)
-            with contextlib.suppress(Exception, asyncio.CancelledError):
-                await task
-
-
-async def _typing_after(bot: Bot, chat_id: int, after: float) -> None:
-    await asyncio.sleep(after)
-    await bot.send_chat_action(chat_id, ChatAction.TYPING)
+        _Turns.in_hand -= 1
+        if timer is not None:
+            timer.cancel()
+        if sending:
+            with contextlib.suppress(Exception):
+                await sending[0]

@@ -17,6 +17,7 @@ from redis.exceptions import RedisError
 from bot.flows.conversation import Conversation
 from bot.flows.staff import StaffDesk
 from bot.flows.types import EventKind, Incoming
+from bot.handlers import admin, console_login
 from bot.handlers.delivery import deliver, typing_while
 from bot.handlers.filters import on_loop
 from bot.handlers.relay import chat_message
@@ -24,7 +25,15 @@ from core.identity import redact
 
 log = logging.getLogger(__name__)
 router = Router(name=__name__)
-router.message.filter(on_loop(F.chat.type == "private"))
+
+
+async def is_participant_message(message: Message) -> bool:
+    """A private message that no staff router claims. This router comes first (nearly every update is a participant's)
+    and declines the admin commands and /login, so aiogram does not walk the other routers for the rest."""
+    return message.chat.type == "private" and not (await admin.claims(message) or await console_login.claims(message))
+
+
+router.message.filter(is_participant_message)
 router.callback_query.filter(on_loop(F.message.chat.type == "private"))
 router.edited_message.filter(on_loop(F.chat.type == "private"))
 
