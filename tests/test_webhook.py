@@ -13,23 +13,27 @@ import re
 import signal
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import aiohttp
 import pytest
 import pytest_asyncio
+from aiogram.fsm.storage.base import DefaultKeyBuilder, StorageKey
 from aiogram.fsm.storage.redis import RedisStorage
 from aiohttp import web
+from redis.asyncio import Redis
+from redis.asyncio.lock import Lock as RedisLock
+from redis.exceptions import ConnectionError as RedisConnectionError
 from sqlalchemy import text as sql
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.handlers.throttle import TEMPLATE, Limits, MemoryRateLimiter, RedisRateLimiter
 from bot.texts import default_renderer
-from bot.webhook import MAX_BODY
+from bot.webhook import MAX_BODY, LeasedRedisIsolation
 from core.db import Database, make_sessionmaker
 from core.leader import run_as_leader
 from core.outbox import PARTICIPANT, Outbox, ParticipantNotification, enqueue
@@ -568,3 +572,49 @@ async def test_slow_headers_and_idle_connections_are_closed(site: Site) -> None:
     request = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
     answered = await closed_by_server(site, request)
     assert answered.startswith(b"HTTP/1.1 200")
+
+
+class _SwallowingLock(RedisLock):
+    """redis-py's lock, with a renewal that swallows the cancellation arriving mid-call and fails instead (as a
+    client library may when the cancel lands while it waits for a pooled connection)."""
+
+    def reacquire(self) -> Awaitable[Literal[True]]:
+        return self._slow_reacquire()
+
+    async def _slow_reacquire(self) -> Literal[True]:
+        try:
+            await asyncio.sleep(0.05)
+            return await super().reacquire()
+        except asyncio.CancelledError:
+            raise RedisConnectionError("No connection available.") from None
+
+
+class _SwallowingRedis(Redis):
+    def lock(self, name: Any, *args: Any, **kwargs: Any) -> Any:
+        return super().lock(name, *args, **(kwargs | {"lock_class": _SwallowingLock}))
+
+
+@pytest.mark.skipif(not REDIS_URL, reason="REDIS_URL is not set")
+async def test_a_chat_lock_is_released_even_when_its_renewal_swallows_the_cancel() -> None:
+    """The keeper that renews a chat lock must stop once the update is done, whatever its renewal call does with the
+    cancel: one that went on for ever held the update and kept the chat locked (bench/scaling.py, 300 participants)."""
+    redis = _SwallowingRedis.from_url(REDIS_URL)
+    try:
+        isolation = LeasedRedisIsolation(redis, DefaultKeyBuilder(), ttl=0.3)  # renewed every 0.1 s
+        key = StorageKey(bot_id=1, chat_id=77, user_id=77)
+        name = DefaultKeyBuilder().build(key, "lock")
+
+        async def update() -> None:
+            async with isolation.lock(key):
+                await asyncio.sleep(0.12)  # the update is done while its lock's renewal is in flight
+
+        handled = asyncio.create_task(update())
+        await asyncio.wait([handled], timeout=5)
+        if not handled.done():
+            await redis.delete(name)  # let the runaway keeper stop (its renewal fails) before failing the test
+            await handled
+            pytest.fail("the update never left its chat lock: the keeper went on renewing it")
+        await handled
+        assert not await redis.exists(name)
+    finally:
+        await redis.aclose()
