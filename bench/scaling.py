@@ -16,11 +16,10 @@ so 2 workers cannot double anything here: the figure says how much a second work
 process's CPU share says how close the load generator is to being the limit. Also prints each worker's memory (RSS,
 USS, peak) idle after start and after the load.
 
-100 participants, not bench/load.py's 300: with more than about 100 updates in hand, a worker's Redis calls fail
-with redis-py's MaxConnectionsError (its asyncio pool holds at most 100 connections unless told otherwise, and
-aiogram's RedisStorage.from_url sets no limit): "conversation state not saved", updates answered 500, and some
-never answered (their chat locks held). A post that gets no 200 is counted in `failed_posts` and its reply as a
-timeout, so the figures show it rather than the run ending.
+100 participants by default (--participants 300 works too): at 300 a worker used to pass redis-py's 100-connection
+pool (MaxConnectionsError, 500s) and to leave updates unanswered with their chat locks held; both are fixed (a
+blocking Redis pool in bot/telegram.py, the lock keeper's cancellation in bot/webhook.py). A post that gets no 200 is
+still counted in `failed_posts` and its reply as a timeout, so the figures show it rather than the run ending.
 
 Needs DATABASE_URL=postgresql://… (its schema is recreated with the demo personas: use a scratch database) and
 REDIS_URL (its database is flushed: use a scratch one), or --database-url / --redis-url. Ends with one JSON line.
