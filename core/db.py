@@ -73,12 +73,7 @@ def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
     kwargs.setdefault("pool_size", 10)
-    # No pool_pre_ping: it cost every checkout a round trip (several per update). A connection that died (PostgreSQL
-    # restarted) fails its next statement instead; SQLAlchemy then drops every pooled connection older than that
-    # failure, so each process sees it about once, and the failed work is retried: a webhook update answers 5xx and
-    # Telegram redelivers it, recording what already happened goes through core.retry.through_blips. pool_recycle
-    # replaces connections before a firewall or proxy could drop them while idle.
-    kwargs.setdefault("pool_recycle", 1800)
+    kwargs.setdefault("pool_pre_ping", True)
     return create_async_engine(url, **kwargs)
 
 
