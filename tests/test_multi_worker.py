@@ -312,15 +312,22 @@ async def wait_for_replies(cluster: Cluster, load: Plan, within: float = 60.0) -
 
 
 async def check_exactly_once(
-    cluster: Cluster, load: Plan, replies: dict[int, Counter[str]], in_flight: dict[int, list[str]] | None = None
+    cluster: Cluster,
+    load: Plan,
+    replies: dict[int, Counter[str]],
+    in_flight: dict[int, list[str]] | None = None,
+    sender_killed: bool = False,
 ) -> None:
     """Every update handled once. `in_flight`: the chats whose updates (their messages) a killed worker had claimed —
-    several per chat when some waited for the chat's lock behind the one in hand."""
+    several per chat when some waited for the chat's lock behind the one in hand. `sender_killed`: a killed worker
+    may have run the outbox's participant sender; a message it had handed to Telegram but not yet marked sent goes
+    again after the takeover (at least once, never lost): a case's acknowledgement may arrive twice."""
     in_flight = in_flight or {}
     wrong = {}
     for user, messages in load.messages.items():
         if user in load.agents:
-            if sum(replies[user].values()) != cluster.agent_replies:
+            got = sum(replies[user].values())
+            if not cluster.agent_replies <= got <= cluster.agent_replies + (1 if sender_killed else 0):
                 wrong[user] = replies[user]
             continue
         expected = expected_replies(cluster, messages)
@@ -400,7 +407,7 @@ async def test_a_worker_killed_mid_load_the_rest_carry_on(cluster: Cluster) -> N
     try:
         telegram = await deliver(cluster, load, kill, at=0.3)
         replies = await wait_for_replies(cluster, load)
-        await check_exactly_once(cluster, load, replies, in_flight)
+        await check_exactly_once(cluster, load, replies, in_flight, sender_killed=True)
         assert not victim.alive() and telegram.stats.retries > 0
     finally:
         await cluster.add_worker()  # the replacement, so that a failure here does not fail the tests that follow
@@ -489,8 +496,10 @@ async def test_the_sender_killed_mid_outbox_loses_and_repeats_nothing(cluster: C
         ]
         await conn.run_sync(queue_notifications, notifications)  # (its count is -1 on asyncpg's executemany)
         queued = await conn.scalar(
-            select(func.count()).select_from(OutboxMessage).where(OutboxMessage.lane == "participant")
-        )
+            select(func.count())
+            .select_from(OutboxMessage)
+            .where(OutboxMessage.lane == "participant", OutboxMessage.chat_id.in_(chats))
+        )  # (earlier tests' cases left their acknowledgements in this lane)
     assert queued == 2 * len(chats)
     leader = await sender_leader(cluster)
 
@@ -519,7 +528,7 @@ async def test_the_sender_killed_mid_outbox_loses_and_repeats_nothing(cluster: C
     assert len(texts) == queued and set(texts.values()) == {1}  # each exactly once
     statuses = await cluster.rows(
         select(OutboxMessage.status, func.count())
-        .where(OutboxMessage.lane == "participant")
+        .where(OutboxMessage.lane == "participant", OutboxMessage.chat_id.in_(chats))
         .group_by(OutboxMessage.status)
     )
     assert dict(statuses) == {"sent": queued}
