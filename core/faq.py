@@ -72,6 +72,9 @@ _PREFIXES: tuple[str, ...] = (
 )  # fmt: skip
 # Nasal prefixes swallow the root's first consonant: meng+kirim = mengirim, meny+sambung = menyambung.
 _RECODE = {"meng": "k", "peng": "k", "meny": "s", "peny": "s", "mem": "p", "pem": "p", "men": "t", "pen": "t"}
+# Before a vowel these always swallowed a consonant (memakai = pakai, menulis = tulis, menyapu = sapu); meng-/peng-
+# may not have (mengambil = ambil, mengirim = kirim).
+_SWALLOWING = frozenset({"meny", "peny", "mem", "pem", "men", "pen"})
 _PARTICLES = ("lah", "kah", "pun")
 _POSSESSIVES = ("nya", "ku", "mu")
 _DERIVATIONAL = ("kan", "an", "i", "ed", "ing")
@@ -212,9 +215,11 @@ def _affix_candidates(word: str) -> set[str]:
         for prefix in _PREFIXES:
             if base.startswith(prefix) and len(base) - len(prefix) >= 3:
                 rest = base[len(prefix) :]
-                found.add(rest)
                 if prefix in _RECODE and rest[0] in "aiueo":
                     found.add(_RECODE[prefix] + rest)
+                    if prefix in _SWALLOWING:
+                        continue  # men+erima is menerima = terima: no root "erima"
+                found.add(rest)
     found.discard(word)
     return {c for c in found if len(c) >= MIN_ROOT_LENGTH}
 
@@ -235,6 +240,8 @@ class _Normalizer:
         for word in vocab - slang.keep:
             producers.update(_affix_candidates(word))
         roots = vocab | {c for c, n in producers.items() if n >= 2}
+        self._vocab = vocab
+        self._producers = producers
         self.canonical: dict[str, str] = {}
         for word in roots:
             self.canonical[word] = self._root(word, roots)
@@ -250,7 +257,12 @@ class _Normalizer:
         if word in self.slang.keep or word.isdigit():
             return word
         options = [c for c in _affix_candidates(word) if c in roots]
-        return min(options, key=lambda c: (len(c), c)) if options else word
+        return min(options, key=self._preference) if options else word
+
+    def _preference(self, root: str) -> tuple[int, bool, int, str]:
+        """The shortest root wins; of two as short, a word the FAQ itself uses, then the one more FAQ words share
+        (menerima, penerima, diterima: "terima", not "nerima")."""
+        return len(root), root not in self._vocab, -self._producers[root], root
 
     def expand(self, word: str, depth: int = 0) -> list[str]:
         """Slang replacement (followed through chains), fillers dropped."""
@@ -287,7 +299,7 @@ class _Normalizer:
                     return self.canonical[w], True
         options = [c for c in _affix_candidates(word) if c in self.canonical]
         if options:
-            return self.canonical[min(options, key=lambda c: (len(c), c))], True
+            return self.canonical[min(options, key=self._preference)], True
         fixed = self._typo(word)
         if fixed is not None:
             return self.canonical[fixed], True

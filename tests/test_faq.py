@@ -324,6 +324,11 @@ def test_normalised_words(matcher: FaqMatcher) -> None:
     assert "magang" not in matcher.match("sayangnya tidak gan").normalized
     assert matcher.match("nambah").normalized == matcher.match("tambah").normalized
     assert matcher.match("kudaftarkan").normalized == matcher.match("daftarkan").normalized
+    # men-, mem-, meny- (and pe-) before a vowel swallowed a consonant: "menerima" is "terima", not a root "erima";
+    # "menyelesaikan" is "selesai"; "menurut" is not "urut".
+    assert matcher.match("penerima").normalized == matcher.match("menerima").normalized == "terima"
+    assert matcher.match("menyelesaikan").normalized == matcher.match("selesai").normalized
+    assert matcher.match("menurut").normalized != matcher.match("urutan").normalized
 
 
 # --- matching ------------------------------------------------------------------------------------------------
