@@ -242,6 +242,9 @@ class _Normalizer:
         for word in vocab - slang.keep:
             producers.update(_affix_candidates(word))
         roots = vocab | {c for c, n in producers.items() if n >= 2}
+        # "-nya" never changes the word: "sistemnya" in a paraphrase makes "sistem" a root too. (Not "-lah" or "-ku":
+        # sekolah, masalah, waktu.)
+        roots |= {w[:-3] for w in vocab - slang.keep if w.endswith("nya") and len(w) - 3 >= MIN_ROOT_LENGTH}
         self._vocab = vocab
         self._producers = producers
         self.canonical: dict[str, str] = {}

@@ -329,6 +329,10 @@ def test_normalised_words(matcher: FaqMatcher) -> None:
     assert matcher.match("penerima").normalized == matcher.match("menerima").normalized == "terima"
     assert matcher.match("menyelesaikan").normalized == matcher.match("selesai").normalized
     assert matcher.match("menurut").normalized != matcher.match("urutan").normalized
+    # "-nya" never changes a word: "sistem" is known because a paraphrase says "sistemnya" (it was unknown, and
+    # "berasa" was corrected to "berapa").
+    assert matcher.match("sistem").normalized == matcher.match("sistemnya").normalized
+    assert matcher.match("berasa").normalized != matcher.match("berapa").normalized
 
 
 # --- matching ------------------------------------------------------------------------------------------------
