@@ -110,6 +110,8 @@ class Slang:
     not_done: frozenset[str] = frozenset()
     requests: frozenset[str] = frozenset()  # besides asks / not_done, words that make a message a request or complaint
     direct: frozenset[str] = frozenset()  # a long message needs one of these (or "?") to be answered directly
+    negations: frozenset[str] = frozenset()  # report a problem only before a `status` word (see _is_statement)
+    status: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -187,6 +189,8 @@ def load_slang(path: Path | None = None) -> Slang:
         not_done=words("not_done"),
         requests=words("requests"),
         direct=words("direct"),
+        negations=words("negations"),
+        status=words("status"),
     )
 
 
@@ -616,13 +620,23 @@ STATEMENT_MAX_SCORE = 35.0  # at or above this, a story that names its subject p
 
 def _is_statement(text: str, slang: Slang) -> bool:
     """True for a message of several sentences' length with no "?", no question or request word and no word that
-    reports a problem (belum, gagal, tidak, susah, ditolak, padahal...): "Program ini berguna, saya ambil pelatihan
-    kemarin itu untuk penjualan online". Participants with a problem say so, even without a question mark."""
+    reports a problem (belum, gagal, susah, ditolak, padahal...): "Program ini berguna, saya ambil pelatihan
+    kemarin itu untuk penjualan online". Participants with a problem say so, even without a question mark. A bare
+    negation reports a problem only before a status word (tidak bisa, gak muncul, belum masuk, tidak lolos): "tidak
+    lebih dari", "tidak menaruh harapan", "tidak mau jemput bola" are how opinions and stories are told."""
     words = clean_text(text).split()
     if len(words) < MIN_STATEMENT_WORDS or "?" in text[:MAX_QUESTION_CHARS]:
         return False
-    cues = slang.asks | slang.not_done | slang.requests
-    return not any(w in cues or w.endswith("kah") for w in words)
+    cues = (slang.asks | slang.not_done | slang.requests) - slang.negations
+    for position, word in enumerate(words):
+        if word in cues or word.endswith("kah"):
+            return False
+        if word in slang.negations and any(
+            after in slang.status or _DOUBLE.sub(r"\1", after) in slang.status
+            for after in words[position + 1 : position + 3]
+        ):
+            return False
+    return True
 
 
 # From this length a message must ask or report an open problem to be answered directly (see _asks_or_pending).

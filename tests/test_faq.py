@@ -676,3 +676,25 @@ def test_a_long_story_without_a_request_is_not_answered_directly(matcher: FaqMat
     ):  # fmt: skip
         result = matcher.match(message)
         assert (result.kind, result.faq_id) == ("answer", entry), message
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        "Materi pelatihannya tidak lebih dari video presentasi biasa yang dibacakan oleh pengajarnya",
+        "Saya tidak terlalu berharap waktu daftar, ternyata langsung diterima di gelombang pertama",
+    ],
+)
+def test_a_negation_in_an_opinion_is_not_a_problem(matcher: FaqMatcher, message: str) -> None:
+    # "tidak lebih dari", "tidak terlalu berharap": a negation reports a problem only before a status word.
+    result = matcher.match(message)
+    assert result.kind == "none" and result.statement, message
+
+
+def test_a_negated_status_is_still_a_problem(matcher: FaqMatcher) -> None:
+    for message in (
+        "Saya sudah ikut pelatihan sampai selesai dan kasih ulasan, sertifikat saya gak muncul di dashboard prakerja",
+        "Saya sudah ikut pelatihan sampai selesai dan kasih ulasan tapi sertifikatnya tidak pernah ada di dashboard",
+    ):
+        result = matcher.match(message)
+        assert result.kind != "none" and result.faq_id == "certificate_missing", message
