@@ -111,6 +111,21 @@ class UpdateLedger:
             )
             return bool(getattr(result, "rowcount", 0))
 
+    async def renew_many(self, update_ids: Sequence[int], now: datetime | None = None) -> None:
+        """`renew` for all the updates a worker has in hand, in one statement."""
+        if not update_ids:
+            return
+        async with self.sessions.begin() as session:
+            await session.execute(
+                update(ProcessedUpdate)
+                .where(
+                    ProcessedUpdate.update_id.in_(list(update_ids)),
+                    ProcessedUpdate.worker == self.worker,
+                    ProcessedUpdate.status == "processing",
+                )
+                .values(claimed_at=now or datetime.now(UTC))
+            )
+
     async def done(self, update_id: int, now: datetime | None = None) -> None:
         params = {"id": update_id, "at": now or datetime.now(UTC)}
         await self.db.run(lambda conn: conn.execute(_DONE, params), write=True)
