@@ -156,7 +156,7 @@ class WebhookHandler:
             raise Refused("not an update") from None
         if not 0 <= update.update_id <= MAX_UPDATE_ID:
             raise Refused("update_id out of range")
-        if _holds_nul(data):
+        if b"\\u0000" in body and _holds_nul(data):  # strict JSON has a NUL in a string only as this escape
             raise Refused("NUL character")
         return update
 
