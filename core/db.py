@@ -115,8 +115,10 @@ class _Lane:
         conn: Connection | None = None
         running = True
         while running and (first := self.queue.get()) is not None:
+            # What queued up meanwhile goes too: the write lane commits it together, the read lane runs it one
+            # transaction after another; either way the callers hear back in one wake-up of their loop.
             jobs = [first]
-            while self.write and len(jobs) < MAX_GROUP:
+            while len(jobs) < MAX_GROUP:
                 try:
                     job = self.queue.get_nowait()
                 except queue.Empty:
@@ -127,12 +129,13 @@ class _Lane:
                 jobs.append(job)
             try:
                 conn = conn if conn is not None and not conn.invalidated else self.engine.connect()
-                outcomes = self._together(conn, jobs) if len(jobs) > 1 else [self._alone(conn, jobs[0])]
+                if self.write and len(jobs) > 1:
+                    outcomes = self._together(conn, jobs)
+                else:
+                    outcomes = [self._alone(conn, job) for job in jobs]
             except BaseException as exc:  # no connection
                 outcomes = [(None, exc)] * len(jobs)
-            for (loop, future, _), outcome in zip(jobs, outcomes, strict=True):
-                with contextlib.suppress(RuntimeError):  # that loop is closed: nobody waits any more
-                    loop.call_soon_threadsafe(_resolve, future, *outcome)
+            _hand_back(jobs, outcomes)
         if conn is not None:
             conn.close()
 
@@ -159,13 +162,24 @@ class _Lane:
         return [(result, None) for result in results]
 
 
-def _resolve(future: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:
-    if future.done():  # the caller was cancelled
-        return
-    if error is not None:
-        future.set_exception(error)
-    else:
-        future.set_result(result)
+def _hand_back(jobs: list[_Job], outcomes: list[_Outcome]) -> None:
+    """Settle the jobs' futures with one call into each waiting loop (each call wakes that loop's selector)."""
+    by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], Any, BaseException | None]]] = {}
+    for (loop, future, _), (result, error) in zip(jobs, outcomes, strict=True):
+        by_loop.setdefault(loop, []).append((future, result, error))
+    for loop, settled in by_loop.items():
+        with contextlib.suppress(RuntimeError):  # that loop is closed: nobody waits any more
+            loop.call_soon_threadsafe(_resolve, settled)
+
+
+def _resolve(settled: list[tuple[asyncio.Future[Any], Any, BaseException | None]]) -> None:
+    for future, result, error in settled:
+        if future.done():  # the caller was cancelled
+            continue
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(result)
 
 
 class _Lanes:

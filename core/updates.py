@@ -60,6 +60,12 @@ class UpdateLedger:
         self.worker = worker[:64]
         self.lease = lease
         self._insert = sqlite.insert if db.is_sqlite else postgresql.insert
+        # Long polling's two statements, built once (each call would otherwise build one and its cache key).
+        self._store = self._insert(ProcessedUpdate).on_conflict_do_nothing(index_elements=["update_id"])
+        insert = self._insert(ProcessedUpdate)
+        self._mark_done = insert.on_conflict_do_update(
+            index_elements=["update_id"], set_={"status": "done", "done_at": insert.excluded.done_at, "payload": None}
+        )
 
     async def claim(self, update_id: int, now: datetime | None = None) -> Claim:
         moment = now or datetime.now(UTC)
@@ -105,6 +111,21 @@ class UpdateLedger:
             )
             return bool(getattr(result, "rowcount", 0))
 
+    async def renew_many(self, update_ids: Sequence[int], now: datetime | None = None) -> None:
+        """`renew` for all the updates a worker has in hand, in one statement."""
+        if not update_ids:
+            return
+        async with self.sessions.begin() as session:
+            await session.execute(
+                update(ProcessedUpdate)
+                .where(
+                    ProcessedUpdate.update_id.in_(list(update_ids)),
+                    ProcessedUpdate.worker == self.worker,
+                    ProcessedUpdate.status == "processing",
+                )
+                .values(claimed_at=now or datetime.now(UTC))
+            )
+
     async def done(self, update_id: int, now: datetime | None = None) -> None:
         params = {"id": update_id, "at": now or datetime.now(UTC)}
         await self.db.run(lambda conn: conn.execute(_DONE, params), write=True)
@@ -147,19 +168,29 @@ class UpdateLedger:
         return bool(status == "done")
 
     # --- long polling's durable inbox --------------------------------------------------------------------------
-    async def receive(self, updates: Sequence[tuple[int, str]], now: datetime | None = None) -> None:
+    async def receive(
+        self, updates: Sequence[tuple[int, str]], now: datetime | None = None, *, done: Sequence[int] = ()
+    ) -> None:
         """Store polled updates (id, body) in one transaction before their offset is confirmed to Telegram; one
         already known (done, or stored before) is left as it is. Once this returns, Telegram may forget them: a
-        restart handles what is still open from the stored body (`open_payloads`)."""
-        if not updates:
+        restart handles what is still open from the stored body (`open_payloads`). `done`: updates handled
+        meanwhile, marked done (as `done_many` does) in the same transaction — one commit per polled batch."""
+        if not updates and not done:
             return
         moment = now or datetime.now(UTC)
         rows: list[dict[str, Any]] = [
             {"update_id": i, "status": "processing", "worker": self.worker, "claimed_at": moment, "payload": body}
             for i, body in updates
         ]
-        statement = self._insert(ProcessedUpdate).on_conflict_do_nothing(index_elements=["update_id"])
-        await self.db.run(lambda conn: conn.execute(statement, rows), write=True)
+        done_rows = self._done_rows(done, moment)
+
+        def store(conn: Connection) -> None:
+            if rows:
+                conn.execute(self._store, rows)
+            if done_rows:  # after the store: an update both stored and done here ends up done
+                conn.execute(self._mark_done, done_rows)
+
+        await self.db.run(store, write=True)
 
     async def done_among(self, update_ids: Sequence[int]) -> set[int]:
         """Which of these updates are done (one read; on SQLite through the read lane, which a writer holding the
@@ -191,13 +222,11 @@ class UpdateLedger:
         upsert: the batch may be done before `receive` stored it, which then leaves it alone."""
         if not update_ids:
             return
-        moment = now or datetime.now(UTC)
-        rows = [
+        rows = self._done_rows(update_ids, now or datetime.now(UTC))
+        await self.db.run(lambda conn: conn.execute(self._mark_done, rows), write=True)
+
+    def _done_rows(self, update_ids: Sequence[int], moment: datetime) -> list[dict[str, Any]]:
+        return [
             {"update_id": i, "status": "done", "worker": self.worker, "claimed_at": moment, "done_at": moment}
             for i in dict.fromkeys(update_ids)
         ]
-        insert = self._insert(ProcessedUpdate)
-        statement = insert.on_conflict_do_update(
-            index_elements=["update_id"], set_={"status": "done", "done_at": insert.excluded.done_at, "payload": None}
-        )
-        await self.db.run(lambda conn: conn.execute(statement, rows), write=True)

@@ -9,6 +9,7 @@ committed, so nothing it reported is lost if the process dies afterwards.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from dataclasses import dataclass, field
 from typing import Any
@@ -88,10 +89,18 @@ class RowWriter:
 def _insert_many(conn: Connection, table: Table, returning_id: bool, params: list[dict[str, Any]]) -> list[int | None]:
     """One multi-row INSERT; with `returning_id`, the new ids in the order of `params`."""
     if not returning_id:
-        conn.execute(insert(table), params)
+        conn.execute(_insert_statement(table, returning_id, False), params)
         return [None] * len(params)
-    statement = insert(table).returning(table.c.id, sort_by_parameter_order=True)
-    return [int(i) for i in conn.execute(statement, params).scalars()]
+    if len(params) == 1:  # a quiet moment's single row: a plain INSERT ... RETURNING, without the ordered batch
+        return [int(conn.execute(_insert_statement(table, returning_id, False), params[0]).scalar_one())]
+    return [int(i) for i in conn.execute(_insert_statement(table, returning_id, True), params).scalars()]
+
+
+@functools.cache
+def _insert_statement(table: Table, returning_id: bool, ordered: bool) -> Any:
+    """Built once per table and kind: a new statement per flush also cost SQLAlchemy its cache key each time."""
+    statement = insert(table)
+    return statement.returning(table.c.id, sort_by_parameter_order=ordered) if returning_id else statement
 
 
 def _settle(row: _Row, outcome: int | BaseException | None) -> None:
