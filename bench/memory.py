@@ -18,29 +18,17 @@ import asyncio
 import contextlib
 import json
 import os
-import signal
-import subprocess
-import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import aiohttp
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
-
-BENCH = Path(__file__).resolve().parent
-if str(BENCH) not in sys.path:  # runnable as a script from anywhere
-    sys.path.insert(0, str(BENCH))
-
-from load import (  # noqa: E402
-    PERSONAS,
+from load import (
+    CALIBRATION_USERS,
     SCRIPT,
     LeanBotApi,
     Participants,
-    _spawn,
     _warm_up,
     calibrate,
     closed_loop,
@@ -48,10 +36,12 @@ from load import (  # noqa: E402
     err,
     free_port,
     prepare_database,
+    process,
     webhook_poster,
 )
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
 
-READY_WITHIN = 120.0  # seconds for a bot process to serve: starting one takes half a minute on a crowded machine
 IDLE_SETTLE = 2.0  # seconds after start before the idle figure: start-up's own allocations are done
 
 
@@ -78,42 +68,10 @@ def memory_of(pid: int) -> dict[str, float]:
     }
 
 
-@contextlib.asynccontextmanager
-async def bot_process(command: list[str], env: dict[str, str], log: Path) -> AsyncIterator[subprocess.Popen[bytes]]:
-    """A bot process for the block (SIGTERM at the end, SIGKILL if it does not go), its pid to measure."""
-    proc = await asyncio.to_thread(_spawn, command, env, log)
-    try:
-        yield proc
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            await asyncio.to_thread(proc.wait, 20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            await asyncio.to_thread(proc.wait, 10)
-
-
-async def wait_ready(proc: subprocess.Popen[bytes], url: str, log: Path, within: float = READY_WITHIN) -> None:
-    """Until `url` (a /healthz) answers below 500; the log's tail in the error if the process exits or never does."""
-    deadline = time.monotonic() + within
-    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as session:
-        while time.monotonic() < deadline:
-            if proc.poll() is not None:
-                break
-            with contextlib.suppress(aiohttp.ClientError, TimeoutError):
-                async with session.get(url) as response:
-                    if response.status < 500:
-                        return
-            await asyncio.sleep(0.2)
-    tail = (await asyncio.to_thread(log.read_text, errors="replace"))[-1500:]
-    raise RuntimeError(f"{log.name}: not serving after {within:.0f} s (exit code {proc.poll()}): {tail}")
-
-
 async def measure(args: argparse.Namespace) -> dict[str, Any]:
     people = Participants(args.participants)
     tmp = Path(tempfile.mkdtemp(prefix="prakerja-memory-"))
-    calibration_users = [9_000_000 + p - 1 + PERSONAS * 10 for p in range(1, PERSONAS + 1)]
-    db = await asyncio.to_thread(prepare_database, tmp, people.users + calibration_users)
+    db = await asyncio.to_thread(prepare_database, tmp, people.users + CALIBRATION_USERS)
     results: dict[str, Any] = {"participants": args.participants, "seconds": args.seconds, "database": "sqlite"}
     progress = Progress(
         TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=err
@@ -127,8 +85,7 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
             port = free_port()
             url = f"http://127.0.0.1:{port}"
             command = [str(SCRIPT), "webhook", "--host", "127.0.0.1", "--port", str(port)]
-            async with bot_process(command, environment(db, api.url), tmp / "webhook.log") as proc:
-                await wait_ready(proc, url + "/healthz", tmp / "webhook.log")
+            async with process(command, environment(db, api.url), tmp / "webhook.log", url + "/healthz") as proc:
                 await asyncio.sleep(IDLE_SETTLE)
                 idle = memory_of(proc.pid)
                 post = webhook_poster(http, [url])
@@ -136,7 +93,7 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
                 run = await closed_loop(api, people, args.seconds, False, post, "webhook worker", progress)
                 results["webhook"] = {"idle": idle, "after_load": memory_of(proc.pid), "load": run.figures()}
 
-            async with bot_process([str(SCRIPT), "run"], environment(db, api.url), tmp / "polling.log") as proc:
+            async with process([str(SCRIPT), "run"], environment(db, api.url), tmp / "polling.log") as proc:
                 await asyncio.sleep(IDLE_SETTLE)
                 await _warm_up(api, people)  # it has started polling: one /status answered
                 await asyncio.sleep(0.5)

@@ -37,7 +37,6 @@ import json
 import os
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 from collections import Counter
@@ -46,19 +45,9 @@ from typing import Any
 
 import aiohttp
 import psutil
-from redis.asyncio import Redis
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
-from sqlalchemy import text
-
-BENCH = Path(__file__).resolve().parent
-for folder in (BENCH.parent, BENCH):  # runnable as a script from anywhere
-    if str(folder) not in sys.path:
-        sys.path.insert(0, str(folder))
-
-from load import (  # noqa: E402
-    PERSONAS,
-    QUESTIONS,
+from load import (
+    CALIBRATION_USERS,
+    READY_WITHIN,
     SCRIPT,
     SECRET,
     SECRET_HEADER,
@@ -66,18 +55,23 @@ from load import (  # noqa: E402
     Participants,
     Poster,
     Run,
+    calibrate,
     closed_loop,
     environment,
     err,
     free_port,
+    process,
 )
-from memory import READY_WITHIN, bot_process, memory_of  # noqa: E402
+from memory import memory_of
+from redis.asyncio import Redis
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+from sqlalchemy import text
 
-from core.db import make_engine  # noqa: E402
+from core.db import make_engine
 
 POST_TIMEOUT = 35.0  # past the worker's own 30 s wait for a busy chat
 WARM_UP = 1.0  # seconds of unmeasured load after the workers start
-CALIBRATION_USERS = [9_000_000 + p - 1 + PERSONAS * 10 for p in range(1, PERSONAS + 1)]
 
 
 def prepare_postgres(database_url: str, users: list[int], tmp: Path) -> None:
@@ -120,29 +114,6 @@ def counting_poster(http: aiohttp.ClientSession, url: str, failures: Counter[str
             failures["no answer"] += 1
 
     return post
-
-
-async def calibrate(api: LeanBotApi, people: Participants, post: Poster) -> None:
-    """bench/load.py's calibration (how many messages each persona's answer to each message has: a webhook worker
-    answers after sending them), with the personas asked at once: one after another it takes half a minute on
-    PostgreSQL."""
-
-    async def persona_replies(persona: int) -> None:
-        user = CALIBRATION_USERS[persona - 1]
-        assert Participants.persona(user) == persona
-        for message in (*QUESTIONS, "/status"):
-            counts = []
-            for _ in range(2):
-                before = len(api.sent)
-                update, _ = api.offer(user, message, 10**6, queue=False)
-                await post(update)
-                counts.append(sum(1 for _, chat, _ in api.sent[before:] if chat == user))
-            if counts[0] != counts[1] or not counts[0]:
-                raise RuntimeError(f"persona {persona}, {message!r}: answers differ ({counts})")
-            people.replies[persona, message] = counts[0]
-        api.pending.pop(user, None)
-
-    await asyncio.gather(*(persona_replies(p) for p in range(1, PERSONAS + 1)))
 
 
 async def transactions(database_url: str) -> int:
@@ -188,14 +159,14 @@ async def one_setting(
         procs = []
         for i in range(n):
             log = tmp / f"worker-{n}-{i}-{time.monotonic_ns()}.log"
-            proc = await stack.enter_async_context(bot_process(command, env, log))
+            proc = await stack.enter_async_context(process(command, env, log))
             await _listening(log, proc)
             procs.append(proc)
         idle = [memory_of(p.pid) for p in procs]
         failures: Counter[str] = Counter()
         post = counting_poster(http, url, failures)
         if not calibrated:
-            await calibrate(api, people, post)
+            await calibrate(api, people, post, at_once=True)
         await closed_loop(api, people, WARM_UP, False, post, f"{n} worker(s): warm-up", progress)
         workers = [psutil.Process(p.pid) for p in procs]
         xacts_before = await transactions(env["DATABASE_URL"])

@@ -35,34 +35,30 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncEngine
-
-BENCH = Path(__file__).resolve().parent
-for folder in (BENCH.parent, BENCH):  # runnable as a script from anywhere
-    if str(folder) not in sys.path:
-        sys.path.insert(0, str(folder))
-
-from import_bench import INSTITUTIONS, TRAININGS, write_report  # noqa: E402
-from load import (  # noqa: E402
+from import_bench import INSTITUTIONS, TRAININGS, write_report
+from load import (
+    CALIBRATION_USERS,
     SCRIPT,
     LeanBotApi,
     Participants,
     Run,
     _warm_up,
+    calibrate,
     environment,
     err,
     free_port,
     prepare_database,
+    process,
     webhook_poster,
 )
-from memory import bot_process, wait_ready  # noqa: E402
-from scaling import CALIBRATION_USERS, calibrate, prepare_postgres  # noqa: E402
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+from scaling import prepare_postgres
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
 
-from core.db import make_engine  # noqa: E402
-from core.imports.live import LIVE_IMPORT_MAX_BYTES  # noqa: E402
+from core.db import make_engine
+from core.imports.live import LIVE_IMPORT_MAX_BYTES
 
 FIRST_RECORD = 1001  # the report's participants start past the demo personas' ids
 ME = [sys.executable, str(Path(__file__).resolve())]
@@ -216,11 +212,10 @@ async def calibrate_with_webhook(api: LeanBotApi, people: Participants, env: dic
     port = free_port()
     command = [str(SCRIPT), "webhook", "--host", "127.0.0.1", "--port", str(port)]
     async with (
-        bot_process(command, env, tmp / "calibrate.log") as proc,
+        process(command, env, tmp / "calibrate.log", f"http://127.0.0.1:{port}/healthz"),
         aiohttp.ClientSession() as http,
     ):
-        await wait_ready(proc, f"http://127.0.0.1:{port}/healthz", tmp / "calibrate.log")
-        await calibrate(api, people, webhook_poster(http, [f"http://127.0.0.1:{port}"]))
+        await calibrate(api, people, webhook_poster(http, [f"http://127.0.0.1:{port}"]), at_once=True)
     api.reset()
 
 
@@ -244,7 +239,7 @@ async def one_database(
     figures: dict[str, Any] = {"rows": args.rows, "file_mb": round(large_mb, 1), "records": args.records}
     async with LeanBotApi() as api:
         env = environment(tmp / "unused.db", api.url, DATABASE_URL=database_url)
-        async with bot_process([str(SCRIPT), "run"], env, tmp / f"{label}-polling.log"):
+        async with process([str(SCRIPT), "run"], env, tmp / f"{label}-polling.log"):
             # While the polling bot starts (calibration's updates are posted, never queued for getUpdates).
             if not people.replies:  # the same demo personas on either database: calibrated once
                 await calibrate_with_webhook(api, people, env, tmp)
