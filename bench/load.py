@@ -592,7 +592,7 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
                 )
 
             async with process([str(SCRIPT), "run"], environment(db, api.url), tmp / "polling.log") as ours:
-                await _warm_up(api, people)
+                await warm_up(api, people, ours)
                 ours_poll = await metered(
                     api, [ours], closed_loop(api, people, args.seconds, False, None, "polling: ours", progress)
                 )
@@ -600,7 +600,7 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
             command = [*ME, "--echo-bot", "polling", "--api", api.url]
             api.reset()
             async with process(command, environment(db, api.url), tmp / "echo-polling.log") as echo:
-                await _warm_up(api, people, echo=True)
+                await warm_up(api, people, echo, echo=True)
                 echo_poll = await metered(
                     api, [echo], closed_loop(api, people, args.seconds, True, None, "polling: echo", progress)
                 )
@@ -643,16 +643,19 @@ def cpu_ratio(ours: Run, echo: Run) -> float | None:
     return round((echo.cpu_seconds / len(echo.latencies)) / (ours.cpu_seconds / len(ours.latencies)), 3)
 
 
-async def _warm_up(api: LeanBotApi, people: Participants, echo: bool = False) -> None:
-    """Until the polling bot answers (its start-up is not measured)."""
+async def warm_up(api: LeanBotApi, people: Participants, proc: subprocess.Popen[bytes], echo: bool = False) -> None:
+    """Until the polling bot answers a /status (its start-up is not measured): one update, waited for as long as a
+    start takes (READY_WITHIN) while the process runs. (A new one offered every second piled up in the queue: a bot
+    that took 15 s to start got them all at once, the participant's flood-throttle burst was spent before the run,
+    and their next messages were dropped — 30 s timeouts.)"""
     user = people.users[0]
-    for _ in range(100):
-        _, pending = api.offer(user, "/status", people.expected(user, "/status", echo))
+    _, pending = api.offer(user, "/status", people.expected(user, "/status", echo))
+    deadline = time.monotonic() + READY_WITHIN
+    while time.monotonic() < deadline and proc.poll() is None:
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(pending.done, 1.0)
+            await asyncio.wait_for(asyncio.shield(pending.done), 1.0)
             return
-        api.pending[user].clear()
-    raise RuntimeError("the polling bot does not answer")
+    raise RuntimeError(f"the polling bot does not answer (exit code {proc.poll()})")
 
 
 async def drain(db: Path, tmp: Path, n: int, progress: Progress) -> dict[str, Any]:

@@ -29,7 +29,6 @@ from load import (
     SCRIPT,
     LeanBotApi,
     Participants,
-    _warm_up,
     calibrate,
     closed_loop,
     environment,
@@ -37,6 +36,7 @@ from load import (
     free_port,
     prepare_database,
     process,
+    warm_up,
     webhook_poster,
 )
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -95,7 +95,7 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
 
             async with process([str(SCRIPT), "run"], environment(db, api.url), tmp / "polling.log") as proc:
                 await asyncio.sleep(IDLE_SETTLE)
-                await _warm_up(api, people)  # it has started polling: one /status answered
+                await warm_up(api, people, proc)  # it has started polling: one /status answered
                 await asyncio.sleep(0.5)
                 idle = memory_of(proc.pid)
                 run = await closed_loop(api, people, args.seconds, False, None, "polling bot", progress)

@@ -42,13 +42,13 @@ from load import (
     LeanBotApi,
     Participants,
     Run,
-    _warm_up,
     calibrate,
     environment,
     err,
     free_port,
     prepare_database,
     process,
+    warm_up,
     webhook_poster,
 )
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -239,11 +239,11 @@ async def one_database(
     figures: dict[str, Any] = {"rows": args.rows, "file_mb": round(large_mb, 1), "records": args.records}
     async with LeanBotApi() as api:
         env = environment(tmp / "unused.db", api.url, DATABASE_URL=database_url)
-        async with process([str(SCRIPT), "run"], env, tmp / f"{label}-polling.log"):
+        async with process([str(SCRIPT), "run"], env, tmp / f"{label}-polling.log") as bot:
             # While the polling bot starts (calibration's updates are posted, never queued for getUpdates).
             if not people.replies:  # the same demo personas on either database: calibrated once
                 await calibrate_with_webhook(api, people, env, tmp)
-            await _warm_up(api, people)
+            await warm_up(api, people, bot)
             await paced_turns(api, people, args.rate, "warm-up", 1.0, None)
             figures["without_import"] = turn_figures(
                 await paced_turns(api, people, args.rate, "without", args.seconds, None)
