@@ -8,7 +8,7 @@ holds: what stopping it gives back) and PSS from /proc/<pid>/smaps_rollup. `benc
 webhook workers on PostgreSQL + Redis. Prints a table and ends with one JSON line.
 
     python bench/memory.py                # 300 participants, 8 s of load each
-    python bench/memory.py --quick        # 50 participants, 2 s
+    python bench/memory.py --quick        # 50 participants, 1 s (a smoke run: that every part still works)
 """
 
 from __future__ import annotations
@@ -86,7 +86,7 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
             url = f"http://127.0.0.1:{port}"
             command = [str(SCRIPT), "webhook", "--host", "127.0.0.1", "--port", str(port)]
             async with process(command, environment(db, api.url), tmp / "webhook.log", url + "/healthz") as proc:
-                await asyncio.sleep(IDLE_SETTLE)
+                await asyncio.sleep(args.settle)
                 idle = memory_of(proc.pid)
                 post = webhook_poster(http, [url])
                 await calibrate(api, people, post)
@@ -94,9 +94,8 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
                 results["webhook"] = {"idle": idle, "after_load": memory_of(proc.pid), "load": run.figures()}
 
             async with process([str(SCRIPT), "run"], environment(db, api.url), tmp / "polling.log") as proc:
-                await asyncio.sleep(IDLE_SETTLE)
                 await warm_up(api, people, proc)  # it has started polling: one /status answered
-                await asyncio.sleep(0.5)
+                await asyncio.sleep(args.settle)
                 idle = memory_of(proc.pid)
                 run = await closed_loop(api, people, args.seconds, False, None, "polling bot", progress)
                 results["polling"] = {"idle": idle, "after_load": memory_of(proc.pid), "load": run.figures()}
@@ -129,10 +128,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--participants", "-k", type=int, default=300, help="simulated participants (default 300)")
     parser.add_argument("--seconds", type=float, default=8.0, help="length of the load on each process")
-    parser.add_argument("--quick", action="store_true", help="50 participants, 2 s of load")
+    parser.add_argument("--quick", action="store_true", help="50 participants, 1 s of load, 1 s to settle")
     args = parser.parse_args()
+    args.settle = IDLE_SETTLE
     if args.quick:
-        args.participants, args.seconds = min(args.participants, 50), 2.0
+        args.participants, args.seconds, args.settle = min(args.participants, 50), 1.0, 1.0
     started = time.perf_counter()
     results = asyncio.run(measure(args))
     results["wall_seconds"] = round(time.perf_counter() - started, 1)

@@ -25,7 +25,7 @@ Needs DATABASE_URL=postgresql://… (its schema is recreated with the demo perso
 REDIS_URL (its database is flushed: use a scratch one), or --database-url / --redis-url. Ends with one JSON line.
 
     python bench/scaling.py                # 100 participants, 8 s a run, 3 rounds
-    python bench/scaling.py --quick        # 50 participants, 2 s, 1 round
+    python bench/scaling.py --quick        # 50 participants, 1 s, 1 round (a smoke run: that every part still works)
 """
 
 from __future__ import annotations
@@ -148,6 +148,7 @@ async def one_setting(
     env: dict[str, str],
     tmp: Path,
     seconds: float,
+    warm_up: float,
     progress: Progress,
     calibrated: bool,
 ) -> dict[str, Any]:
@@ -156,18 +157,16 @@ async def one_setting(
     url = f"http://127.0.0.1:{port}"
     command = [str(SCRIPT), "webhook", "--host", "127.0.0.1", "--port", str(port)]
     async with contextlib.AsyncExitStack() as stack:
-        procs = []
-        for i in range(n):
-            log = tmp / f"worker-{n}-{i}-{time.monotonic_ns()}.log"
-            proc = await stack.enter_async_context(process(command, env, log))
+        logs = [tmp / f"worker-{n}-{i}-{time.monotonic_ns()}.log" for i in range(n)]
+        procs = [await stack.enter_async_context(process(command, env, log)) for log in logs]  # starting at once
+        for proc, log in zip(procs, logs, strict=True):
             await _listening(log, proc)
-            procs.append(proc)
         idle = [memory_of(p.pid) for p in procs]
         failures: Counter[str] = Counter()
         post = counting_poster(http, url, failures)
         if not calibrated:
             await calibrate(api, people, post, at_once=True)
-        await closed_loop(api, people, WARM_UP, False, post, f"{n} worker(s): warm-up", progress)
+        await closed_loop(api, people, warm_up, False, post, f"{n} worker(s): warm-up", progress)
         workers = [psutil.Process(p.pid) for p in procs]
         xacts_before = await transactions(env["DATABASE_URL"])
         failures.clear()  # the measured run's only
@@ -214,7 +213,7 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
                 figures: dict[str, Any] = {}
                 for n in (1, 2) if r % 2 == 0 else (2, 1):
                     figures[str(n)] = await one_setting(
-                        n, api, people, http, env, tmp, args.seconds, progress, calibrated
+                        n, api, people, http, env, tmp, args.seconds, args.warm_up, progress, calibrated
                     )
                     calibrated = True
                 one, two = figures["1"]["updates_per_s"], figures["2"]["updates_per_s"]
@@ -294,12 +293,13 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3, help="rounds of (1 worker, 2 workers); medians over them")
     parser.add_argument("--database-url", default=os.environ.get("DATABASE_URL", ""), help="postgresql://… (scratch)")
     parser.add_argument("--redis-url", default=os.environ.get("REDIS_URL", ""), help="redis://…/N (scratch)")
-    parser.add_argument("--quick", action="store_true", help="50 participants, 2 s, 1 round")
+    parser.add_argument("--quick", action="store_true", help="50 participants, 1 s (after 0.5 s of warm-up), 1 round")
     args = parser.parse_args()
     if not args.database_url.startswith("postgres") or not args.redis_url:
         parser.error("needs a PostgreSQL DATABASE_URL and a REDIS_URL (or --database-url, --redis-url)")
+    args.warm_up = WARM_UP
     if args.quick:
-        args.participants, args.seconds, args.rounds = min(args.participants, 50), 2.0, 1
+        args.participants, args.seconds, args.rounds, args.warm_up = min(args.participants, 50), 1.0, 1, 0.5
     results = asyncio.run(bench(args))
     report(results)
     print(json.dumps(results), flush=True)
