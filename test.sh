@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Install everything the checks need into .venv, then lint, type-check and run the whole test suite.
-# PostgreSQL/Redis tests run when DATABASE_URL / REDIS_URL point at them (.ci/run sets both), else they skip.
+# PostgreSQL/Redis tests run when DATABASE_URL / REDIS_URL point at them (.ci/run sets both), else they skip. Both
+# must be scratch: the tests recreate DATABASE_URL's schema and flush REDIS_URL's database.
 set -euo pipefail
 cd "$(dirname "$0")"
 PYTHON=${PYTHON:-python3}

@@ -52,9 +52,14 @@ TOKEN = "123456:BENCH-token"
 SECRET = "bench-secret-0123456789abcdef0123456789"  # 32+ characters: workers refuse shorter ones
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:  # the benches that import this file use core/ from here, the project installed or not
+    sys.path.insert(0, str(ROOT))
 SCRIPT = Path(sys.executable).parent / "prakerja-bot"
 ME = [sys.executable, str(Path(__file__).resolve())]  # this file, to start the echo bot
 PERSONAS = 18  # `prakerja-bot demo`
+# Linked like the participants (persona 1 + user % PERSONAS), one a persona: they ask each message to count its replies.
+CALIBRATION_USERS = [9_000_000 + p - 1 + PERSONAS * 10 for p in range(1, PERSONAS + 1)]
+READY_WITHIN = 120.0  # seconds for a bot process to serve: starting one takes half a minute on a crowded machine
 QUESTIONS = (
     "kapan insentif cair",
     "lupa password akun prakerja",
@@ -255,21 +260,27 @@ def environment(db: Path, api: str, **extra: str) -> dict[str, str]:
 
 @contextlib.asynccontextmanager
 async def process(
-    command: list[str], env: dict[str, str], log: Path, ready: str | None
+    command: list[str], env: dict[str, str], log: Path, ready: str | None = None
 ) -> AsyncIterator[subprocess.Popen[bytes]]:
-    """A bot process for the block; `ready`: a URL answering 200 once it serves."""
+    """A bot process for the block, stopped after it (`stop_process`); `ready`: a URL answering below 500 once it
+    serves, awaited first (`wait_ready`)."""
     proc = await asyncio.to_thread(_spawn, command, env, log)
     try:
         if ready:
-            await _wait_ready(proc, ready, log)
+            await wait_ready(proc, ready, log)
         yield proc
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            await asyncio.to_thread(proc.wait, 20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            await asyncio.to_thread(proc.wait, 10)
+        await stop_process(proc)
+
+
+async def stop_process(proc: subprocess.Popen[bytes]) -> None:
+    """SIGTERM (the bot finishes the updates in hand), SIGKILL if it has not gone within 20 s."""
+    proc.send_signal(signal.SIGTERM)
+    try:
+        await asyncio.to_thread(proc.wait, 20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        await asyncio.to_thread(proc.wait, 10)
 
 
 def _spawn(command: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
@@ -277,21 +288,25 @@ def _spawn(command: list[str], env: dict[str, str], log: Path) -> subprocess.Pop
         return subprocess.Popen(command, env=env, cwd=log.parent, stdout=out, stderr=subprocess.STDOUT)
 
 
-def _tail(log: Path) -> str:
+def tail(log: Path) -> str:
     return log.read_text(errors="replace")[-1500:]
 
 
-async def _wait_ready(proc: subprocess.Popen[bytes], url: str, log: Path) -> None:
-    async with aiohttp.ClientSession() as session:
-        for _ in range(300):
+async def wait_ready(proc: subprocess.Popen[bytes], url: str, log: Path, within: float = READY_WITHIN) -> None:
+    """Until `url` (a /healthz) answers below 500; the log's tail in the error if the process exits or never does."""
+    deadline = time.monotonic() + within
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as session:
+        while time.monotonic() < deadline:
             if proc.poll() is not None:
-                raise RuntimeError(f"{log.name}: exited: {await asyncio.to_thread(_tail, log)}")
-            with contextlib.suppress(aiohttp.ClientError):
+                break
+            with contextlib.suppress(aiohttp.ClientError, TimeoutError):
                 async with session.get(url) as response:
                     if response.status < 500:
                         return
-            await asyncio.sleep(0.1)
-    raise RuntimeError(f"{log.name}: not ready")
+            await asyncio.sleep(0.2)
+    raise RuntimeError(
+        f"{log.name}: not serving after {within:.0f} s (exit code {proc.poll()}): {await asyncio.to_thread(tail, log)}"
+    )
 
 
 def echo_bot_main(mode: str, api: str, port: int) -> None:
@@ -482,10 +497,13 @@ def prepare_database(tmp: Path, users: list[int]) -> Path:
     return db
 
 
-async def calibrate(api: LeanBotApi, people: Participants, post: Poster) -> None:
-    """How many messages our bot answers each message with, per persona (a webhook worker answers after sending)."""
-    for persona in range(1, PERSONAS + 1):
-        user = 9_000_000 + persona - 1 + PERSONAS * 10  # linked to `persona` like the participants
+async def calibrate(api: LeanBotApi, people: Participants, post: Poster, at_once: bool = False) -> None:
+    """How many messages our bot answers each message with, per persona of the participants (a webhook worker
+    answers after sending): each message twice, the counts must agree. `at_once`: the personas in parallel (one after
+    another takes half a minute on PostgreSQL)."""
+
+    async def persona_replies(persona: int) -> None:
+        user = CALIBRATION_USERS[persona - 1]
         assert Participants.persona(user) == persona
         for message in (*QUESTIONS, "/status"):
             counts = []
@@ -498,6 +516,13 @@ async def calibrate(api: LeanBotApi, people: Participants, post: Poster) -> None
                 raise RuntimeError(f"persona {persona}, {message!r}: answers differ ({counts})")
             people.replies[persona, message] = counts[0]
         api.pending.pop(user, None)
+
+    personas = sorted({Participants.persona(u) for u in people.users})
+    if at_once:
+        await asyncio.gather(*(persona_replies(p) for p in personas))
+    else:
+        for persona in personas:
+            await persona_replies(persona)
 
 
 def queue_notifications_rows(db: Path, n: int, chats: list[int]) -> None:
@@ -527,8 +552,7 @@ def queue_notifications_rows(db: Path, n: int, chats: list[int]) -> None:
 async def bench(args: argparse.Namespace) -> dict[str, Any]:
     people = Participants(args.participants)
     tmp = Path(tempfile.mkdtemp(prefix="prakerja-load-"))
-    calibration_users = [9_000_000 + p - 1 + PERSONAS * 10 for p in range(1, PERSONAS + 1)]
-    db = await asyncio.to_thread(prepare_database, tmp, people.users + calibration_users)
+    db = await asyncio.to_thread(prepare_database, tmp, people.users + CALIBRATION_USERS)
     results: dict[str, Any] = {"participants": args.participants, "seconds": args.seconds}
     progress = Progress(
         TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=err
@@ -567,16 +591,16 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
                     api, [echo], closed_loop(api, people, args.seconds, True, post, "webhook: echo", progress)
                 )
 
-            async with process([str(SCRIPT), "run"], environment(db, api.url), tmp / "polling.log", None) as ours:
-                await _warm_up(api, people)
+            async with process([str(SCRIPT), "run"], environment(db, api.url), tmp / "polling.log") as ours:
+                await warm_up(api, people, ours)
                 ours_poll = await metered(
                     api, [ours], closed_loop(api, people, args.seconds, False, None, "polling: ours", progress)
                 )
                 paced_run = await metered(api, [ours], paced(api, people, args.rate, args.paced_seconds, progress))
             command = [*ME, "--echo-bot", "polling", "--api", api.url]
             api.reset()
-            async with process(command, environment(db, api.url), tmp / "echo-polling.log", None) as echo:
-                await _warm_up(api, people, echo=True)
+            async with process(command, environment(db, api.url), tmp / "echo-polling.log") as echo:
+                await warm_up(api, people, echo, echo=True)
                 echo_poll = await metered(
                     api, [echo], closed_loop(api, people, args.seconds, True, None, "polling: echo", progress)
                 )
@@ -619,16 +643,19 @@ def cpu_ratio(ours: Run, echo: Run) -> float | None:
     return round((echo.cpu_seconds / len(echo.latencies)) / (ours.cpu_seconds / len(ours.latencies)), 3)
 
 
-async def _warm_up(api: LeanBotApi, people: Participants, echo: bool = False) -> None:
-    """Until the polling bot answers (its start-up is not measured)."""
+async def warm_up(api: LeanBotApi, people: Participants, proc: subprocess.Popen[bytes], echo: bool = False) -> None:
+    """Until the polling bot answers a /status (its start-up is not measured): one update, waited for as long as a
+    start takes (READY_WITHIN) while the process runs. (A new one offered every second piled up in the queue: a bot
+    that took 15 s to start got them all at once, the participant's flood-throttle burst was spent before the run,
+    and their next messages were dropped — 30 s timeouts.)"""
     user = people.users[0]
-    for _ in range(100):
-        _, pending = api.offer(user, "/status", people.expected(user, "/status", echo))
+    _, pending = api.offer(user, "/status", people.expected(user, "/status", echo))
+    deadline = time.monotonic() + READY_WITHIN
+    while time.monotonic() < deadline and proc.poll() is None:
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(pending.done, 1.0)
+            await asyncio.wait_for(asyncio.shield(pending.done), 1.0)
             return
-        api.pending[user].clear()
-    raise RuntimeError("the polling bot does not answer")
+    raise RuntimeError(f"the polling bot does not answer (exit code {proc.poll()})")
 
 
 async def drain(db: Path, tmp: Path, n: int, progress: Progress) -> dict[str, Any]:

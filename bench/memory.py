@@ -8,7 +8,7 @@ holds: what stopping it gives back) and PSS from /proc/<pid>/smaps_rollup. `benc
 webhook workers on PostgreSQL + Redis. Prints a table and ends with one JSON line.
 
     python bench/memory.py                # 300 participants, 8 s of load each
-    python bench/memory.py --quick        # 50 participants, 2 s
+    python bench/memory.py --quick        # 50 participants, 1 s (a smoke run: that every part still works)
 """
 
 from __future__ import annotations
@@ -18,40 +18,30 @@ import asyncio
 import contextlib
 import json
 import os
-import signal
-import subprocess
-import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import aiohttp
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
-
-BENCH = Path(__file__).resolve().parent
-if str(BENCH) not in sys.path:  # runnable as a script from anywhere
-    sys.path.insert(0, str(BENCH))
-
-from load import (  # noqa: E402
-    PERSONAS,
+from load import (
+    CALIBRATION_USERS,
     SCRIPT,
     LeanBotApi,
     Participants,
-    _spawn,
-    _warm_up,
     calibrate,
     closed_loop,
     environment,
     err,
     free_port,
     prepare_database,
+    process,
+    warm_up,
     webhook_poster,
 )
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
 
-READY_WITHIN = 120.0  # seconds for a bot process to serve: starting one takes half a minute on a crowded machine
 IDLE_SETTLE = 2.0  # seconds after start before the idle figure: start-up's own allocations are done
 
 
@@ -78,42 +68,10 @@ def memory_of(pid: int) -> dict[str, float]:
     }
 
 
-@contextlib.asynccontextmanager
-async def bot_process(command: list[str], env: dict[str, str], log: Path) -> AsyncIterator[subprocess.Popen[bytes]]:
-    """A bot process for the block (SIGTERM at the end, SIGKILL if it does not go), its pid to measure."""
-    proc = await asyncio.to_thread(_spawn, command, env, log)
-    try:
-        yield proc
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            await asyncio.to_thread(proc.wait, 20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            await asyncio.to_thread(proc.wait, 10)
-
-
-async def wait_ready(proc: subprocess.Popen[bytes], url: str, log: Path, within: float = READY_WITHIN) -> None:
-    """Until `url` (a /healthz) answers below 500; the log's tail in the error if the process exits or never does."""
-    deadline = time.monotonic() + within
-    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as session:
-        while time.monotonic() < deadline:
-            if proc.poll() is not None:
-                break
-            with contextlib.suppress(aiohttp.ClientError, TimeoutError):
-                async with session.get(url) as response:
-                    if response.status < 500:
-                        return
-            await asyncio.sleep(0.2)
-    tail = (await asyncio.to_thread(log.read_text, errors="replace"))[-1500:]
-    raise RuntimeError(f"{log.name}: not serving after {within:.0f} s (exit code {proc.poll()}): {tail}")
-
-
 async def measure(args: argparse.Namespace) -> dict[str, Any]:
     people = Participants(args.participants)
     tmp = Path(tempfile.mkdtemp(prefix="prakerja-memory-"))
-    calibration_users = [9_000_000 + p - 1 + PERSONAS * 10 for p in range(1, PERSONAS + 1)]
-    db = await asyncio.to_thread(prepare_database, tmp, people.users + calibration_users)
+    db = await asyncio.to_thread(prepare_database, tmp, people.users + CALIBRATION_USERS)
     results: dict[str, Any] = {"participants": args.participants, "seconds": args.seconds, "database": "sqlite"}
     progress = Progress(
         TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=err
@@ -127,19 +85,17 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
             port = free_port()
             url = f"http://127.0.0.1:{port}"
             command = [str(SCRIPT), "webhook", "--host", "127.0.0.1", "--port", str(port)]
-            async with bot_process(command, environment(db, api.url), tmp / "webhook.log") as proc:
-                await wait_ready(proc, url + "/healthz", tmp / "webhook.log")
-                await asyncio.sleep(IDLE_SETTLE)
+            async with process(command, environment(db, api.url), tmp / "webhook.log", url + "/healthz") as proc:
+                await asyncio.sleep(args.settle)
                 idle = memory_of(proc.pid)
                 post = webhook_poster(http, [url])
                 await calibrate(api, people, post)
                 run = await closed_loop(api, people, args.seconds, False, post, "webhook worker", progress)
                 results["webhook"] = {"idle": idle, "after_load": memory_of(proc.pid), "load": run.figures()}
 
-            async with bot_process([str(SCRIPT), "run"], environment(db, api.url), tmp / "polling.log") as proc:
-                await asyncio.sleep(IDLE_SETTLE)
-                await _warm_up(api, people)  # it has started polling: one /status answered
-                await asyncio.sleep(0.5)
+            async with process([str(SCRIPT), "run"], environment(db, api.url), tmp / "polling.log") as proc:
+                await warm_up(api, people, proc)  # it has started polling: one /status answered
+                await asyncio.sleep(args.settle)
                 idle = memory_of(proc.pid)
                 run = await closed_loop(api, people, args.seconds, False, None, "polling bot", progress)
                 results["polling"] = {"idle": idle, "after_load": memory_of(proc.pid), "load": run.figures()}
@@ -172,10 +128,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--participants", "-k", type=int, default=300, help="simulated participants (default 300)")
     parser.add_argument("--seconds", type=float, default=8.0, help="length of the load on each process")
-    parser.add_argument("--quick", action="store_true", help="50 participants, 2 s of load")
+    parser.add_argument("--quick", action="store_true", help="50 participants, 1 s of load, 1 s to settle")
     args = parser.parse_args()
+    args.settle = IDLE_SETTLE
     if args.quick:
-        args.participants, args.seconds = min(args.participants, 50), 2.0
+        args.participants, args.seconds, args.settle = min(args.participants, 50), 1.0, 1.0
     started = time.perf_counter()
     results = asyncio.run(measure(args))
     results["wall_seconds"] = round(time.perf_counter() - started, 1)

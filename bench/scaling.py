@@ -25,7 +25,7 @@ Needs DATABASE_URL=postgresql://… (its schema is recreated with the demo perso
 REDIS_URL (its database is flushed: use a scratch one), or --database-url / --redis-url. Ends with one JSON line.
 
     python bench/scaling.py                # 100 participants, 8 s a run, 3 rounds
-    python bench/scaling.py --quick        # 50 participants, 2 s, 1 round
+    python bench/scaling.py --quick        # 50 participants, 1 s, 1 round (a smoke run: that every part still works)
 """
 
 from __future__ import annotations
@@ -37,7 +37,6 @@ import json
 import os
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 from collections import Counter
@@ -46,19 +45,9 @@ from typing import Any
 
 import aiohttp
 import psutil
-from redis.asyncio import Redis
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
-from sqlalchemy import text
-
-BENCH = Path(__file__).resolve().parent
-for folder in (BENCH.parent, BENCH):  # runnable as a script from anywhere
-    if str(folder) not in sys.path:
-        sys.path.insert(0, str(folder))
-
-from load import (  # noqa: E402
-    PERSONAS,
-    QUESTIONS,
+from load import (
+    CALIBRATION_USERS,
+    READY_WITHIN,
     SCRIPT,
     SECRET,
     SECRET_HEADER,
@@ -66,18 +55,23 @@ from load import (  # noqa: E402
     Participants,
     Poster,
     Run,
+    calibrate,
     closed_loop,
     environment,
     err,
     free_port,
+    process,
 )
-from memory import READY_WITHIN, bot_process, memory_of  # noqa: E402
+from memory import memory_of
+from redis.asyncio import Redis
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+from sqlalchemy import text
 
-from core.db import make_engine  # noqa: E402
+from core.db import make_engine
 
 POST_TIMEOUT = 35.0  # past the worker's own 30 s wait for a busy chat
 WARM_UP = 1.0  # seconds of unmeasured load after the workers start
-CALIBRATION_USERS = [9_000_000 + p - 1 + PERSONAS * 10 for p in range(1, PERSONAS + 1)]
 
 
 def prepare_postgres(database_url: str, users: list[int], tmp: Path) -> None:
@@ -122,29 +116,6 @@ def counting_poster(http: aiohttp.ClientSession, url: str, failures: Counter[str
     return post
 
 
-async def calibrate(api: LeanBotApi, people: Participants, post: Poster) -> None:
-    """bench/load.py's calibration (how many messages each persona's answer to each message has: a webhook worker
-    answers after sending them), with the personas asked at once: one after another it takes half a minute on
-    PostgreSQL."""
-
-    async def persona_replies(persona: int) -> None:
-        user = CALIBRATION_USERS[persona - 1]
-        assert Participants.persona(user) == persona
-        for message in (*QUESTIONS, "/status"):
-            counts = []
-            for _ in range(2):
-                before = len(api.sent)
-                update, _ = api.offer(user, message, 10**6, queue=False)
-                await post(update)
-                counts.append(sum(1 for _, chat, _ in api.sent[before:] if chat == user))
-            if counts[0] != counts[1] or not counts[0]:
-                raise RuntimeError(f"persona {persona}, {message!r}: answers differ ({counts})")
-            people.replies[persona, message] = counts[0]
-        api.pending.pop(user, None)
-
-    await asyncio.gather(*(persona_replies(p) for p in range(1, PERSONAS + 1)))
-
-
 async def transactions(database_url: str) -> int:
     """Transactions committed or rolled back in the database so far (pg_stat_database), the workers' background
     loops' too."""
@@ -177,6 +148,7 @@ async def one_setting(
     env: dict[str, str],
     tmp: Path,
     seconds: float,
+    warm_up: float,
     progress: Progress,
     calibrated: bool,
 ) -> dict[str, Any]:
@@ -185,18 +157,16 @@ async def one_setting(
     url = f"http://127.0.0.1:{port}"
     command = [str(SCRIPT), "webhook", "--host", "127.0.0.1", "--port", str(port)]
     async with contextlib.AsyncExitStack() as stack:
-        procs = []
-        for i in range(n):
-            log = tmp / f"worker-{n}-{i}-{time.monotonic_ns()}.log"
-            proc = await stack.enter_async_context(bot_process(command, env, log))
+        logs = [tmp / f"worker-{n}-{i}-{time.monotonic_ns()}.log" for i in range(n)]
+        procs = [await stack.enter_async_context(process(command, env, log)) for log in logs]  # starting at once
+        for proc, log in zip(procs, logs, strict=True):
             await _listening(log, proc)
-            procs.append(proc)
         idle = [memory_of(p.pid) for p in procs]
         failures: Counter[str] = Counter()
         post = counting_poster(http, url, failures)
         if not calibrated:
-            await calibrate(api, people, post)
-        await closed_loop(api, people, WARM_UP, False, post, f"{n} worker(s): warm-up", progress)
+            await calibrate(api, people, post, at_once=True)
+        await closed_loop(api, people, warm_up, False, post, f"{n} worker(s): warm-up", progress)
         workers = [psutil.Process(p.pid) for p in procs]
         xacts_before = await transactions(env["DATABASE_URL"])
         failures.clear()  # the measured run's only
@@ -243,7 +213,7 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
                 figures: dict[str, Any] = {}
                 for n in (1, 2) if r % 2 == 0 else (2, 1):
                     figures[str(n)] = await one_setting(
-                        n, api, people, http, env, tmp, args.seconds, progress, calibrated
+                        n, api, people, http, env, tmp, args.seconds, args.warm_up, progress, calibrated
                     )
                     calibrated = True
                 one, two = figures["1"]["updates_per_s"], figures["2"]["updates_per_s"]
@@ -323,12 +293,13 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3, help="rounds of (1 worker, 2 workers); medians over them")
     parser.add_argument("--database-url", default=os.environ.get("DATABASE_URL", ""), help="postgresql://… (scratch)")
     parser.add_argument("--redis-url", default=os.environ.get("REDIS_URL", ""), help="redis://…/N (scratch)")
-    parser.add_argument("--quick", action="store_true", help="50 participants, 2 s, 1 round")
+    parser.add_argument("--quick", action="store_true", help="50 participants, 1 s (after 0.5 s of warm-up), 1 round")
     args = parser.parse_args()
     if not args.database_url.startswith("postgres") or not args.redis_url:
         parser.error("needs a PostgreSQL DATABASE_URL and a REDIS_URL (or --database-url, --redis-url)")
+    args.warm_up = WARM_UP
     if args.quick:
-        args.participants, args.seconds, args.rounds = min(args.participants, 50), 2.0, 1
+        args.participants, args.seconds, args.rounds, args.warm_up = min(args.participants, 50), 1.0, 1, 0.5
     results = asyncio.run(bench(args))
     report(results)
     print(json.dumps(results), flush=True)

@@ -16,6 +16,9 @@ from core.db import Database
 from tests.fake_bot_api import FakeBotApi
 
 PG_URL = os.environ.get("DATABASE_URL", "") if os.environ.get("DATABASE_URL", "").startswith("postgres") else ""
+# A scratch database, like DATABASE_URL's (whose schema the tests recreate): tests flush it (the same user ids and
+# update ids come back every run; an earlier run's throttle buckets must not count). Whoever runs the tests names
+# their own database here: no test flushes a database number of its own choosing, which may be someone else's.
 REDIS_URL = os.environ.get("REDIS_URL", "")
 requires_pg = pytest.mark.skipif(not PG_URL, reason="DATABASE_URL does not point at PostgreSQL")
 # Words in the skip reasons of tests that use the one PostgreSQL database or Redis (some stop and restart them).

@@ -21,7 +21,7 @@ from core.diagnosis import Stage
 from core.faq_entries import FaqEntry
 from core.faq_store import FaqStore
 from tests.fake_bot_api import FakeBotApi
-from tests.harness import TOKEN, environment, start_bot, stop
+from tests.harness import TOKEN, environment, start_bot, stop, wait_until_polling
 
 SCRIPT = Path(sys.executable).parent / "prakerja-bot"
 
@@ -200,7 +200,7 @@ async def run_until_polling(cwd: Path, env: dict[str, str]) -> str:
         log = cwd / "run.log"
         process = start_bot(cwd, env | {"BOT_API_URL": api.url}, log)
         try:
-            await api.wait_for(lambda: bool(api.calls_to("getUpdates")) or process.poll() is not None, 60, "polling")
+            await wait_until_polling(api, process, log)
             assert process.poll() is None, log.read_text()
         finally:
             await stop(process, kill=True)  # what it did to the database is done before it polls
@@ -365,7 +365,7 @@ async def test_a_large_import_is_refused_while_a_bot_serves_from_the_sqlite_file
     async with FakeBotApi(TOKEN) as api:
         process = start_bot(tmp_path, env | {"BOT_API_URL": api.url}, tmp_path / "run.log")
         try:
-            await api.wait_for(lambda: bool(api.calls_to("getUpdates")) or process.poll() is not None, 60, "polling")
+            await wait_until_polling(api, process, tmp_path / "run.log")
             large = await asyncio.to_thread(subprocess_run_quick, tmp_path, env, "import", "platforms", "large.csv")
             assert large.returncode != 0 and "the bot is running on this SQLite database" in large.stderr
             small = await asyncio.to_thread(subprocess_run_quick, tmp_path, env, "import", "platforms", "small.csv")

@@ -16,7 +16,7 @@ import pytest
 import pytest_asyncio
 
 from tests.fake_bot_api import FakeBotApi, check_with_ptb
-from tests.harness import SCRIPT, TOKEN, RunningBot, environment, start_bot, stop
+from tests.harness import SCRIPT, TOKEN, RunningBot, environment, start_bot, stop, wait_until_polling
 from tests.html_check import html_problems
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
@@ -50,7 +50,7 @@ async def running(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Run
         process = await asyncio.to_thread(start_bot, tmp, env, tmp / "bot.log")
         bot = RunningBot(api, process, tmp / "bot.log")
         try:
-            await api.wait_for(lambda: bool(api.calls_to("getUpdates")) or process.poll() is not None, 30, "polling")
+            await wait_until_polling(api, process, tmp / "bot.log")
             bot.assert_healthy()
             yield bot
         finally:

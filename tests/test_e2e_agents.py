@@ -36,6 +36,7 @@ from tests.harness import (
     start_bot,
     stop,
     text,
+    wait_until_polling,
 )
 from tests.html_check import html_problems
 
@@ -67,14 +68,9 @@ def spawn(api: FakeBotApi, tmp: Path, env: dict[str, str], name: str) -> Running
 
 
 async def until_polling(running: RunningBot, polls: int = 0) -> RunningBot:
-    """Wait until the bot polls (more than `polls` getUpdates calls in all) — or has exited, which fails."""
-    api, process = running.api, running.process
-    for _ in range(600):
-        if len(api.calls_to("getUpdates")) > polls or process.poll() is not None:
-            break
-        await asyncio.sleep(0.1)
+    """Wait until the bot polls (more than `polls` getUpdates calls in all): `wait_until_polling`."""
+    await wait_until_polling(running.api, running.process, running.log, polls)
     running.assert_healthy()
-    assert len(api.calls_to("getUpdates")) > polls, "the bot never polled"
     return running
 
 

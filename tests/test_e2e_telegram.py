@@ -28,6 +28,7 @@ from tests.harness import (
     start_bot,
     stop,
     text,
+    wait_until_polling,
 )
 from tests.html_check import html_problems
 
@@ -57,7 +58,7 @@ async def running(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Run
         process = await asyncio.to_thread(start_bot, tmp, environment(database_url, BOT_API_URL=api.url), log)
         running = RunningBot(api, process, log, database)
         try:
-            await api.wait_for(lambda: bool(api.calls_to("getUpdates")) or process.poll() is not None, 30, "polling")
+            await wait_until_polling(api, process, log)
             running.assert_healthy()
             yield running
         finally:

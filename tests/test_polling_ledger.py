@@ -16,7 +16,7 @@ from core.db import Database
 from core.models import ProcessedUpdate
 from core.updates import UpdateLedger
 from tests.fake_bot_api import FakeBotApi
-from tests.harness import SCRIPT, TOKEN, environment, start_bot, stop
+from tests.harness import SCRIPT, TOKEN, environment, start_bot, stop, wait_until_polling
 
 BURST = 40
 
@@ -37,7 +37,7 @@ async def test_a_killed_poller_loses_no_update_and_repeats_none_it_finished(tmp_
         env |= {"BOT_API_URL": api.url}
         process = start_bot(tmp_path, env, tmp_path / "first.log")
         try:
-            await api.wait_for(lambda: bool(api.calls_to("getUpdates")) or process.poll() is not None, 60, "polling")
+            await wait_until_polling(api, process, tmp_path / "first.log")
             users = list(range(7_700_001, 7_700_001 + BURST))
             updates = {api.push_message(user, "/help")["update_id"]: user for user in users}
             # Killed as soon as the burst is being answered: most updates are fetched, few are done.

@@ -19,7 +19,7 @@ import pytest
 import pytest_asyncio
 
 from tests.fake_bot_api import FakeBotApi
-from tests.harness import SCRIPT, TOKEN, RunningBot, environment, start_bot, stop, text
+from tests.harness import SCRIPT, TOKEN, RunningBot, environment, start_bot, stop, text, wait_until_polling
 from tests.web_harness import free_port, start_web
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -64,7 +64,7 @@ async def desk(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Desk]:
         web = await asyncio.to_thread(start_web, tmp, env, port)
         browser = await playwright.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
         try:
-            await api.wait_for(lambda: bool(api.calls_to("getUpdates")) or process.poll() is not None, 60, "polling")
+            await wait_until_polling(api, process, tmp / "bot.log")
             async with httpx.AsyncClient() as client:
                 for _ in range(600):
                     try:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import re
 import signal
 import sqlite3
 import time
@@ -53,7 +52,6 @@ from tests.webhook_workers import (
 )
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
-REDIS_TEST_DB = 5
 
 
 def text(key: str, locale: str = "id", **context: Any) -> str:
@@ -358,7 +356,7 @@ async def test_memory_bucket_allows_a_burst_then_the_rate_and_warns_once_per_bur
 
 @pytest.mark.skipif(not REDIS_URL, reason="REDIS_URL is not set")
 async def test_redis_bucket_is_shared_and_warns_once() -> None:
-    storage = RedisStorage.from_url(_redis_test_url())
+    storage = RedisStorage.from_url(REDIS_URL)
     try:
         await storage.redis.flushdb()
         limits = Limits(burst=3, rate=0.01, quiet=5)
@@ -371,10 +369,6 @@ async def test_redis_bucket_is_shared_and_warns_once() -> None:
         await storage.close()
 
 
-def _redis_test_url() -> str:
-    return re.sub(r"/\d*$", "", REDIS_URL.rstrip("/")) + f"/{REDIS_TEST_DB}"
-
-
 @pytest.mark.parametrize(
     "shared", [False, pytest.param(True, marks=pytest.mark.skipif(not REDIS_URL, reason="no Redis"))]
 )
@@ -385,11 +379,11 @@ async def test_a_participant_flooding_50_messages_a_second_is_throttled_politely
     demo_db = tmp_path / "throttle.db"  # a fresh fake server counts update ids from the start again
     url = f"sqlite+aiosqlite:///{demo_db}"
     await run_cli(["demo"], bot_env(url), tmp_path)
-    redis = RedisStorage.from_url(_redis_test_url()).redis if shared else None
+    redis = RedisStorage.from_url(REDIS_URL).redis if shared else None
     if redis is not None:
         await redis.flushdb()
     async with FakeBotApi(TOKEN) as api:
-        env = bot_env(url, api.url) | ({"REDIS_URL": _redis_test_url()} if shared else {})
+        env = bot_env(url, api.url) | ({"REDIS_URL": REDIS_URL} if shared else {})
         worker = start_worker(
             env, tmp_path / "throttle.log", tmp_path, throttle=f"{limits.burst},{limits.rate},{limits.quiet}"
         )

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from bot.flows.handoff import acknowledgement
 from bot.flows.state import Phase
 from bot.flows.turn import HandoffRequest, Turn
-from core.calendar import JAKARTA
 from core.diagnosis import Step
 
 
@@ -29,12 +29,11 @@ async def hand_over(turn: Turn, participant_id: int | None, reason: str) -> bool
         return False
     if result.queued:
         return True
-    answer_by = result.answer_by.astimezone(JAKARTA) if result.answer_by else None
-    turn.say(
-        "agent_opened",
-        answer_by=answer_by,
+    told = acknowledgement(
+        answer_by=result.answer_by,
         identified=participant_id is not None,
         already_open=result.already_open,
         reason=reason,
     )
+    turn.say("agent_opened", **told)
     return True

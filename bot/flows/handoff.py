@@ -21,6 +21,17 @@ MAX_MESSAGE = MESSAGE_TEXT  # counted on the text after its HTML is parsed
 _TAGS = re.compile(r"<[^>]+>")
 
 
+def acknowledgement(*, answer_by: datetime | None, identified: bool, already_open: bool, reason: str) -> dict[str, Any]:
+    """The context of `agent_opened`, what the participant is told of a handoff: queued with a new case
+    (`CaseHandoff.request`) or said at once when their case is already open (`bot/flows/agent.py`)."""
+    return {
+        "answer_by": answer_by.astimezone(JAKARTA) if answer_by else None,
+        "identified": identified,
+        "already_open": already_open,
+        "reason": reason,
+    }
+
+
 def plain_length(text_html: str) -> int:
     """How long Telegram finds a message: tags and entities parsed, counted in UTF-16 units (emoji count twice)."""
     return len(html.unescape(_TAGS.sub("", text_html)).encode("utf-16-le")) // 2
@@ -99,10 +110,8 @@ class CaseHandoff:
         answer_by = self.desk.next_open(datetime.now(UTC))
         # The participant's acknowledgement is queued with the case, not sent by this turn: when Telegram delivers
         # the message again after a failure that followed the case's commit, nothing is said twice.
-        acknowledgement = self.renderer.render(
-            "agent_opened",
-            request.locale,
-            answer_by=answer_by.astimezone(JAKARTA) if answer_by else None,
+        told = acknowledgement(
+            answer_by=answer_by,
             identified=request.participant_id is not None,
             already_open=False,
             reason=request.reason,
@@ -117,7 +126,7 @@ class CaseHandoff:
             card,
             topic,
             request.message_id,
-            acknowledgement,
+            self.renderer.render("agent_opened", request.locale, **told),
         )
         # The message that opened the case, delivered again (its first turn failed after the case was stored): its
         # acknowledgement is already queued.
