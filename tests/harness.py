@@ -87,11 +87,11 @@ async def wait_until_polling(
     """Until the bot polls (more than `polls` getUpdates calls in all). Fails with its log's tail as soon as it exits
     or stalls (START_STALL), or after `within` seconds."""
     started = time.monotonic()
-    progress_at, progress_cpu = started, _cpu_seconds(process.pid) or 0.0
+    progress_at, progress_cpu = started, process_cpu_seconds(process.pid) or 0.0
     while len(api.calls_to("getUpdates")) <= polls:
         if process.poll() is not None:
             raise AssertionError(f"the bot exited ({process.returncode}) before polling: {_tail(log)}")
-        now, cpu = time.monotonic(), _cpu_seconds(process.pid)
+        now, cpu = time.monotonic(), process_cpu_seconds(process.pid)
         if cpu is None or cpu >= progress_cpu + 0.1:  # (no /proc: the ceiling alone)
             progress_at, progress_cpu = now, cpu or 0.0
         if now - progress_at > START_STALL or now - started > within:
@@ -102,7 +102,7 @@ async def wait_until_polling(
         await api.world.next_change(0.2)
 
 
-def _cpu_seconds(pid: int) -> float | None:
+def process_cpu_seconds(pid: int) -> float | None:
     """User + system CPU of a process so far (Linux /proc; None where that cannot be read)."""
     with contextlib.suppress(OSError, IndexError, ValueError):
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()

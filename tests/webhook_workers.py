@@ -25,6 +25,7 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
+from tests.harness import START_STALL, START_WITHIN, process_cpu_seconds
 from tests.logs import is_error_line
 
 SCRIPT = Path(sys.executable).parent / "prakerja-bot"
@@ -95,17 +96,28 @@ class Worker:
     def errors(self) -> list[str]:
         return [line for line in self.log_text().splitlines() if is_error_line(line)]
 
-    async def wait_ready(self, within: float = 30.0) -> None:
-        deadline = time.monotonic() + within
+    async def wait_ready(self, within: float = START_WITHIN) -> None:
+        """Until /healthz answers. A start-up is all CPU (imports, the app's build: 6-7 s of it, over 30 s of wall
+        time on a loaded 2-core box), so a worker still burning CPU gets up to `within`; one that exits fails at
+        once, one alive but idle for START_STALL s is hung."""
+        started = time.monotonic()
+        progress_at, progress_cpu = started, process_cpu_seconds(self.pid) or 0.0
         async with aiohttp.ClientSession() as session:
-            while time.monotonic() < deadline:
+            while True:
                 assert self.alive(), f"worker exited ({self.process.returncode}): {self.log_text()[-3000:]}"
                 with contextlib.suppress(aiohttp.ClientError, TimeoutError):
                     async with session.get(self.url + "/healthz", timeout=aiohttp.ClientTimeout(total=2)) as r:
                         if r.status == 200:
                             return
+                now, cpu = time.monotonic(), process_cpu_seconds(self.pid)
+                if cpu is None or cpu >= progress_cpu + 0.1:
+                    progress_at, progress_cpu = now, cpu or 0.0
+                if now - progress_at > START_STALL or now - started > within:
+                    raise AssertionError(
+                        f"worker on port {self.port} not ready after {now - started:.0f} s ({progress_cpu:.1f} s of "
+                        f"CPU, none in the last {now - progress_at:.0f} s): {self.log_text()[-3000:]}"
+                    )
                 await asyncio.sleep(0.1)
-        raise AssertionError(f"worker on port {self.port} not ready after {within}s: {self.log_text()[-3000:]}")
 
     async def stop(self, within: float = 20.0) -> int | None:
         """SIGTERM (a graceful stop), then SIGKILL if it does not end in time. Returns the exit code."""
