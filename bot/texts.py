@@ -16,13 +16,12 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-import yaml
 from jinja2 import Environment, StrictUndefined, Template, meta, pass_context
 from jinja2.exceptions import SecurityError
 from jinja2.runtime import Context
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-from core.paths import knowledge_dir
+from core.paths import knowledge_dir, read_yaml
 
 _DAYS = {
     "id": ("Senin", "Selasa", "Rabu", "Kamis", "Jumat", "Sabtu", "Minggu"),
@@ -142,7 +141,7 @@ class Renderer:
 
 
 def load_yaml(name: str, folder: Path | None = None) -> Any:
-    return yaml.safe_load(((folder or knowledge_dir()) / name).read_text(encoding="utf-8"))
+    return read_yaml((folder or knowledge_dir()) / name)
 
 
 @lru_cache(maxsize=1)

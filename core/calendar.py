@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 import holidays
 import yaml
 
-from core.paths import knowledge_dir
+from core.paths import knowledge_dir, read_yaml
 
 JAKARTA = ZoneInfo("Asia/Jakarta")
 _SATURDAY = 5
@@ -148,7 +148,7 @@ def load_closing_days(path: Path | None = None) -> list[date]:
     path = path or knowledge_dir() / "closing_days.yaml"
     if not path.exists():
         return []
-    data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    data = read_yaml(path) or {}
     days: list[date] = []
     for item in data.get("closing_days") or []:
         value = item["date"]

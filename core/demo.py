@@ -10,7 +10,6 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
 
-import yaml
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core.calendar import WorkingCalendar
@@ -30,7 +29,7 @@ from core.models import (
     Platform,
     Training,
 )
-from core.paths import knowledge_dir
+from core.paths import knowledge_dir, read_yaml
 from core.rules import Rules
 
 INSTITUTIONS = ("dandan.id", "Skill Academy", "Vokasi Nusantara", "Digitalent Center")
@@ -642,7 +641,7 @@ PERSONAS: tuple[DemoPersona, ...] = (
 
 def load_platform_directory(path: Path | None = None) -> list[dict[str, str]]:
     path = path or knowledge_dir() / "platforms.yaml"
-    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    data = read_yaml(path)
     # Former platforms too: records made while they sold trainings still name them.
     return [{"code": p["code"], "name": p["name"]} for p in (*data["platforms"], *data.get("former_platforms", ()))]
 

@@ -19,12 +19,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from rapidfuzz import fuzz, process
 from rapidfuzz.distance import OSA
 
 from core.faq_entries import FaqEntry, read_document
-from core.paths import knowledge_dir
+from core.paths import knowledge_dir, read_yaml
 
 MatchKind = Literal["answer", "suggest", "none"]
 
@@ -147,7 +146,7 @@ class MatchResult:
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:
-    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    data = read_yaml(path)
     if not isinstance(data, dict):
         raise ValueError(f"{path}: expected a mapping at the top level")
     return data

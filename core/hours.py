@@ -11,10 +11,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from core.calendar import JAKARTA, WorkingCalendar, default_calendar
-from core.paths import knowledge_dir
+from core.paths import knowledge_dir, read_yaml
 
 # The variables a canned reply may use, written {{ name }}: filled in per case when it is sent (plain text, no
 # template logic, so a canned text can never run anything).
@@ -109,7 +107,7 @@ def _clock(value: Any) -> time:
 
 
 def load_support_desk(path: Path | None = None, calendar: WorkingCalendar | None = None) -> SupportDesk:
-    data = yaml.safe_load((path or knowledge_dir() / "support.yaml").read_text(encoding="utf-8"))
+    data = read_yaml(path or knowledge_dir() / "support.yaml")
     hours = data["business_hours"]
     assignment = data.get("assignment") or {}
     return SupportDesk(

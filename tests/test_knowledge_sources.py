@@ -21,7 +21,7 @@ from core.calendar import default_calendar
 from core.diagnosis import DiagnosisEngine, EnrollmentFacts, NextAction, ParticipantFacts, Stage
 from core.faq import load_faq
 from core.faq_entries import UNSOURCED_KINDS as UNSOURCED_FAQ_KINDS
-from core.paths import knowledge_dir
+from core.paths import knowledge_dir, read_yaml
 from core.rules import default_rules
 
 KNOWLEDGE = knowledge_dir()
@@ -235,3 +235,9 @@ def test_every_faq_entry_the_bot_loads_carries_its_sources() -> None:
     for entry in load_faq():
         assert entry.sources or entry.kind in UNSOURCED_FAQ_KINDS, entry.id
         assert set(entry.sources) <= set(CATALOGUE), entry.id
+
+
+@pytest.mark.parametrize("path", sorted(knowledge_dir().glob("*.yaml")), ids=lambda path: path.name)
+def test_every_knowledge_file_reads_the_same_with_the_fast_parser(path: Path) -> None:
+    # core.paths.read_yaml takes libyaml's parser where it is built in; our files must mean the same to both.
+    assert read_yaml(path) == yaml.load(path.read_text(encoding="utf-8"), Loader=yaml.SafeLoader)
