@@ -13,7 +13,7 @@ from aiogram.methods import SendMessage
 from aiogram.types import BufferedInputFile
 
 from bot.flows.types import Button, Reply
-from bot.handlers.delivery import MAX_MESSAGE, TYPING_BUSY, deliver, typing_while
+from bot.handlers.delivery import MAX_MESSAGE, TYPING_BUSY, deliver, markup_for, typing_while
 from bot.settings import Settings
 from bot.telegram import make_bot
 from tests.fake_bot_api import FakeBotApi, blocked_by_user, too_many_requests
@@ -72,6 +72,25 @@ async def test_requests_go_as_json_and_uploads_multipart(api: FakeBotApi, bot: B
     assert sent.document is not None and sent.caption == "Laporan"
     [upload] = api.calls_to("sendDocument", USER)
     assert str(upload.params["document"]).startswith("attach://")  # the file itself is another multipart part
+
+
+async def test_a_reply_sent_from_its_fields_is_the_request_aiogram_builds(api: FakeBotApi, bot: Bot) -> None:
+    """`deliver` skips aiogram's method model; what reaches Telegram is the same, the bot's defaults included."""
+    api.push_message(USER, "/status")
+    replies = [
+        Reply("<b>Halo</b> &amp; 😀"),
+        Reply("Pilih", ((Button("Ya", "abcd|h|y"), Button("Tidak", "abcd|h|n")), (Button("Agen", "abcd|a|"),))),
+        Reply("Bagikan nomor", request_contact="📱 Bagikan"),
+        Reply("Selesai", remove_keyboard=True),
+    ]
+    for reply in replies:
+        await deliver(bot, USER, [reply])
+        await bot(SendMessage(chat_id=USER, text=reply.text, reply_markup=markup_for(reply)))
+    calls = api.calls_to("sendMessage", USER)
+    assert len(calls) == 2 * len(replies)
+    for ours, aiograms in zip(calls[::2], calls[1::2], strict=True):
+        assert ours.params == aiograms.params
+    assert calls[0].params["parse_mode"] == "HTML" and calls[0].params["link_preview_options"] == {"is_disabled": True}
 
 
 async def test_a_reply_whose_result_is_unread_still_raises_telegrams_errors(api: FakeBotApi, bot: Bot) -> None:

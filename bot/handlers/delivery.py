@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
+from typing import Any
 
 from aiogram import Bot
 from aiogram.enums import ChatAction
@@ -18,7 +19,7 @@ from aiogram.types import (
 )
 
 from bot.flows.types import Reply
-from bot.session import send_unread
+from bot.session import send_fields
 from core.limits import MESSAGE_TEXT
 
 MAX_MESSAGE = MESSAGE_TEXT
@@ -40,6 +41,21 @@ def markup_for(reply: Reply) -> Markup:
         )
     if reply.remove_keyboard:
         return ReplyKeyboardRemove()
+    return None
+
+
+def markup_fields(reply: Reply) -> dict[str, Any] | None:
+    """`markup_for(reply)` as the JSON object aiogram sends for it (unset fields left out)."""
+    if reply.buttons:
+        return {"inline_keyboard": [[{"text": b.label, "callback_data": b.data} for b in row] for row in reply.buttons]}
+    if reply.request_contact:
+        return {
+            "keyboard": [[{"text": reply.request_contact, "request_contact": True}]],
+            "resize_keyboard": True,
+            "one_time_keyboard": True,
+        }
+    if reply.remove_keyboard:
+        return {"remove_keyboard": True}
     return None
 
 
@@ -68,14 +84,24 @@ def split_text(text: str, limit: int = MAX_MESSAGE) -> list[str]:
 
 
 async def deliver(bot: Bot | None, chat_id: int, replies: Sequence[Reply]) -> None:
+    """Each reply as sendMessage requests built from its fields (no aiogram method model unless one fails)."""
     if bot is None:
         return
     for reply in replies:
         parts = split_text(reply.text)
         for n, part in enumerate(parts):
             # The keyboard goes with the last part, where the participant is reading.
-            markup = markup_for(reply) if n == len(parts) - 1 else None
-            await send_unread(bot, SendMessage(chat_id=chat_id, text=part, reply_markup=markup))
+            last = n == len(parts) - 1
+            fields: dict[str, Any] = {"chat_id": chat_id, "text": part}
+            markup = markup_fields(reply) if last else None
+            if markup is not None:
+                fields["reply_markup"] = markup
+            await send_fields(bot, "sendMessage", fields, _message(chat_id, part, reply if last else None))
+
+
+def _message(chat_id: int, text: str, reply: Reply | None) -> Callable[[], SendMessage]:
+    """aiogram's model of the same request: built only to raise a failure as aiogram raises it."""
+    return lambda: SendMessage(chat_id=chat_id, text=text, reply_markup=markup_for(reply) if reply else None)
 
 
 TYPING_AFTER = 0.3  # seconds: a look-up answered sooner needs no indicator

@@ -61,57 +61,39 @@ async def _save_state(state: FSMContext, data: dict[str, Any]) -> None:
         log.warning("conversation state not saved: %s", redact(repr(exc)))
 
 
-def _from(message: Message) -> tuple[int, str]:
-    assert message.from_user is not None
-    return message.from_user.id, message.from_user.full_name
-
-
-@router.message(on_loop(F.contact))
-async def on_contact(
-    message: Message, state: FSMContext, conversation: Conversation, staff: StaffDesk | None = None
-) -> None:
-    assert message.contact is not None
-    user_id, name = _from(message)
-    event = Incoming(
-        EventKind.CONTACT,
-        user_id,
-        contact_phone=message.contact.phone_number,
-        contact_user_id=message.contact.user_id,
-        display_name=name,
-    )
-    await _handle(message, state, conversation, event, staff)
-
-
-@router.message(on_loop(F.text.regexp(_COMMAND).as_("command")))
-async def on_command(
-    message: Message,
-    state: FSMContext,
-    conversation: Conversation,
-    command: re.Match[str],
-    staff: StaffDesk | None = None,
-) -> None:
-    user_id, name = _from(message)
-    event = Incoming(EventKind.COMMAND, user_id, command.group(1), command.group(2) or "", display_name=name)
-    await _handle(message, state, conversation, event, staff)
-
-
-@router.message(on_loop(F.text))
-async def on_text(
-    message: Message, state: FSMContext, conversation: Conversation, staff: StaffDesk | None = None
-) -> None:
-    user_id, name = _from(message)
-    event = Incoming(EventKind.TEXT, user_id, message.text or "", display_name=name, message_id=message.message_id)
-    await _handle(message, state, conversation, event, staff)
+def _incoming(message: Message) -> Incoming | None:
+    """What a participant's message is for the conversation: a shared contact, a command, text, or anything else
+    (None without a sender). One handler tells them apart: a filtered handler per kind cost every update aiogram's
+    filter calls for the kinds before its own."""
+    user = message.from_user
+    if user is None:
+        return None
+    name = user.full_name
+    if message.contact is not None:
+        contact = message.contact
+        return Incoming(
+            EventKind.CONTACT,
+            user.id,
+            contact_phone=contact.phone_number,
+            contact_user_id=contact.user_id,
+            display_name=name,
+        )
+    text = message.text
+    if not text:  # no text (a photo, a sticker…), or an empty one
+        return Incoming(EventKind.OTHER, user.id, display_name=name)
+    command = _COMMAND.match(text)
+    if command is not None:
+        return Incoming(EventKind.COMMAND, user.id, command.group(1), command.group(2) or "", display_name=name)
+    return Incoming(EventKind.TEXT, user.id, text, display_name=name, message_id=message.message_id)
 
 
 @router.message()
-async def on_other(
+async def on_message(
     message: Message, state: FSMContext, conversation: Conversation, staff: StaffDesk | None = None
 ) -> None:
-    if message.from_user is None:
-        return
-    user_id, name = _from(message)
-    await _handle(message, state, conversation, Incoming(EventKind.OTHER, user_id, display_name=name), staff)
+    event = _incoming(message)
+    if event is not None:
+        await _handle(message, state, conversation, event, staff)
 
 
 @router.edited_message(on_loop(F.text | F.caption))
