@@ -179,6 +179,7 @@ _DATE_IN_TEXT = re.compile(
 )
 _NIK_LAST4 = re.compile(r"(\bnik\b[^\d\n]{0,30})(\d{4})(?!\d)", re.IGNORECASE)
 _ONLY_4_DIGITS = re.compile(r"^\s*\d{4}\s*$")
+_ANY_DIGIT = re.compile(r"\d")  # every pattern below needs one: most messages have none and skip four scans
 MASKED_DATE = "[tanggal]"
 
 
@@ -187,6 +188,8 @@ def redact_free_text(text: str) -> str:
     any date the identify flow would take as a birth date, a whole NIK (its last 4 digits are one), the 4 digits
     after "NIK", a message of just 4 digits. Other numbers stay: "insentif 2023 berapa" must still read as a
     question."""
+    if not _ANY_DIGIT.search(text):
+        return text
     if _ONLY_4_DIGITS.match(text):
         return "****"
     text = _DATE_IN_TEXT.sub(lambda m: MASKED_DATE if parse_birth_date(m.group(1)) else m.group(0), text)
