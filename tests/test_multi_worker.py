@@ -49,7 +49,6 @@ pytestmark = [
 ]
 
 STAFF_CHAT = -1001500000001
-REDIS_DB = 6
 WORKERS = 3
 QUESTIONS = (
     "kapan insentif cair",
@@ -168,7 +167,7 @@ async def cluster(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Clu
     tmp = tmp_path_factory.mktemp("multi")
     name = f"webhook_test_{os.getpid()}"
     admin = make_engine(PG_URL, isolation_level="AUTOCOMMIT")
-    redis_url = re.sub(r"/\d*$", "", REDIS_URL.rstrip("/")) + f"/{REDIS_DB}"
+    redis_url = REDIS_URL  # a scratch database, flushed before and after (tests/conftest.py)
     redis = Redis.from_url(redis_url)
     api = FakeBotApi(TOKEN)
     proxy = RoundRobinProxy([])
