@@ -99,24 +99,14 @@ class UpdateLedger:
 
     async def renew(self, update_id: int, now: datetime | None = None) -> bool:
         """Still working on it: push the lease forward. False when the claim is no longer ours."""
+        return await self.renew_many([update_id], now) == 1
+
+    async def renew_many(self, update_ids: Sequence[int], now: datetime | None = None) -> int:
+        """`renew` for all the updates a worker has in hand, in one statement; how many claims were still ours."""
+        if not update_ids:
+            return 0
         async with self.sessions.begin() as session:
             result = await session.execute(
-                update(ProcessedUpdate)
-                .where(
-                    ProcessedUpdate.update_id == update_id,
-                    ProcessedUpdate.worker == self.worker,
-                    ProcessedUpdate.status == "processing",
-                )
-                .values(claimed_at=now or datetime.now(UTC))
-            )
-            return bool(getattr(result, "rowcount", 0))
-
-    async def renew_many(self, update_ids: Sequence[int], now: datetime | None = None) -> None:
-        """`renew` for all the updates a worker has in hand, in one statement."""
-        if not update_ids:
-            return
-        async with self.sessions.begin() as session:
-            await session.execute(
                 update(ProcessedUpdate)
                 .where(
                     ProcessedUpdate.update_id.in_(list(update_ids)),
@@ -125,6 +115,7 @@ class UpdateLedger:
                 )
                 .values(claimed_at=now or datetime.now(UTC))
             )
+            return int(getattr(result, "rowcount", 0) or 0)
 
     async def done(self, update_id: int, now: datetime | None = None) -> None:
         params = {"id": update_id, "at": now or datetime.now(UTC)}
