@@ -30,6 +30,7 @@ import itertools
 import json
 import os
 import random
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -550,8 +551,16 @@ def queue_notifications_rows(db: Path, n: int, chats: list[int]) -> None:
 
 # --- the benchmark ----------------------------------------------------------------------------------------------
 async def bench(args: argparse.Namespace) -> dict[str, Any]:
-    people = Participants(args.participants)
+    """The runs in a scratch folder (database, bot logs) removed afterwards: a failure carries its log's tail."""
     tmp = Path(tempfile.mkdtemp(prefix="prakerja-load-"))
+    try:
+        return await _bench(args, tmp)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+async def _bench(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
+    people = Participants(args.participants)
     db = await asyncio.to_thread(prepare_database, tmp, people.users + CALIBRATION_USERS)
     results: dict[str, Any] = {"participants": args.participants, "seconds": args.seconds}
     progress = Progress(
