@@ -10,7 +10,6 @@ reported in the case's topic. Each message is marked "sending" before the call a
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from typing import Any
@@ -32,6 +31,7 @@ from core.outbox import (
     AgentEdit,
     AgentText,
     BotReply,
+    Doorbell,
     Outbox,
     OutboxItem,
     ParticipantNotification,
@@ -66,21 +66,27 @@ class ParticipantSender:
         self.pause_until = 0.0
         self.last_to_chat: dict[int, float] = {}
         self.sent = 0
+        self.held = False  # the last look left due messages waiting (a chat's pace, an album settling)
 
     async def run(self, stop: asyncio.Event, idle: float = 0.5) -> None:
+        """Send until `stop`. A message queued in this process goes at once (its commit rings the doorbell); while
+        messages wait here it looks every `idle` seconds; with nothing waiting, only when a retry comes due or, for
+        messages queued by other processes, every `Outbox.others_poll(idle)` seconds (5 s on SQLite) at most."""
+        bell = Doorbell(PARTICIPANT)
         await self.outbox.recover_sending(PARTICIPANT)
         while not stop.is_set():
             try:
                 sent = await self.drain_once(stop)
             except Exception as exc:  # keep going through a database hiccup; items stay pending
                 log.error("participant sender: %s", redact(repr(exc)))
-                sent = 0
+                sent, self.held = 0, True
             if not sent:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), idle)
+                quiet = idle if self.held else self.outbox.others_poll(idle)
+                await bell.wait(stop, min(quiet, self.outbox.retry_in(PARTICIPANT)))
 
     async def drain_once(self, stop: asyncio.Event | None = None) -> int:
         items = await self.outbox.due(PARTICIPANT, limit=300)
+        self.held = False
         done = 0
         held: set[int] = set()
         consumed: set[int] = set()
@@ -92,12 +98,14 @@ class ParticipantSender:
             now = time.monotonic()
             if item.chat_id in held or now - self.last_to_chat.get(item.chat_id, -1e9) < self.per_chat_interval:
                 held.add(item.chat_id)  # keeps this chat's order: its later messages wait too
+                self.held = True
                 continue
             group = [item]
             album = item.message.media_group_id if isinstance(item.message, AgentCopy) else None
             if isinstance(item.message, AgentCopy) and album:
                 if time.time() - item.message.queued_at < ALBUM_SETTLE_SECONDS:
                     held.add(item.chat_id)  # the album's other parts may still be on their way
+                    self.held = True
                     continue
                 group = [i for i in items if i.chat_id == item.chat_id and _album(i) == album]
                 consumed.update(i.id for i in group)
@@ -106,6 +114,9 @@ class ParticipantSender:
                 done += len(group)
             else:
                 held.add(item.chat_id)
+                self.held = True
+        if stop is not None and stop.is_set():
+            self.held = True
         return done
 
     async def _pace(self) -> None:

@@ -15,7 +15,6 @@ predecessor sent (the outbox's `sent_at`), not from a full allowance.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections import deque
 from collections.abc import Awaitable, Callable
@@ -37,6 +36,7 @@ from core.outbox import (
     STAFF,
     CopyToTopic,
     CreateTopic,
+    Doorbell,
     OutboundMessage,
     Outbox,
     OutboxItem,
@@ -110,6 +110,7 @@ class StaffSender:
         self.served: dict[tuple[int, int], int] = {}  # (group, participant) → when last served, for round-robin
         self._turn = 0
         self._seeded = False
+        self.waiting = False  # the last look found messages waiting (a rate limit, a retry, a topic, a merge)
 
     def window(self, chat_id: int, kind: str) -> SendWindow:
         key = (chat_id, kind)
@@ -126,22 +127,26 @@ class StaffSender:
         self._seeded = True
 
     async def run(self, stop: asyncio.Event, idle: float = 0.3) -> None:
+        """Send until `stop`. A message queued in this process goes at once (its commit rings the doorbell); while
+        messages wait it looks every `idle` seconds; with none, for messages queued by other processes, every
+        `Outbox.others_poll(idle)` seconds (5 s on SQLite) at most."""
         self._seeded = False  # a new leader: its predecessor's sends count
+        bell = Doorbell(STAFF)
         while not stop.is_set():
             try:
                 sent = await self.drain_once()
             except Exception as exc:  # the sender must outlive a database hiccup; items stay pending
                 log.error("staff sender: %s", redact(repr(exc)))
-                sent = 0
+                sent, self.waiting = 0, True
             if not sent:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), idle)
+                await bell.wait(stop, idle if self.waiting else self.outbox.others_poll(idle))
 
     async def drain_once(self) -> int:
         """Send what is due; returns how many outbox items were completed."""
         if not self._seeded:
             await self._seed()
         items = self._in_turn(await self.outbox.pending(STAFF, per_party=PER_PARTY))
+        self.waiting = bool(items)  # pending() holds those waiting for a retry too
         now = self.clock()
         blocked_chats: set[int] = set()
         waiting_users: set[int] = set()

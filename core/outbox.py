@@ -7,12 +7,18 @@ into a row's `method` and JSON `payload` and back, and the senders match on the 
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import heapq
+import time
+import weakref
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, func, or_, select, update
+from sqlalchemy import delete, event, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlalchemy.orm import Session
 
 from core.db import make_sessionmaker
 from core.models import OutboxMessage, OutboxStatus
@@ -22,6 +28,11 @@ PARTICIPANT = "participant"
 # Failures we cannot classify (neither Telegram's refusal nor a network or server error) are counted: after this many
 # the item is given up. Transient failures (network, 5xx, 429) are never counted: they wait and go again.
 MAX_ATTEMPTS = 8
+# How often an idle sender looks for messages queued by other processes (the CLI's `notify`, an import, the web
+# console, other workers): a message queued in the sender's own process rings its `Doorbell` at commit and goes at
+# once. On SQLite (one bot process; the others are occasional commands) a look every few seconds is cheap and soon
+# enough; on PostgreSQL every worker queues and only the leader sends, so the senders keep looking often there.
+SQLITE_OTHERS_POLL = 5.0
 
 
 # --- what can be sent -----------------------------------------------------------------------------------------------
@@ -225,6 +236,59 @@ def _item(row: OutboxMessage) -> OutboxItem:
     return OutboxItem(row.id, row.lane, row.chat_id, message, case_id, row.attempts, row.not_before, topic_user)
 
 
+class Doorbell:
+    """Rung when a transaction of this process that queued a message in `lane` commits: an idle sender waits on it
+    instead of asking the database over and over. Any thread may ring it; it is set on its loop's thread."""
+
+    def __init__(self, lane: str) -> None:
+        self.lane = lane
+        self.loop = asyncio.get_running_loop()
+        self.rung = asyncio.Event()
+        _doorbells.add(self)
+
+    def ring(self) -> None:
+        try:
+            here = asyncio.get_running_loop()
+        except RuntimeError:
+            here = None
+        if here is self.loop:
+            self.rung.set()
+        else:
+            with contextlib.suppress(RuntimeError):  # its loop is closed: nobody waits
+                self.loop.call_soon_threadsafe(self.rung.set)
+
+    async def wait(self, stop: asyncio.Event, at_most: float) -> None:
+        """Until the bell rings, `stop` is set or `at_most` seconds pass; the bell is quiet again afterwards."""
+        if not self.rung.is_set() and not stop.is_set() and at_most > 0:
+            waiters = {asyncio.ensure_future(self.rung.wait()), asyncio.ensure_future(stop.wait())}
+            try:
+                await asyncio.wait(waiters, timeout=at_most, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for waiter in waiters:
+                    waiter.cancel()
+        self.rung.clear()
+
+
+_doorbells: weakref.WeakSet[Doorbell] = weakref.WeakSet()
+_QUEUED = "outbox_lanes"  # Session.info key: the lanes this transaction queued messages in
+
+
+def _committed(session: Session) -> None:
+    lanes = session.info.pop(_QUEUED, None)
+    if lanes:
+        for bell in list(_doorbells):
+            if bell.lane in lanes:
+                bell.ring()
+
+
+def _rolled_back(session: Session) -> None:
+    session.info.pop(_QUEUED, None)
+
+
+event.listen(Session, "after_commit", _committed)
+event.listen(Session, "after_rollback", _rolled_back)
+
+
 def enqueue(
     session: AsyncSession,
     chat_id: int,
@@ -246,6 +310,7 @@ def enqueue(
         dedupe_key=dedupe_key,
     )
     session.add(row)
+    session.info.setdefault(_QUEUED, set()).add(row.lane)  # rings the lane's doorbells at commit
     return row
 
 
@@ -257,6 +322,25 @@ SCRUBBED: dict[str, Any] = {}
 class Outbox:
     def __init__(self, engine: AsyncEngine) -> None:
         self.sessions = make_sessionmaker(engine)
+        self.is_sqlite = engine.dialect.name == "sqlite"
+        self._retries: dict[str, list[float]] = {}  # lane → when the retries this process scheduled come due (a heap)
+
+    def others_poll(self, idle: float) -> float:
+        """How long an idle sender (that looks every `idle` seconds while messages wait) may go without looking for
+        messages other processes queued: see SQLITE_OTHERS_POLL."""
+        return max(idle, SQLITE_OTHERS_POLL) if self.is_sqlite else idle
+
+    def retry_in(self, lane: str) -> float:
+        """Seconds until the earliest retry that `retry_later` scheduled in this lane comes due (inf: none)."""
+        times = self._retries.get(lane)
+        if not times:
+            return float("inf")
+        now = time.monotonic()
+        if times[0] <= now:
+            while times and times[0] <= now:  # due now: the next look sees them
+                heapq.heappop(times)
+            return 0.0
+        return times[0] - now
 
     async def due(self, lane: str, limit: int = 100, now: datetime | None = None) -> list[OutboxItem]:
         """Pending items whose time has come, oldest first (so a chat's messages keep their order)."""
@@ -365,6 +449,7 @@ class Outbox:
                 return False
             row.status = OutboxStatus.PENDING
             row.not_before = (now or datetime.now(UTC)) + timedelta(seconds=delay)
+            heapq.heappush(self._retries.setdefault(row.lane, []), time.monotonic() + max(delay, 0.0))
             return True
 
     async def mark_failed(self, item_id: int, error: str) -> None:

@@ -25,12 +25,13 @@ from core.db import Database
 from core.demo import seed_demo
 from core.imports import ImportKind, run_import
 from core.models import OutboxMessage, TelegramLink
-from core.outbox import PARTICIPANT, Outbox
+from core.outbox import PARTICIPANT, SQLITE_OTHERS_POLL, Outbox, ParticipantNotification, encode, enqueue
 from core.rules import default_rules
 from tests.fake_bot_api import FakeBotApi, blocked_by_user, too_many_requests
 
 HANA, HANA_USER = 7, 91_007  # awaiting the PMO: voucher PKJ00701
 NUR, NUR_USER = 13, 91_013  # incentive 1 failed
+TRANSFER = {"seq": 1, "amount": 1, "channel": ""}
 
 
 @pytest.fixture
@@ -216,3 +217,45 @@ async def test_one_message_a_second_per_chat(world: AsyncEngine, api: FakeBotApi
             await conn.scalar(select(func.count()).select_from(OutboxMessage).where(OutboxMessage.status == "sent"))
             == 3
         )
+
+
+async def _running(sender: ParticipantSender, idle: float) -> tuple[asyncio.Event, asyncio.Task[None]]:
+    stop = asyncio.Event()
+    task = asyncio.create_task(sender.run(stop, idle=idle))
+    await asyncio.sleep(0.3)  # it has looked once, found nothing and gone quiet
+    return stop, task
+
+
+async def test_a_message_queued_in_this_process_goes_at_once_however_rarely_the_sender_polls(
+    world: AsyncEngine, api: FakeBotApi, bot: Bot
+) -> None:
+    outbox = Outbox(world)
+    sender = ParticipantSender(bot, outbox, AccountService(world), default_renderer())
+    stop, task = await _running(sender, idle=60.0)  # it would look again only after a minute
+    try:
+        async with outbox.sessions.begin() as session:
+            enqueue(session, HANA_USER, ParticipantNotification("transfer_done", "id", TRANSFER))
+        await api.wait_for_messages(HANA_USER, 1, within=5.0)  # the commit rang the sender's doorbell
+    finally:
+        stop.set()
+        await task
+    assert len(api.sent(HANA_USER)) == 1
+
+
+async def test_a_message_queued_by_another_process_goes_within_the_stated_bound(
+    world: AsyncEngine, api: FakeBotApi, bot: Bot
+) -> None:
+    sender = ParticipantSender(bot, Outbox(world), AccountService(world), default_renderer())
+    stop, task = await _running(sender, idle=0.5)
+    try:
+        # As the CLI's `notify` in another process would: a row written on a connection of its own, no doorbell rung.
+        async with Database.open(str(world.url)) as other, other.engine.begin() as conn:
+            method, payload = encode(ParticipantNotification("transfer_done", "id", TRANSFER))
+            row = {"lane": PARTICIPANT, "chat_id": HANA_USER, "method": method, "payload": payload}
+            await conn.execute(insert(OutboxMessage).values(**row))
+        # SQLITE_OTHERS_POLL after the sender's last look at most (and a margin for a busy machine)
+        await api.wait_for_messages(HANA_USER, 1, within=SQLITE_OTHERS_POLL + 3.0)
+    finally:
+        stop.set()
+        await task
+    assert len(api.sent(HANA_USER)) == 1

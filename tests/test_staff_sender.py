@@ -437,3 +437,18 @@ async def test_many_edits_of_one_message_queue_only_the_newest(desk: Desk) -> No
         await desk.cases.relay_from_participant(case, edited, header="✏️ diubah:\n", edit=True)
     waiting = await desk.rows(method="relayText", status=OutboxStatus.PENDING)
     assert [r.payload["text"] for r in waiting] == ["✏️ diubah:\nversi 29"]
+
+
+async def test_a_case_opened_in_this_process_reaches_an_idle_sender_at_once(desk: Desk) -> None:
+    """The case's commit rings the staff lane's doorbell: its topic and card go out although the sender, idle with an
+    empty queue, would look again only after a minute."""
+    stop = asyncio.Event()
+    task = asyncio.create_task(desk.sender().run(stop, idle=60.0))
+    try:
+        await asyncio.sleep(0.3)  # it has looked once and found nothing
+        user = FIRST_USER + 900
+        await desk.open_case(user)
+        await desk.api.wait_for(lambda: any(n == f"P {user}" for n in desk.api.topics(GROUP_A).values()), within=5.0)
+    finally:
+        stop.set()
+        await task
