@@ -71,7 +71,7 @@ class ParticipantSender:
     async def run(self, stop: asyncio.Event, idle: float = 0.5) -> None:
         """Send until `stop`. A message queued in this process goes at once (its commit rings the doorbell); while
         messages wait here it looks every `idle` seconds; with nothing waiting, only when a retry comes due or, for
-        messages queued by other processes, every `Outbox.others_poll(idle)` seconds (5 s on SQLite) at most."""
+        messages queued by other processes, as `Outbox.pause` says."""
         bell = Doorbell(PARTICIPANT)
         await self.outbox.recover_sending(PARTICIPANT)
         while not stop.is_set():
@@ -81,8 +81,7 @@ class ParticipantSender:
                 log.error("participant sender: %s", redact(repr(exc)))
                 sent, self.held = 0, True
             if not sent:
-                quiet = idle if self.held else self.outbox.others_poll(idle)
-                await bell.wait(stop, min(quiet, self.outbox.retry_in(PARTICIPANT)))
+                await self.outbox.pause(bell, stop, idle, waiting=self.held)
 
     async def drain_once(self, stop: asyncio.Event | None = None) -> int:
         items = await self.outbox.due(PARTICIPANT, limit=300)

@@ -128,8 +128,8 @@ class StaffSender:
 
     async def run(self, stop: asyncio.Event, idle: float = 0.3) -> None:
         """Send until `stop`. A message queued in this process goes at once (its commit rings the doorbell); while
-        messages wait it looks every `idle` seconds; with none, for messages queued by other processes, every
-        `Outbox.others_poll(idle)` seconds (5 s on SQLite) at most."""
+        messages wait it looks every `idle` seconds; with none, for messages queued by other processes, as
+        `Outbox.pause` says."""
         self._seeded = False  # a new leader: its predecessor's sends count
         bell = Doorbell(STAFF)
         while not stop.is_set():
@@ -139,7 +139,7 @@ class StaffSender:
                 log.error("staff sender: %s", redact(repr(exc)))
                 sent, self.waiting = 0, True
             if not sent:
-                await bell.wait(stop, idle if self.waiting else self.outbox.others_poll(idle))
+                await self.outbox.pause(bell, stop, idle, waiting=self.waiting)
 
     async def drain_once(self) -> int:
         """Send what is due; returns how many outbox items were completed."""

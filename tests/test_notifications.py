@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from aiogram import Bot
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import event, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.app import build_app
@@ -253,9 +253,32 @@ async def test_a_message_queued_by_another_process_goes_within_the_stated_bound(
             method, payload = encode(ParticipantNotification("transfer_done", "id", TRANSFER))
             row = {"lane": PARTICIPANT, "chat_id": HANA_USER, "method": method, "payload": payload}
             await conn.execute(insert(OutboxMessage).values(**row))
-        # SQLITE_OTHERS_POLL after the sender's last look at most (and a margin for a busy machine)
-        await api.wait_for_messages(HANA_USER, 1, within=SQLITE_OTHERS_POLL + 3.0)
+        # The idle sender asked nothing since its last look, but the database's WAL changed: within `idle` seconds
+        # (a margin for a busy machine), well before SQLITE_OTHERS_POLL — the look it takes anyway.
+        await api.wait_for_messages(HANA_USER, 1, within=SQLITE_OTHERS_POLL - 2.0)
     finally:
         stop.set()
         await task
     assert len(api.sent(HANA_USER)) == 1
+
+
+async def test_an_idle_sender_asks_the_database_nothing_while_nothing_changes(
+    world: AsyncEngine, api: FakeBotApi, bot: Bot
+) -> None:
+    """Idle, on SQLite, it stats the database file and its WAL every `idle` seconds and asks the outbox only when they
+    changed (or after SQLITE_OTHERS_POLL): an idle bot costs next to no CPU."""
+    statements: list[str] = []
+
+    def seen(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
+        statements.append(statement)
+
+    sender = ParticipantSender(bot, Outbox(world), AccountService(world), default_renderer())
+    stop, task = await _running(sender, idle=0.05)
+    event.listen(world.sync_engine, "before_cursor_execute", seen)
+    try:
+        await asyncio.sleep(2.0)  # 40 pauses of `idle`
+    finally:
+        event.remove(world.sync_engine, "before_cursor_execute", seen)
+        stop.set()
+        await task
+    assert statements == []
