@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import json
 import os
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -69,8 +70,19 @@ def memory_of(pid: int) -> dict[str, float]:
 
 
 async def measure(args: argparse.Namespace) -> dict[str, Any]:
-    people = Participants(args.participants)
+    """The run in a scratch folder (the database, the processes' logs): removed after it, kept if it failed."""
     tmp = Path(tempfile.mkdtemp(prefix="prakerja-memory-"))
+    try:
+        results = await _measure(args, tmp)
+    except BaseException:
+        err.print(f"the processes' logs are kept in {tmp}")
+        raise
+    shutil.rmtree(tmp, ignore_errors=True)
+    return results
+
+
+async def _measure(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
+    people = Participants(args.participants)
     db = await asyncio.to_thread(prepare_database, tmp, people.users + CALIBRATION_USERS)
     results: dict[str, Any] = {"participants": args.participants, "seconds": args.seconds, "database": "sqlite"}
     progress = Progress(

@@ -35,6 +35,7 @@ import asyncio
 import contextlib
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import tempfile
@@ -188,8 +189,19 @@ async def one_setting(
 
 
 async def bench(args: argparse.Namespace) -> dict[str, Any]:
-    people = Participants(args.participants)
+    """The run in a scratch folder (the workers' logs): removed after it, kept if it failed."""
     tmp = Path(tempfile.mkdtemp(prefix="prakerja-scaling-"))
+    try:
+        results = await _bench(args, tmp)
+    except BaseException:
+        err.print(f"the workers' logs are kept in {tmp}")
+        raise
+    shutil.rmtree(tmp, ignore_errors=True)
+    return results
+
+
+async def _bench(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
+    people = Participants(args.participants)
     await asyncio.to_thread(prepare_postgres, args.database_url, people.users + CALIBRATION_USERS, tmp)
     redis = Redis.from_url(args.redis_url)
     try:

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.exc import DBAPIError, DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry
 
@@ -73,8 +74,22 @@ def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
     kwargs.setdefault("pool_size", 10)
-    kwargs.setdefault("pool_pre_ping", True)
-    return create_async_engine(url, **kwargs)
+    # No pool_pre_ping: asyncpg's ping is three round trips (BEGIN, ";", ROLLBACK) on every checkout. A connection
+    # whose server end went away (PostgreSQL restarted, pg_terminate_backend) is closed on our side as soon as the
+    # loop reads the end of its socket: the checkout below drops it for a fresh one at no round trip. One that dies
+    # while in use fails its statement; SQLAlchemy then drops every pooled connection older than that failure and
+    # `Database.run` runs its work again once. pool_recycle replaces connections before a firewall or proxy could
+    # drop them silently while idle.
+    kwargs.setdefault("pool_recycle", 1800)
+    engine = create_async_engine(url, **kwargs)
+    event.listen(engine.sync_engine, "checkout", _drop_if_closed)
+    return engine
+
+
+def _drop_if_closed(dbapi_conn: Any, _record: ConnectionPoolEntry, _proxy: Any) -> None:
+    """Pool checkout on PostgreSQL: a connection asyncpg knows to be closed is replaced (the pool opens a new one)."""
+    if dbapi_conn._connection.is_closed():
+        raise DisconnectionError("the server closed this pooled connection")
 
 
 def make_sync_sqlite_engine(path: Path) -> Engine:
@@ -247,6 +262,7 @@ class Database:
         self.sessions = make_sessionmaker(engine)
         self.is_sqlite = engine.dialect.name == "sqlite"
         self._path = sqlite_path(str(engine.url)) if self.is_sqlite else None  # None: `run` uses the async engine
+        self._autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")  # `run`'s reads on PostgreSQL
         self._lanes: _Lanes | None = None  # started by the first `run`: many commands never need them
         self._unclosed: weakref.finalize[[], Database] | None = None
         self._closed = False
@@ -267,10 +283,27 @@ class Database:
         lanes = self._lanes
         if lanes is None:
             if self._path is None:
-                async with self.engine.begin() if write else self.engine.connect() as conn:
-                    return await conn.run_sync(work)
+                return await self._run_on_engine(work, write)
             lanes = self._start_lanes(self._path)
         return await (lanes.writes if write else lanes.reads).submit(work)
+
+    async def _run_on_engine(self, work: Callable[[Connection], T], write: bool) -> T:
+        """`run` on PostgreSQL. A read runs in autocommit mode: no BEGIN and ROLLBACK round trips, and under READ
+        COMMITTED each statement had its own snapshot anyway. Work whose connection turned out dead runs again once on
+        a new one: the server never committed any of it (nothing is committed before the work has returned, and a
+        failed commit is not retried — its answer may be what was lost)."""
+        for attempt in (1, 2):
+            async with (self.engine if write else self._autocommit).connect() as conn:
+                try:
+                    result = await conn.run_sync(work)
+                except DBAPIError as exc:
+                    if attempt == 2 or not exc.connection_invalidated:
+                        raise
+                    continue
+                if write:
+                    await conn.commit()
+                return result
+        raise AssertionError("unreachable")
 
     def _start_lanes(self, path: Path) -> _Lanes:
         if self._closed:  # lanes started now would never be stopped

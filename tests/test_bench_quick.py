@@ -4,6 +4,7 @@ column); `--quick` keeps this check to seconds. Its figures are not asserted: ti
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -16,10 +17,12 @@ from tests.conftest import PG_URL, REDIS_URL, requires_pg
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def _run_bench(name: str, *args: str, timeout: float = 300) -> dict[str, Any]:
+def _run_bench(name: str, *args: str, timeout: float = 300, tmp: Path | None = None) -> dict[str, Any]:
+    """`tmp`: the bench's temporary folder (TMPDIR), checked to hold nothing of it afterwards."""
     result = subprocess.run(
         [sys.executable, str(ROOT / "bench" / name), *args],
         cwd=ROOT,
+        env=os.environ | {"TMPDIR": str(tmp)} if tmp is not None else None,
         capture_output=True,
         text=True,
         timeout=timeout,
@@ -27,6 +30,8 @@ def _run_bench(name: str, *args: str, timeout: float = 300) -> dict[str, Any]:
     )
     assert result.returncode == 0, result.stderr[-2000:]
     figures: dict[str, Any] = json.loads(result.stdout.strip().splitlines()[-1])
+    if tmp is not None:
+        assert not list(tmp.iterdir()), "the bench left its scratch folder behind"
     return figures
 
 
@@ -66,8 +71,8 @@ def test_the_import_benchmarks_run_with_small_files() -> None:
     assert isinstance(turns["large"], dict) and turns["large"]["rows"] == 100_000
 
 
-def test_the_memory_benchmark_runs_in_its_quick_mode() -> None:
-    figures = _run_bench("memory.py", "--quick")
+def test_the_memory_benchmark_runs_in_its_quick_mode(tmp_path: Path) -> None:
+    figures = _run_bench("memory.py", "--quick", tmp=tmp_path)
     assert figures["quick"] is True and figures["database"] == "sqlite"
     for process in ("polling", "webhook"):
         idle, after = figures[process]["idle"], figures[process]["after_load"]
@@ -102,8 +107,8 @@ def _check_turns_on_sqlite(figures: dict[str, Any]) -> None:
 
 
 @pytest.mark.skipif(not (PG_URL and REDIS_URL), reason="needs DATABASE_URL=postgresql://… and REDIS_URL")
-def test_the_scaling_benchmark_runs_on_postgresql_and_redis() -> None:
-    figures = _run_bench("scaling.py", "--quick", "--database-url", PG_URL, "--redis-url", REDIS_URL)
+def test_the_scaling_benchmark_runs_on_postgresql_and_redis(tmp_path: Path) -> None:
+    figures = _run_bench("scaling.py", "--quick", "--database-url", PG_URL, "--redis-url", REDIS_URL, tmp=tmp_path)
     (one_round,) = figures["rounds"]
     for workers in ("1", "2"):
         run = one_round[workers]
