@@ -9,17 +9,20 @@ large share of a turn's cost; one statement with scalar subqueries answers them 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import Connection, bindparam, select
+from sqlalchemy import Connection, Dialect, bindparam, select
 
 from core.db import Database
 from core.faq_store import revision_query
 from core.models import Case, TelegramLink
+from core.writes import sqlalchemy_errors
 
 _LINK = select(TelegramLink.participant_id).where(TelegramLink.telegram_user_id == bindparam("user"))
 _BLOCKED = select(TelegramLink.blocked_at.is_not(None)).where(TelegramLink.telegram_user_id == bindparam("user"))
 _HAD_CASE = select(Case.id).where(Case.telegram_user_id == bindparam("user")).limit(1).exists()
 _QUERY = select(revision_query().scalar_subquery(), _LINK.scalar_subquery(), _BLOCKED.scalar_subquery(), _HAD_CASE)
+_SQLITE: tuple[str, tuple[Any, ...], tuple[int, ...]] | None = None  # see `_sqlite_query`
 
 
 @dataclass(frozen=True)
@@ -36,7 +39,35 @@ class TurnContextReader:
 
     async def read(self, telegram_user_id: int) -> TurnContext:
         def read(conn: Connection) -> TurnContext:
-            revision, participant_id, blocked, had_case = conn.execute(_QUERY, {"user": telegram_user_id}).one()
+            if conn.dialect.name == "sqlite":
+                revision, participant_id, blocked, had_case = _read_sqlite(conn, telegram_user_id)
+            else:
+                revision, participant_id, blocked, had_case = conn.execute(_QUERY, {"user": telegram_user_id}).one()
             return TurnContext(int(revision), participant_id, bool(blocked), bool(had_case))
 
         return await self.db.run(read)
+
+
+def _read_sqlite(conn: Connection, telegram_user_id: int) -> tuple[Any, ...]:
+    """The same statement straight on the sqlite3 connection of the lane: SQLAlchemy's execution of the cached
+    statement and its result cost ~30 µs a turn, sqlite3's own ~4 µs (the statement is prepared once, in sqlite3's
+    cache). The lane ends the read as before (its rollback); the cursor is read to the end, so no statement keeps a
+    snapshot open."""
+    sql, fixed, users = _SQLITE or _sqlite_query(conn.dialect)
+    params = list(fixed)
+    for i in users:
+        params[i] = telegram_user_id
+    with sqlalchemy_errors(conn, sql, params):
+        rows = conn.connection.driver_connection.execute(sql, params).fetchall()  # type: ignore[union-attr]
+    return tuple(rows[0])
+
+
+def _sqlite_query(dialect: Dialect) -> tuple[str, tuple[Any, ...], tuple[int, ...]]:
+    """`_QUERY` compiled by SQLAlchemy once: its text, its fixed parameters in order, where the user id goes."""
+    global _SQLITE
+    compiled = _QUERY.compile(dialect=dialect)
+    names = compiled.positiontup or []
+    fixed = compiled.construct_params({"user": None})
+    users = tuple(i for i, name in enumerate(names) if name == "user")
+    _SQLITE = (str(compiled), tuple(None if i in users else fixed[n] for i, n in enumerate(names)), users)
+    return _SQLITE
