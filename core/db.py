@@ -88,7 +88,7 @@ def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
 
 def _drop_if_closed(dbapi_conn: Any, _record: ConnectionPoolEntry, _proxy: Any) -> None:
     """Pool checkout on PostgreSQL: a connection asyncpg knows to be closed is replaced (the pool opens a new one)."""
-    if dbapi_conn._connection.is_closed():
+    if dbapi_conn.driver_connection.is_closed():
         raise DisconnectionError("the server closed this pooled connection")
 
 
