@@ -79,6 +79,8 @@ def test_the_memory_benchmark_runs_in_its_quick_mode(tmp_path: Path) -> None:
         assert 0 < idle["uss_mb"] <= idle["rss_mb"] <= after["peak_rss_mb"]
         load = figures[process]["load"]
         assert load["updates"] > 0 and load["timeouts"] == 0
+    idle_cpu = figures["polling"]["idle_cpu"]
+    assert idle_cpu["seconds"] >= 1.0 and idle_cpu["cpu_ms_per_s"] >= 0 and idle_cpu["switches_per_s"] > 0
 
 
 @pytest.mark.skipif(bool(PG_URL), reason="the test below runs it on both databases")
