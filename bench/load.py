@@ -38,7 +38,7 @@ import sys
 import tempfile
 import time
 from collections import Counter, deque
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -550,13 +550,22 @@ def queue_notifications_rows(db: Path, n: int, chats: list[int]) -> None:
 
 
 # --- the benchmark ----------------------------------------------------------------------------------------------
-async def bench(args: argparse.Namespace) -> dict[str, Any]:
-    """The runs in a scratch folder (database, bot logs) removed afterwards: a failure carries its log's tail."""
-    tmp = Path(tempfile.mkdtemp(prefix="prakerja-load-"))
+@contextlib.contextmanager
+def scratch(prefix: str) -> Iterator[Path]:
+    """A run's scratch folder (its database, the processes' logs): removed after the run, kept and named if it
+    failed — every run used to leave one in /tmp."""
+    tmp = Path(tempfile.mkdtemp(prefix=prefix))
     try:
+        yield tmp
+    except BaseException:
+        err.print(f"the run's database and logs are kept in {tmp}")
+        raise
+    shutil.rmtree(tmp, ignore_errors=True)
+
+
+async def bench(args: argparse.Namespace) -> dict[str, Any]:
+    with scratch("prakerja-load-") as tmp:
         return await _bench(args, tmp)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 async def _bench(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:

@@ -21,8 +21,6 @@ import asyncio
 import contextlib
 import json
 import os
-import shutil
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -40,6 +38,7 @@ from load import (
     free_port,
     prepare_database,
     process,
+    scratch,
     warm_up,
     webhook_poster,
 )
@@ -74,15 +73,8 @@ def memory_of(pid: int) -> dict[str, float]:
 
 
 async def measure(args: argparse.Namespace) -> dict[str, Any]:
-    """The run in a scratch folder (the database, the processes' logs): removed after it, kept if it failed."""
-    tmp = Path(tempfile.mkdtemp(prefix="prakerja-memory-"))
-    try:
-        results = await _measure(args, tmp)
-    except BaseException:
-        err.print(f"the processes' logs are kept in {tmp}")
-        raise
-    shutil.rmtree(tmp, ignore_errors=True)
-    return results
+    with scratch("prakerja-memory-") as tmp:
+        return await _measure(args, tmp)
 
 
 async def _measure(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:

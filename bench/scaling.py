@@ -35,10 +35,8 @@ import asyncio
 import contextlib
 import json
 import os
-import shutil
 import statistics
 import subprocess
-import tempfile
 import time
 from collections import Counter
 from pathlib import Path
@@ -62,6 +60,7 @@ from load import (
     err,
     free_port,
     process,
+    scratch,
 )
 from memory import memory_of
 from redis.asyncio import Redis
@@ -189,15 +188,8 @@ async def one_setting(
 
 
 async def bench(args: argparse.Namespace) -> dict[str, Any]:
-    """The run in a scratch folder (the workers' logs): removed after it, kept if it failed."""
-    tmp = Path(tempfile.mkdtemp(prefix="prakerja-scaling-"))
-    try:
-        results = await _bench(args, tmp)
-    except BaseException:
-        err.print(f"the workers' logs are kept in {tmp}")
-        raise
-    shutil.rmtree(tmp, ignore_errors=True)
-    return results
+    with scratch("prakerja-scaling-") as tmp:
+        return await _bench(args, tmp)
 
 
 async def _bench(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
