@@ -263,20 +263,6 @@ class Doorbell:
             with contextlib.suppress(RuntimeError):  # its loop is closed: nobody waits
                 self.loop.call_soon_threadsafe(self.rung.set)
 
-    async def wait(self, stop: asyncio.Event, at_most: float) -> bool:
-        """Until the bell rings, `stop` is set or `at_most` seconds pass; the bell is quiet again afterwards. True if it
-        rang."""
-        if not self.rung.is_set() and not stop.is_set() and at_most > 0:
-            waiters = {asyncio.ensure_future(self.rung.wait()), asyncio.ensure_future(stop.wait())}
-            try:
-                await asyncio.wait(waiters, timeout=at_most, return_when=asyncio.FIRST_COMPLETED)
-            finally:
-                for waiter in waiters:
-                    waiter.cancel()
-        rang = self.rung.is_set()
-        self.rung.clear()
-        return rang
-
 
 _doorbells: weakref.WeakSet[Doorbell] = weakref.WeakSet()
 _QUEUED = "outbox_lanes"  # Session.info key: the lanes this transaction queued messages in
@@ -343,7 +329,6 @@ class Outbox:
         self._retries: dict[str, list[float]] = {}  # lane → when the retries this process scheduled come due (a heap)
         path = sqlite_path(str(engine.url)) if self.is_sqlite else None
         self._files = (path, path.with_name(path.name + "-wal")) if path is not None else None
-        self._seen: dict[str, tuple[tuple[int, int, int] | None, ...]] = {}  # lane → the files at its last look
 
     async def pause(self, bell: Doorbell, stop: asyncio.Event, idle: float, waiting: bool) -> None:
         """A sender's wait after a look that sent nothing. While messages wait (`waiting`), and on PostgreSQL: `idle`
@@ -351,26 +336,25 @@ class Outbox:
         due, or another process may have queued one: on SQLite that is when the database file or its WAL changed since
         the look (a stat every SQLITE_STAT_EVERY seconds: an idle bot asks nothing), or after SQLITE_OTHERS_POLL
         seconds anyway."""
-        lane = bell.lane
-        if waiting or self._files is None:
-            await bell.wait(stop, min(idle, self.retry_in(lane)))
-            return
-        # Taken after the look: a write between its query and here waits for SQLITE_OTHERS_POLL at most.
-        self._seen[lane] = self._stat()
-        beats = math.ceil((time.monotonic() + SQLITE_OTHERS_POLL) / SQLITE_STAT_EVERY)
-        give_up = beats * SQLITE_STAT_EVERY  # on a beat too
-        # Two waiters for the whole pause, not two tasks per tick: each tick is a timer and a stat.
+        watch = not waiting and self._files is not None  # stat the files on a beat until SQLITE_OTHERS_POLL
+        if watch:
+            # Taken after the look: a write between its query and here waits for SQLITE_OTHERS_POLL at most.
+            seen = self._stat()
+            give_up = math.ceil((time.monotonic() + SQLITE_OTHERS_POLL) / SQLITE_STAT_EVERY) * SQLITE_STAT_EVERY
+        else:
+            give_up = time.monotonic() + idle
+        # Two waiters for the whole pause, not two tasks per tick: each tick is a timer (and a stat).
         rang, stopped = asyncio.ensure_future(bell.rung.wait()), asyncio.ensure_future(stop.wait())
         try:
             while True:
-                left, retry = give_up - time.monotonic(), self.retry_in(lane)
+                left, retry = give_up - time.monotonic(), self.retry_in(bell.lane)
                 if left <= 0 or retry <= 0:
                     return
-                beat = SQLITE_STAT_EVERY - time.monotonic() % SQLITE_STAT_EVERY  # the next whole beat
+                beat = SQLITE_STAT_EVERY - time.monotonic() % SQLITE_STAT_EVERY if watch else left  # next whole beat
                 done, _ = await asyncio.wait(
                     (rang, stopped), timeout=min(beat, left, retry), return_when=asyncio.FIRST_COMPLETED
                 )
-                if done or self._stat() != self._seen[lane]:
+                if done or (watch and self._stat() != seen):
                     return
         finally:
             rang.cancel()
