@@ -85,7 +85,6 @@ class ParticipantSender:
 
     async def drain_once(self, stop: asyncio.Event | None = None) -> int:
         items = await self.outbox.due(PARTICIPANT, limit=300)
-        self.held = False
         done = 0
         held: set[int] = set()
         consumed: set[int] = set()
@@ -97,14 +96,12 @@ class ParticipantSender:
             now = time.monotonic()
             if item.chat_id in held or now - self.last_to_chat.get(item.chat_id, -1e9) < self.per_chat_interval:
                 held.add(item.chat_id)  # keeps this chat's order: its later messages wait too
-                self.held = True
                 continue
             group = [item]
             album = item.message.media_group_id if isinstance(item.message, AgentCopy) else None
             if isinstance(item.message, AgentCopy) and album:
                 if time.time() - item.message.queued_at < ALBUM_SETTLE_SECONDS:
                     held.add(item.chat_id)  # the album's other parts may still be on their way
-                    self.held = True
                     continue
                 group = [i for i in items if i.chat_id == item.chat_id and _album(i) == album]
                 consumed.update(i.id for i in group)
@@ -113,9 +110,7 @@ class ParticipantSender:
                 done += len(group)
             else:
                 held.add(item.chat_id)
-                self.held = True
-        if stop is not None and stop.is_set():
-            self.held = True
+        self.held = bool(held) or (stop is not None and stop.is_set())
         return done
 
     async def _pace(self) -> None:
