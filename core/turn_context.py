@@ -8,6 +8,7 @@ large share of a turn's cost; one statement with scalar subqueries answers them 
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,7 +23,6 @@ _LINK = select(TelegramLink.participant_id).where(TelegramLink.telegram_user_id 
 _BLOCKED = select(TelegramLink.blocked_at.is_not(None)).where(TelegramLink.telegram_user_id == bindparam("user"))
 _HAD_CASE = select(Case.id).where(Case.telegram_user_id == bindparam("user")).limit(1).exists()
 _QUERY = select(revision_query().scalar_subquery(), _LINK.scalar_subquery(), _BLOCKED.scalar_subquery(), _HAD_CASE)
-_SQLITE: tuple[str, tuple[Any, ...], tuple[int, ...]] | None = None  # see `_sqlite_query`
 
 
 @dataclass(frozen=True)
@@ -53,7 +53,7 @@ def _read_sqlite(conn: Connection, telegram_user_id: int) -> tuple[Any, ...]:
     statement and its result cost ~30 µs a turn, sqlite3's own ~4 µs (the statement is prepared once, in sqlite3's
     cache). The lane ends the read as before (its rollback); the cursor is read to the end, so no statement keeps a
     snapshot open."""
-    sql, fixed, users = _SQLITE or _sqlite_query(conn.dialect)
+    sql, fixed, users = _sqlite_query(conn.dialect)
     params = list(fixed)
     for i in users:
         params[i] = telegram_user_id
@@ -62,12 +62,12 @@ def _read_sqlite(conn: Connection, telegram_user_id: int) -> tuple[Any, ...]:
     return tuple(rows[0])
 
 
+@functools.cache
 def _sqlite_query(dialect: Dialect) -> tuple[str, tuple[Any, ...], tuple[int, ...]]:
-    """`_QUERY` compiled by SQLAlchemy once: its text, its fixed parameters in order, where the user id goes."""
-    global _SQLITE
+    """`_QUERY` compiled by SQLAlchemy once (as core/writes.py's INSERTs): its text, its fixed parameters in order,
+    where the user id goes."""
     compiled = _QUERY.compile(dialect=dialect)
     names = compiled.positiontup or []
     fixed = compiled.construct_params({"user": None})
     users = tuple(i for i, name in enumerate(names) if name == "user")
-    _SQLITE = (str(compiled), tuple(None if i in users else fixed[n] for i, n in enumerate(names)), users)
-    return _SQLITE
+    return str(compiled), tuple(None if i in users else fixed[n] for i, n in enumerate(names)), users
