@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 from collections.abc import AsyncIterator
 from datetime import timedelta
@@ -219,11 +220,17 @@ async def test_one_message_a_second_per_chat(world: AsyncEngine, api: FakeBotApi
         )
 
 
-async def _running(sender: ParticipantSender, idle: float) -> tuple[asyncio.Event, asyncio.Task[None]]:
+@contextlib.asynccontextmanager
+async def running(sender: ParticipantSender, idle: float) -> AsyncIterator[None]:
+    """The sender's loop for the block, after it has looked once, found nothing and gone quiet; stopped after it."""
     stop = asyncio.Event()
     task = asyncio.create_task(sender.run(stop, idle=idle))
-    await asyncio.sleep(0.3)  # it has looked once, found nothing and gone quiet
-    return stop, task
+    await asyncio.sleep(0.3)
+    try:
+        yield
+    finally:
+        stop.set()
+        await task
 
 
 async def test_a_message_queued_in_this_process_goes_at_once_however_rarely_the_sender_polls(
@@ -231,14 +238,10 @@ async def test_a_message_queued_in_this_process_goes_at_once_however_rarely_the_
 ) -> None:
     outbox = Outbox(world)
     sender = ParticipantSender(bot, outbox, AccountService(world), default_renderer())
-    stop, task = await _running(sender, idle=60.0)  # it would look again only after a minute
-    try:
+    async with running(sender, idle=60.0):  # it would look again only after a minute
         async with outbox.sessions.begin() as session:
             enqueue(session, HANA_USER, ParticipantNotification("transfer_done", "id", TRANSFER))
         await api.wait_for_messages(HANA_USER, 1, within=5.0)  # the commit rang the sender's doorbell
-    finally:
-        stop.set()
-        await task
     assert len(api.sent(HANA_USER)) == 1
 
 
@@ -246,39 +249,35 @@ async def test_a_message_queued_by_another_process_goes_within_the_stated_bound(
     world: AsyncEngine, api: FakeBotApi, bot: Bot
 ) -> None:
     sender = ParticipantSender(bot, Outbox(world), AccountService(world), default_renderer())
-    stop, task = await _running(sender, idle=0.5)
-    try:
+    async with running(sender, idle=0.5):
         # As the CLI's `notify` in another process would: a row written on a connection of its own, no doorbell rung.
         async with Database.open(str(world.url)) as other, other.engine.begin() as conn:
             method, payload = encode(ParticipantNotification("transfer_done", "id", TRANSFER))
             row = {"lane": PARTICIPANT, "chat_id": HANA_USER, "method": method, "payload": payload}
             await conn.execute(insert(OutboxMessage).values(**row))
-        # The idle sender asked nothing since its last look, but the database's WAL changed: within `idle` seconds
-        # (a margin for a busy machine), well before SQLITE_OTHERS_POLL — the look it takes anyway.
+        # The idle sender asked nothing since its last look, but the database's WAL changed: on the next stat
+        # (SQLITE_STAT_EVERY, with a margin for a busy machine), well before SQLITE_OTHERS_POLL — the look it takes
+        # anyway.
         await api.wait_for_messages(HANA_USER, 1, within=SQLITE_OTHERS_POLL - 2.0)
-    finally:
-        stop.set()
-        await task
     assert len(api.sent(HANA_USER)) == 1
 
 
 async def test_an_idle_sender_asks_the_database_nothing_while_nothing_changes(
     world: AsyncEngine, api: FakeBotApi, bot: Bot
 ) -> None:
-    """Idle, on SQLite, it stats the database file and its WAL every `idle` seconds and asks the outbox only when they
-    changed (or after SQLITE_OTHERS_POLL): an idle bot costs next to no CPU."""
+    """Idle, on SQLite, it stats the database file and its WAL once a second and asks the outbox only when they
+    changed (or after SQLITE_OTHERS_POLL): an idle bot costs next to no CPU. Its `idle` (how often it looked before,
+    and still does while messages wait) is short here, so that a look per `idle` would show."""
     statements: list[str] = []
 
     def seen(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
         statements.append(statement)
 
     sender = ParticipantSender(bot, Outbox(world), AccountService(world), default_renderer())
-    stop, task = await _running(sender, idle=0.05)
-    event.listen(world.sync_engine, "before_cursor_execute", seen)
-    try:
-        await asyncio.sleep(2.0)  # 40 pauses of `idle`
-    finally:
-        event.remove(world.sync_engine, "before_cursor_execute", seen)
-        stop.set()
-        await task
+    async with running(sender, idle=0.05):
+        event.listen(world.sync_engine, "before_cursor_execute", seen)
+        try:
+            await asyncio.sleep(2.0)  # 40 times `idle`, two stats
+        finally:
+            event.remove(world.sync_engine, "before_cursor_execute", seen)
     assert statements == []
