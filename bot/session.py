@@ -15,7 +15,6 @@ aiogram would.
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Callable
 from contextvars import ContextVar
 from http import HTTPStatus
@@ -91,21 +90,25 @@ class JsonSession(AiohttpSession):
             raise TelegramNetworkError(method=model(), message="Request timeout error") from exc
         except ClientError as exc:
             raise TelegramNetworkError(method=model(), message=f"{type(exc).__name__}: {exc}") from exc
-        if HTTPStatus.OK <= resp.status <= HTTPStatus.IM_USED:
-            with contextlib.suppress(ValueError):
-                data = self.json_loads(content)
-                if isinstance(data, dict) and data.get("ok") is True:
-                    return
+        if self._succeeded(resp.status, content):
+            return
         super().check_response(bot, model(), resp.status, content)
         raise TelegramNetworkError(method=model(), message=f"unexpected answer: {content[:200]}")  # pragma: no cover
 
     def check_response(self, bot: Bot, method: TelegramMethod[Any], status_code: int, content: str) -> Response[Any]:
-        if _UNREAD.get() and HTTPStatus.OK <= status_code <= HTTPStatus.IM_USED:
-            with contextlib.suppress(ValueError):
-                data = self.json_loads(content)
-                if isinstance(data, dict) and data.get("ok") is True:
-                    return _SENT
+        if _UNREAD.get() and self._succeeded(status_code, content):
+            return _SENT
         return super().check_response(bot, method, status_code, content)
+
+    def _succeeded(self, status_code: int, content: str) -> bool:
+        """A 2xx answer whose JSON says `"ok": true`, checked without parsing its result into aiogram's models."""
+        if not HTTPStatus.OK <= status_code <= HTTPStatus.IM_USED:
+            return False
+        try:
+            data = self.json_loads(content)
+        except ValueError:
+            return False
+        return isinstance(data, dict) and data.get("ok") is True
 
 
 async def send_fields(
