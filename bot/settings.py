@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Annotated, Literal
 
-from pydantic import SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from core.locales import LOCALES
@@ -38,6 +38,11 @@ class Settings(BaseSettings):
     # What Telegram lets a bot send into one group in any minute: messages, and forum topics created.
     staff_messages_per_minute: int = 20
     staff_topics_per_minute: int = 20
+    # Flood throttle per participant (bot/handlers/throttle.py): updates at once, then updates a second, and the
+    # quiet seconds that end a burst.
+    flood_burst: float = Field(default=20.0, gt=0)
+    flood_rate: float = Field(default=2.0, gt=0)
+    flood_quiet: float = Field(default=10.0, gt=0)
     retention_days: int = 30  # days that personal data (sent messages, questions, case chats) is kept
     # /metrics: served on the webhook port only with this bearer token; or on its own address (METRICS_HOST/PORT,
     # e.g. 127.0.0.1 for a local Prometheus). Neither set: not served at all.

@@ -34,7 +34,7 @@ from bot.flows.commands import PARTICIPANT_COMMANDS
 from bot.flows.types import Reply
 from bot.handlers import admin, agent, console_login, participant
 from bot.handlers.delivery import deliver
-from bot.handlers.throttle import install_throttle
+from bot.handlers.throttle import Limits, install_throttle
 from bot.notifications import ParticipantSender
 from bot.outbox_sender import StaffSender
 from bot.session import JsonSession
@@ -114,7 +114,8 @@ def build_dispatcher(app: App, storage: BaseStorage | None = None) -> Dispatcher
     dp.include_router(console_login.router)
     if app.staff is not None:
         dp.include_router(agent.router)
-    install_throttle(dp, app.services.renderer, settings.default_locale)
+    limits = Limits(settings.flood_burst, settings.flood_rate, settings.flood_quiet)
+    install_throttle(dp, app.services.renderer, settings.default_locale, limits)
     lean_middleware_chains(dp)
 
     @dp.errors()

@@ -384,9 +384,8 @@ async def test_a_participant_flooding_50_messages_a_second_is_throttled_politely
         await redis.flushdb()
     async with FakeBotApi(TOKEN) as api:
         env = bot_env(url, api.url) | ({"REDIS_URL": REDIS_URL} if shared else {})
-        worker = start_worker(
-            env, tmp_path / "throttle.log", tmp_path, throttle=f"{limits.burst},{limits.rate},{limits.quiet}"
-        )
+        env |= {"FLOOD_BURST": str(limits.burst), "FLOOD_RATE": str(limits.rate), "FLOOD_QUIET": str(limits.quiet)}
+        worker = start_worker(env, tmp_path / "throttle.log", tmp_path)
         try:
             await worker.wait_ready()
             user, calm = new_user(), new_user()

@@ -136,18 +136,10 @@ class Worker:
             self.process.wait(10)
 
 
-def start_worker(
-    env: dict[str, str], log: Path, cwd: Path, port: int | None = None, throttle: str | None = None
-) -> Worker:
-    """`prakerja-bot webhook --host 127.0.0.1 --port PORT`, exactly as an operator starts it.
-
-    `throttle` ("BURST,RATE,QUIET"): the same command with the flood throttle installed with those limits (until
-    bot/telegram.py registers it itself; then only the limits change)."""
+def start_worker(env: dict[str, str], log: Path, cwd: Path, port: int | None = None) -> Worker:
+    """`prakerja-bot webhook --host 127.0.0.1 --port PORT`, exactly as an operator starts it."""
     port = port or free_port()
     command = [str(SCRIPT)]
-    if throttle is not None:
-        command = [sys.executable, "-m", "tests.webhook_workers", "--throttle", throttle]
-        env = env | {"PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH", "")]))}
     with log.open("ab") as log_file:
         process = subprocess.Popen(
             [*command, "webhook", "--host", "127.0.0.1", "--port", str(port)],
@@ -284,27 +276,3 @@ class RoundRobinProxy:
                 self.connection_failures += 1
                 continue
         return web.Response(status=502, text="no worker answered")
-
-
-def _throttled_main(argv: list[str]) -> int:
-    """`python -m tests.webhook_workers --throttle BURST,RATE,QUIET webhook …`: the CLI with the throttle installed."""
-    import bot.webhook
-    from bot.cli import main
-    from bot.handlers.throttle import Limits, install_throttle
-
-    burst, rate, quiet = (float(part) for part in argv[1].split(","))
-    limits = Limits(burst=burst, rate=rate, quiet=quiet)
-    build = bot.webhook.build_dispatcher  # type: ignore[attr-defined]
-
-    def build_throttled(app: Any, storage: Any = None) -> Any:
-        dp = build(app, storage)
-        install_throttle(dp, app.services.renderer, app.settings.default_locale, limits)
-        return dp
-
-    bot.webhook.build_dispatcher = build_throttled  # type: ignore[attr-defined]
-    return main(argv[2:])
-
-
-if __name__ == "__main__":
-    assert sys.argv[1] == "--throttle", "usage: python -m tests.webhook_workers --throttle B,R,Q webhook …"
-    sys.exit(_throttled_main(sys.argv[1:]))
