@@ -74,14 +74,15 @@ class ParticipantSender:
         messages queued by other processes, as `Outbox.pause` says."""
         bell = Doorbell(PARTICIPANT)
         await self.outbox.recover_sending(PARTICIPANT)
-        while not stop.is_set():
-            try:
-                sent = await self.drain_once(stop)
-            except Exception as exc:  # keep going through a database hiccup; items stay pending
-                log.error("participant sender: %s", redact(repr(exc)))
-                sent, self.held = 0, True
-            if not sent:
-                await self.outbox.pause(bell, stop, idle, waiting=self.held)
+        async with self.outbox.listening():
+            while not stop.is_set():
+                try:
+                    sent = await self.drain_once(stop)
+                except Exception as exc:  # keep going through a database hiccup; items stay pending
+                    log.error("participant sender: %s", redact(repr(exc)))
+                    sent, self.held = 0, True
+                if not sent:
+                    await self.outbox.pause(bell, stop, idle, waiting=self.held)
 
     async def drain_once(self, stop: asyncio.Event | None = None) -> int:
         items = await self.outbox.due(PARTICIPANT, limit=300)

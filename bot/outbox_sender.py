@@ -132,14 +132,15 @@ class StaffSender:
         `Outbox.pause` says."""
         self._seeded = False  # a new leader: its predecessor's sends count
         bell = Doorbell(STAFF)
-        while not stop.is_set():
-            try:
-                sent = await self.drain_once()
-            except Exception as exc:  # the sender must outlive a database hiccup; items stay pending
-                log.error("staff sender: %s", redact(repr(exc)))
-                sent, self.waiting = 0, True
-            if not sent:
-                await self.outbox.pause(bell, stop, idle, waiting=self.waiting)
+        async with self.outbox.listening():
+            while not stop.is_set():
+                try:
+                    sent = await self.drain_once()
+                except Exception as exc:  # the sender must outlive a database hiccup; items stay pending
+                    log.error("staff sender: %s", redact(repr(exc)))
+                    sent, self.waiting = 0, True
+                if not sent:
+                    await self.outbox.pause(bell, stop, idle, waiting=self.waiting)
 
     async def drain_once(self) -> int:
         """Send what is due; returns how many outbox items were completed."""

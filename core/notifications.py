@@ -16,7 +16,7 @@ from sqlalchemy import Connection, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from core.models import OutboxMessage, OutboxStatus, TelegramLink
-from core.outbox import PARTICIPANT
+from core.outbox import PARTICIPANT, notify_queued
 
 CHUNK = 500
 
@@ -71,6 +71,7 @@ def queue_notifications(conn: Connection, notifications: Iterable[Notification])
         if not rows:
             return 0
         result = conn.execute(insert(OutboxMessage).on_conflict_do_nothing(index_elements=["dedupe_key"]), rows)
+        notify_queued(conn, [PARTICIPANT])
         return int(getattr(result, "rowcount", 0) or 0)
 
     for notification in notifications:

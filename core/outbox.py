@@ -10,20 +10,25 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import heapq
+import logging
 import math
 import os
 import time
 import weakref
+from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, event, func, or_, select, update
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlalchemy import Connection, delete, event, func, or_, select, text, update
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 from sqlalchemy.orm import Session
 
 from core.db import make_sessionmaker, sqlite_path
+from core.identity import redact
 from core.models import OutboxMessage, OutboxStatus
+
+log = logging.getLogger(__name__)
 
 STAFF = "staff"
 PARTICIPANT = "participant"
@@ -34,11 +39,13 @@ MAX_ATTEMPTS = 8
 # other workers): a message queued in the sender's own process rings its `Doorbell` at commit and goes at once. On
 # SQLite an idle sender asks the outbox only when the database file or its WAL changed since its last look (a stat
 # every SQLITE_STAT_EVERY seconds, on the same beat for every sender of the process: one wake-up of the loop, which
-# costs ~0.2 ms of CPU on this project's machine), and at least every SQLITE_OTHERS_POLL seconds (a write the stat
-# could not tell apart). On PostgreSQL every worker queues and only the leader sends: the senders look every `idle`
-# seconds there.
+# costs ~0.2 ms of CPU on this project's machine), and at least every OTHERS_POLL seconds (a write the stat could not
+# tell apart). On PostgreSQL every worker queues and only the leader sends: a commit that queued messages NOTIFYs
+# CHANNEL with their lanes, the senders' process LISTENs on one connection and rings its doorbells, and an idle sender
+# looks every OTHERS_POLL seconds anyway (rows written without `enqueue`); without that connection, every `idle`.
 SQLITE_STAT_EVERY = 1.0
-SQLITE_OTHERS_POLL = 5.0
+OTHERS_POLL = 5.0
+CHANNEL = "prakerja_outbox"
 
 
 # --- what can be sent -----------------------------------------------------------------------------------------------
@@ -280,8 +287,60 @@ def _rolled_back(session: Session) -> None:
     session.info.pop(_QUEUED, None)
 
 
+def _notify_other_processes(session: Session) -> None:
+    lanes = session.info.get(_QUEUED)
+    if lanes:
+        notify_queued(session.connection(), lanes)
+
+
+def notify_queued(conn: Connection, lanes: Iterable[str]) -> None:
+    """In a transaction that queued messages on PostgreSQL: tell the sending process at commit (LISTEN, below)."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(text("SELECT pg_notify(:channel, :lanes)"), {"channel": CHANNEL, "lanes": ",".join(sorted(lanes))})
+
+
+event.listen(Session, "before_commit", _notify_other_processes)
 event.listen(Session, "after_commit", _committed)
 event.listen(Session, "after_rollback", _rolled_back)
+
+
+class _Listener:
+    """PostgreSQL: one pooled connection held while the process's senders run, LISTENing on CHANNEL; a notification
+    rings this process's doorbells of the lanes it names. `alive` turns false when the connection closes (the senders
+    then look every `idle` seconds until the leader, which loses its lock with the server, restarts them)."""
+
+    def __init__(self, conn: AsyncConnection, driver: Any) -> None:
+        self.conn, self.driver, self.alive = conn, driver, True
+        driver.add_termination_listener(self._closed)
+
+    @classmethod
+    async def open(cls, engine: AsyncEngine) -> _Listener:
+        conn = await engine.connect()
+        try:
+            driver = (await conn.get_raw_connection()).driver_connection  # asyncpg's connection
+            assert driver is not None
+            listener = cls(conn, driver)
+            await driver.add_listener(CHANNEL, listener._notified)
+        except BaseException:
+            await conn.invalidate()
+            raise
+        return listener
+
+    def _notified(self, _conn: Any, _pid: int, _channel: str, payload: str) -> None:
+        lanes = set(payload.split(","))
+        for bell in list(_doorbells):
+            if bell.lane in lanes:
+                bell.ring()
+
+    def _closed(self, _conn: Any) -> None:
+        self.alive = False
+        for bell in list(_doorbells):  # wake the senders: a pause started while listening waits OTHERS_POLL
+            bell.ring()
+
+    async def close(self) -> None:
+        self.alive = False
+        with contextlib.suppress(Exception):  # closed, not pooled: no LISTEN outlives its sender
+            await self.conn.invalidate()
 
 
 def enqueue(
@@ -324,23 +383,49 @@ def _signature(path: os.PathLike[str]) -> tuple[int, int, int] | None:
 
 class Outbox:
     def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
         self.sessions = make_sessionmaker(engine)
         self.is_sqlite = engine.dialect.name == "sqlite"
+        self._listener: _Listener | None = None
+        self._listening = 0  # senders of this Outbox inside `listening()`
         self._retries: dict[str, list[float]] = {}  # lane → when the retries this process scheduled come due (a heap)
         path = sqlite_path(str(engine.url)) if self.is_sqlite else None
         self._files = (path, path.with_name(path.name + "-wal")) if path is not None else None
 
+    @contextlib.asynccontextmanager
+    async def listening(self) -> AsyncIterator[None]:
+        """Around a sender's run: on PostgreSQL, one LISTEN connection for every sender of this Outbox, so that
+        messages other workers queue ring the doorbells here. Without it (the database refused) senders poll."""
+        if self.is_sqlite:
+            yield
+            return
+        self._listening += 1
+        try:
+            if self._listener is None or not self._listener.alive:
+                try:
+                    self._listener = await _Listener.open(self.engine)
+                except Exception as exc:
+                    log.warning("outbox: no LISTEN connection, the senders poll: %s", redact(repr(exc)))
+            yield
+        finally:
+            self._listening -= 1
+            if not self._listening and self._listener is not None:
+                listener, self._listener = self._listener, None
+                await listener.close()
+
     async def pause(self, bell: Doorbell, stop: asyncio.Event, idle: float, waiting: bool) -> None:
-        """A sender's wait after a look that sent nothing. While messages wait (`waiting`), and on PostgreSQL: `idle`
-        seconds. Otherwise until this process queues a message in the lane (the doorbell), a retry it scheduled comes
-        due, or another process may have queued one: on SQLite that is when the database file or its WAL changed since
-        the look (a stat every SQLITE_STAT_EVERY seconds: an idle bot asks nothing), or after SQLITE_OTHERS_POLL
-        seconds anyway."""
-        watch = not waiting and self._files is not None  # stat the files on a beat until SQLITE_OTHERS_POLL
+        """A sender's wait after a look that sent nothing. While messages wait (`waiting`): `idle` seconds. Otherwise
+        until this process queues a message in the lane (the doorbell), a retry it scheduled comes due, or another
+        process may have queued one: on SQLite that is when the database file or its WAL changed since the look (a
+        stat every SQLITE_STAT_EVERY seconds: an idle bot asks nothing), on PostgreSQL when its NOTIFY arrives (without
+        a live LISTEN connection: after `idle` seconds), or after OTHERS_POLL seconds anyway."""
+        watch = not waiting and self._files is not None  # stat the files on a beat until OTHERS_POLL
         if watch:
-            # Taken after the look: a write between its query and here waits for SQLITE_OTHERS_POLL at most.
+            # Taken after the look: a write between its query and here waits for OTHERS_POLL at most.
             seen = self._stat()
-            give_up = math.ceil((time.monotonic() + SQLITE_OTHERS_POLL) / SQLITE_STAT_EVERY) * SQLITE_STAT_EVERY
+            give_up = math.ceil((time.monotonic() + OTHERS_POLL) / SQLITE_STAT_EVERY) * SQLITE_STAT_EVERY
+        elif not waiting and self._listener is not None and self._listener.alive:
+            give_up = time.monotonic() + OTHERS_POLL
         else:
             give_up = time.monotonic() + idle
         # Two waiters for the whole pause, not two tasks per tick: each tick is a timer (and a stat).

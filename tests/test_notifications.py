@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 from aiogram import Bot
-from sqlalchemy import event, func, insert, select, update
+from sqlalchemy import event, func, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.app import build_app
@@ -26,7 +26,8 @@ from core.db import Database
 from core.demo import seed_demo
 from core.imports import ImportKind, run_import
 from core.models import OutboxMessage, TelegramLink
-from core.outbox import PARTICIPANT, SQLITE_OTHERS_POLL, Outbox, ParticipantNotification, encode, enqueue
+from core.notifications import Notification, NotificationKind, queue_notifications
+from core.outbox import CHANNEL, OTHERS_POLL, PARTICIPANT, Outbox, ParticipantNotification, StaffPost, encode, enqueue
 from core.rules import default_rules
 from tests.fake_bot_api import FakeBotApi, blocked_by_user, too_many_requests
 
@@ -35,10 +36,9 @@ NUR, NUR_USER = 13, 91_013  # incentive 1 failed
 TRANSFER = {"seq": 1, "amount": 1, "channel": ""}
 
 
-@pytest.fixture
-async def world(sqlite_engine: AsyncEngine) -> AsyncEngine:
-    await seed_demo(sqlite_engine, default_rules(), default_calendar(), b"k", today_in_jakarta())
-    async with sqlite_engine.begin() as conn:
+async def _linked(engine: AsyncEngine) -> AsyncEngine:
+    await seed_demo(engine, default_rules(), default_calendar(), b"k", today_in_jakarta())
+    async with engine.begin() as conn:
         await conn.execute(
             insert(TelegramLink),
             [
@@ -46,7 +46,17 @@ async def world(sqlite_engine: AsyncEngine) -> AsyncEngine:
                 {"telegram_user_id": NUR_USER, "participant_id": NUR, "locale": "en"},
             ],
         )
-    return sqlite_engine
+    return engine
+
+
+@pytest.fixture
+async def world(sqlite_engine: AsyncEngine) -> AsyncEngine:
+    return await _linked(sqlite_engine)
+
+
+@pytest.fixture
+async def pg_world(pg_engine: AsyncEngine) -> AsyncEngine:
+    return await _linked(pg_engine)
 
 
 @pytest.fixture
@@ -256,17 +266,74 @@ async def test_a_message_queued_by_another_process_goes_within_the_stated_bound(
             row = {"lane": PARTICIPANT, "chat_id": HANA_USER, "method": method, "payload": payload}
             await conn.execute(insert(OutboxMessage).values(**row))
         # The idle sender asked nothing since its last look, but the database's WAL changed: on the next stat
-        # (SQLITE_STAT_EVERY, with a margin for a busy machine), well before SQLITE_OTHERS_POLL — the look it takes
+        # (SQLITE_STAT_EVERY, with a margin for a busy machine), well before OTHERS_POLL — the look it takes
         # anyway.
-        await api.wait_for_messages(HANA_USER, 1, within=SQLITE_OTHERS_POLL - 2.0)
+        await api.wait_for_messages(HANA_USER, 1, within=OTHERS_POLL - 2.0)
     assert len(api.sent(HANA_USER)) == 1
+
+
+async def test_on_postgresql_a_commit_that_queued_messages_notifies_their_lanes(pg_world: AsyncEngine) -> None:
+    """Every worker queues, only the leader sends: the queuing commit tells it with a NOTIFY (a rolled-back one not)."""
+    heard: asyncio.Queue[str] = asyncio.Queue()
+    outbox = Outbox(pg_world)
+    async with pg_world.connect() as listening:
+        driver = (await listening.get_raw_connection()).driver_connection
+        assert driver is not None
+        await driver.add_listener(CHANNEL, lambda _c, _p, _ch, payload: heard.put_nowait(payload))
+        with contextlib.suppress(RuntimeError):
+            async with outbox.sessions.begin() as session:
+                enqueue(session, HANA_USER, ParticipantNotification("transfer_done", "id", TRANSFER))
+                raise RuntimeError("rolled back")
+        async with outbox.sessions.begin() as session:
+            enqueue(session, HANA_USER, ParticipantNotification("transfer_done", "id", TRANSFER))
+            enqueue(session, 1, StaffPost("card", None))
+        assert await asyncio.wait_for(heard.get(), 5.0) == "participant,staff"
+        await asyncio.sleep(0.2)
+        assert heard.empty()
+
+
+async def test_on_postgresql_an_idle_sender_sends_what_another_worker_queued_at_once(
+    pg_world: AsyncEngine, api: FakeBotApi, bot: Bot
+) -> None:
+    """The sender's process LISTENs: a message queued elsewhere goes well before its look every OTHERS_POLL seconds
+    (its `idle`, a minute here, is for messages waiting on a pace)."""
+    sender = ParticipantSender(bot, Outbox(pg_world), AccountService(pg_world), default_renderer())
+    async with running(sender, idle=60.0), Database.open(str(pg_world.url)) as other:
+        await asyncio.sleep(1.0)  # idle: its first look and its LISTEN connection take longer than running()'s wait
+        async with other.engine.begin() as conn:  # as the CLI's `notify` and the imports queue: in bulk, no Session
+            notification = Notification(NUR, NotificationKind.TRANSFER_DONE, "pg-bulk", TRANSFER)
+            assert await conn.run_sync(queue_notifications, [notification]) == 1
+        await api.wait_for_messages(NUR_USER, 1, within=OTHERS_POLL - 3.0)
+
+
+async def test_on_postgresql_a_sender_whose_listen_connection_died_polls_every_idle(
+    pg_world: AsyncEngine, api: FakeBotApi, bot: Bot
+) -> None:
+    """Without its LISTEN connection (killed here) no NOTIFY would reach it: it looks every `idle` seconds again."""
+    sender = ParticipantSender(bot, Outbox(pg_world), AccountService(pg_world), default_renderer())
+    async with running(sender, idle=0.2), Database.open(str(pg_world.url)) as other:
+        await asyncio.sleep(1.0)
+        async with other.engine.begin() as conn:
+            killed = await conn.scalar(
+                text(
+                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+                    " WHERE datname = current_database() AND query LIKE 'LISTEN%'"
+                )
+            )
+        assert killed == 1
+        async with other.engine.begin() as conn:  # a row and no NOTIFY: only a look finds it
+            method, payload = encode(ParticipantNotification("transfer_done", "id", TRANSFER))
+            await conn.execute(
+                insert(OutboxMessage).values(lane=PARTICIPANT, chat_id=HANA_USER, method=method, payload=payload)
+            )
+        await api.wait_for_messages(HANA_USER, 1, within=OTHERS_POLL - 3.0)
 
 
 async def test_an_idle_sender_asks_the_database_nothing_while_nothing_changes(
     world: AsyncEngine, api: FakeBotApi, bot: Bot
 ) -> None:
     """Idle, on SQLite, it stats the database file and its WAL once a second and asks the outbox only when they
-    changed (or after SQLITE_OTHERS_POLL): an idle bot costs next to no CPU. Its `idle` (how often it looked before,
+    changed (or after OTHERS_POLL): an idle bot costs next to no CPU. Its `idle` (how often it looked before,
     and still does while messages wait) is short here, so that a look per `idle` would show."""
     statements: list[str] = []
 
