@@ -3,7 +3,7 @@
     python bench/faq_eval.py [--quick] [--knowledge DIR] [--dev ../shared/dev_questions.jsonl]
         [--heldout tests/faq_heldout.jsonl] [--real tests/faq_real.jsonl] [--official tests/faq_official.jsonl]
         [--blind tests/faq_real_blind.jsonl] [--blind2 tests/faq_real_blind2.jsonl]
-        [--blind3 tests/faq_real_blind3.jsonl]
+        [--blind3 tests/faq_real_blind3.jsonl] [--blind4 tests/faq_real_blind4.jsonl]
 
 Sets, reported separately: dev and held-out (written here in the participants' style), real (messages participants
 wrote in public, verbatim, each with its source URL), official (the questions of the programme's FAQ, 2024).
@@ -15,6 +15,8 @@ read for tuning, again by someone who never ran the matcher; it was reported onc
 tuning may read it, and needs a new blind set for its own figure. The third session read it (2026-12-04).
 real_blind3 (tests/faq_real_blind3.jsonl): a third such set, collected 2026-12-04 while real_blind2 was read for
 tuning, by someone who never ran the matcher; reported once (README), then open to tuning like the others.
+real_blind4 (tests/faq_real_blind4.jsonl): a fourth such set, collected 2026-12-04 from public pages by someone who
+never ran the matcher on it nor read the other sets' messages; reported once, then open to tuning like the others.
 Besides top-1 over all questions, "on-topic" gives top-1 over the labelled (non-null) questions only.
 Top-1: the matcher's verdict is right: the labelled entry (kind "answer" or "suggest"; a real message may also
 name a second acceptable entry, "also"), or kind "none" for an off-topic question (label null). "Confident wrong"
@@ -200,6 +202,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--blind", type=Path, default=PROJECT_ROOT / "tests" / "faq_real_blind.jsonl")
     parser.add_argument("--blind2", type=Path, default=PROJECT_ROOT / "tests" / "faq_real_blind2.jsonl")
     parser.add_argument("--blind3", type=Path, default=PROJECT_ROOT / "tests" / "faq_real_blind3.jsonl")
+    parser.add_argument("--blind4", type=Path, default=PROJECT_ROOT / "tests" / "faq_real_blind4.jsonl")
     parser.add_argument("--knowledge", type=Path, default=None, help="knowledge directory (default: knowledge/)")
     parser.add_argument("--quick", action="store_true", help="no baseline, no 1,000-entry timing")
     parser.add_argument("--sweep", action="store_true", help="print the threshold sweep on the dev set")
@@ -221,6 +224,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             ("real_blind", args.blind),
             ("real_blind2", args.blind2),
             ("real_blind3", args.blind3),
+            ("real_blind4", args.blind4),
         )
     }
     # The real set is split: tune on its dev part, quote its test part (the whole set is still reported).
