@@ -62,6 +62,15 @@ SHORTLIST_POSTINGS = 48  # per word, the entries it votes for most, when shortli
 CANDIDATES_KEPT = 5
 
 OFF_TOPIC_ID = "_off_topic"
+FRUSTRATION_ID = "frustration"
+# A term is the frustration entry's (a mood word) when at least this share of its vote goes to that entry.
+AFFECT_VOTE_SHARE = 0.5
+# Without its mood words a frustrated message must still weigh this many "words only one entry uses" to be answered
+# about its concrete problem ("sertifikat belum muncul" does, "prakerja" alone does not).
+MIN_CONCRETE_EVIDENCE = 1.0
+# ... and its concrete entry must have scored, with them, at least this share of the frustration entry's score: a
+# message that is mostly mood ("pelayanan prakerja lambat sekali", 83 against helpdesk_info's 50) stays frustration.
+CONCRETE_SHARE_OF_MOOD = 0.65
 MIN_ROOT_LENGTH = 4
 
 # Every prefix and suffix combination is tried; the shortest root the FAQ knows wins (see _Normalizer).
@@ -131,6 +140,8 @@ class MatchResult:
     # "none" for a message that asks nothing and reports no problem (an opinion, a story): thanked, not told it
     # was not understood.
     statement: bool = False
+    # The message is also fed up ("penipuan ya??") about the concrete problem it names: the reply says sorry first.
+    frustrated: bool = False
 
     @property
     def faq_id(self) -> str | None:
@@ -400,6 +411,12 @@ class _Index:
             self.votes[term] = dict(normalised)
             self.strongest_votes[term] = normalised[:SHORTLIST_POSTINGS]
 
+        # The words that mostly say "I am fed up" (kecewa, penipuan, php, sabar...): see FaqMatcher.match.
+        frustration = self.ids.index(FRUSTRATION_ID) if FRUSTRATION_ID in self.ids else -1
+        self.affect_terms = frozenset(
+            t for t, v in self.votes.items() if v.get(frustration, 0.0) >= AFFECT_VOTE_SHARE and frustration >= 0
+        )
+
         self.paraphrases = [
             [
                 _Paraphrase(terms, sum(self.weights[t] for t in terms), " ".join(sorted(terms)))
@@ -418,8 +435,13 @@ class _Index:
                     postings[term].append(number)
             self.postings.append(dict(postings))
 
-    def score(self, question: str, memo: dict[str, tuple[str, bool]] | None = None) -> _Scores:
+    def score(
+        self, question: str, memo: dict[str, tuple[str, bool]] | None = None, without: frozenset[str] = frozenset()
+    ) -> _Scores:
+        """The entries closest to the question; `without`: known terms left out (the frustration entry's words)."""
         known, unknown = self.normalizer.terms(question, memo)
+        if without:
+            known = [t for t in known if t not in without]
         normalized = " ".join(known + unknown)
         weights = {t: self.weights.get(t, 0.0) for t in known}
         total = sum(weights.values()) + self.unknown_weight * len(unknown)
@@ -506,24 +528,24 @@ class FaqMatcher:
         if talk is not None and talk in self._small_talk_ids:
             return MatchResult("answer", [Candidate(talk, 100.0)], talk)
         memo: dict[str, tuple[str, bool]] = {}
-        scores = index.score(text, memo)
-        merged: dict[str, float] = {c.faq_id: c.score for c in scores.candidates}
-        evidence = scores.evidence
-        # Long messages: each part is scored on its own too, weighted by whether it asks or complains; an entry's
-        # score is its best. A greeting or a story around the question no longer dilutes it.
-        parts = _parts(text, self._slang) if len(scores.normalized.split()) >= MIN_WORDS_TO_SEGMENT else []
-        best_part: dict[str, int] = {}
-        for number, (part, weight) in enumerate(parts):
-            part_scores = index.score(part, memo)
-            if part_scores.candidates and weight >= 1.0:
-                evidence = max(evidence, part_scores.evidence)
-            damp = min(1.0, part_scores.evidence / PART_FULL_EVIDENCE)
-            for c in part_scores.candidates:
-                value = round(c.score * weight * damp, 1)
-                if value > merged.get(c.faq_id, 0.0):
-                    merged[c.faq_id] = value
-                    best_part[c.faq_id] = number
-        ranked = sorted(merged.items(), key=lambda pair: pair[1], reverse=True)
+        scores, ranked, evidence, best_part, parts = self._ranked(index, text, memo)
+        frustrated = False
+        if any(i == FRUSTRATION_ID for i, _ in ranked[:2]) and index.affect_terms:
+            # Frustration is a mood, not a topic: "udah seminggu sertifikat belum juga muncul, penipuan ya??" is
+            # answered about the certificate (the bot says sorry first, and the status flow follows), if what is
+            # left of the message without the mood's words still names a subject of its own.
+            mood = dict(ranked)[FRUSTRATION_ID]
+            plain = self._ranked(index, text, memo, index.affect_terms)
+            concrete = [(i, v) for i, v in plain[1] if i != FRUSTRATION_ID]
+            if (
+                concrete
+                and concrete[0][0] != OFF_TOPIC_ID
+                and concrete[0][1] >= SUGGEST_SCORE
+                and plain[2] >= MIN_CONCRETE_EVIDENCE
+                and dict(ranked).get(concrete[0][0], 0.0) >= CONCRETE_SHARE_OF_MOOD * mood
+            ):
+                scores, ranked, evidence, best_part, parts = plain[0], concrete, plain[2], plain[3], plain[4]
+                frustrated = mood >= SUGGEST_SCORE
         off_topic_first = bool(ranked) and ranked[0][0] == OFF_TOPIC_ID
         candidates = [Candidate(i, v) for i, v in ranked if i != OFF_TOPIC_ID][:CANDIDATES_KEPT]
         kind = _decide(candidates, off_topic_first, evidence)
@@ -550,7 +572,32 @@ class FaqMatcher:
                 None,
             )
         statement = kind == "none" and _is_statement(text, self._slang)
-        return MatchResult(kind, candidates, scores.normalized, second, statement)
+        return MatchResult(kind, candidates, scores.normalized, second, statement, frustrated and kind != "none")
+
+    def _ranked(
+        self, index: _Index, text: str, memo: dict[str, tuple[str, bool]], without: frozenset[str] = frozenset()
+    ) -> tuple[_Scores, list[tuple[str, float]], float, dict[str, int], list[tuple[str, float]]]:
+        """The whole message's scores; every entry's best score over the message and its parts, best first; the
+        evidence; which part each entry's best came from; the parts."""
+        scores = index.score(text, memo, without)
+        merged: dict[str, float] = {c.faq_id: c.score for c in scores.candidates}
+        evidence = scores.evidence
+        # Long messages: each part is scored on its own too, weighted by whether it asks or complains; an entry's
+        # score is its best. A greeting or a story around the question no longer dilutes it.
+        parts = _parts(text, self._slang) if len(scores.normalized.split()) >= MIN_WORDS_TO_SEGMENT else []
+        best_part: dict[str, int] = {}
+        for number, (part, weight) in enumerate(parts):
+            part_scores = index.score(part, memo, without)
+            if part_scores.candidates and weight >= 1.0:
+                evidence = max(evidence, part_scores.evidence)
+            damp = min(1.0, part_scores.evidence / PART_FULL_EVIDENCE)
+            for c in part_scores.candidates:
+                value = round(c.score * weight * damp, 1)
+                if value > merged.get(c.faq_id, 0.0):
+                    merged[c.faq_id] = value
+                    best_part[c.faq_id] = number
+        ranked = sorted(merged.items(), key=lambda pair: pair[1], reverse=True)
+        return scores, ranked, evidence, best_part, parts
 
     def top(self, question: str, n: int = 5) -> list[Candidate]:
         """The best n entries with their scores, whatever the verdict (for the admin's "test a question")."""

@@ -698,3 +698,26 @@ def test_a_negated_status_is_still_a_problem(matcher: FaqMatcher) -> None:
     ):
         result = matcher.match(message)
         assert result.kind != "none" and result.faq_id == "certificate_missing", message
+
+
+@pytest.mark.parametrize(
+    ("message", "faq_id"),
+    [
+        ("udah seminggu sertifikat belum juga muncul, penipuan ya??", "certificate_missing"),
+        ("kecewa banget, sertifikat gak muncul2", "certificate_missing"),
+        ("kesal banget akun saya tidak bisa login dari kemarin", "account_access"),
+    ],
+)
+def test_a_fed_up_message_is_answered_about_its_problem(matcher: FaqMatcher, message: str, faq_id: str) -> None:
+    # Frustration is the mood, the certificate the question: the concrete entry answers, flagged for an apology.
+    result = matcher.match(message)
+    assert result.kind == "answer" and result.faq_id == faq_id and result.frustrated, message
+
+
+@pytest.mark.parametrize(
+    "message",
+    ["kecewa banget sama prakerja", "pelayanan prakerja lambat sekali", "sabar ada batasnya sudah lama menunggu"],
+)
+def test_plain_frustration_stays_frustration(matcher: FaqMatcher, message: str) -> None:
+    result = matcher.match(message)
+    assert result.faq_id == "frustration" and not result.frustrated, message
