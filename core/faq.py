@@ -71,6 +71,14 @@ MIN_CONCRETE_EVIDENCE = 1.0
 # ... and its concrete entry must have scored, with them, at least this share of the frustration entry's score: a
 # message that is mostly mood ("pelayanan prakerja lambat sekali", 83 against helpdesk_info's 50) stays frustration.
 CONCRETE_SHARE_OF_MOOD = 0.65
+# Two entries within this many points whose paraphrases report a problem (a `not_done` word) in shares at least
+# PROBLEM_SHARE_GAP apart: the one that fits the message (reports a problem or not) comes first (see
+# FaqMatcher._problem_or_question).
+PROBLEM_TIE_POINTS = 10.0
+# ... when the first scores at least this: below it the message hardly names the subject, and on real_dev its
+# negations ("enggaknya gelombang baru", "tidak ditemukan gelombang") swapped next_wave for selection_result.
+PROBLEM_TIE_MIN_SCORE = 35.0
+PROBLEM_SHARE_GAP = 0.4
 MIN_ROOT_LENGTH = 4
 
 # Every prefix and suffix combination is tried; the shortest root the FAQ knows wins (see _Normalizer).
@@ -411,6 +419,12 @@ class _Index:
             self.votes[term] = dict(normalised)
             self.strongest_votes[term] = normalised[:SHORTLIST_POSTINGS]
 
+        # Per entry, the share of its paraphrases that report a problem (belum, gagal...): see _problem_or_question.
+        self.problem_share = {
+            self.ids[index]: sum(any(w in slang.not_done for w in ws) for ws in group) / len(group)
+            for index, group in enumerate(words_per_entry)
+            if group
+        }
         # The words that mostly say "I am fed up" (kecewa, penipuan, php, sabar...): see FaqMatcher.match.
         frustration = self.ids.index(FRUSTRATION_ID) if FRUSTRATION_ID in self.ids else -1
         self.affect_terms = frozenset(
@@ -548,6 +562,7 @@ class FaqMatcher:
                 frustrated = mood >= SUGGEST_SCORE
         off_topic_first = bool(ranked) and ranked[0][0] == OFF_TOPIC_ID
         candidates = [Candidate(i, v) for i, v in ranked if i != OFF_TOPIC_ID][:CANDIDATES_KEPT]
+        candidates = self._problem_or_question(index, text, candidates)
         kind = _decide(candidates, off_topic_first, evidence)
         if kind != "none" and scores.candidates and scores.candidates[0].faq_id == OFF_TOPIC_ID:
             # The message as a whole reads most like an off-topic example: one clause of it may offer its entry
@@ -573,6 +588,27 @@ class FaqMatcher:
             )
         statement = kind == "none" and _is_statement(text, self._slang)
         return MatchResult(kind, candidates, scores.normalized, second, statement, frustrated and kind != "none")
+
+    def _problem_or_question(self, index: _Index, text: str, candidates: list[Candidate]) -> list[Candidate]:
+        """A near tie between an entry about a problem and one about a plain question on the same subject
+        (incentive_not_received / incentive_schedule: "insentifnya kapan masuk" against "insentif belum masuk") is
+        decided by whether the message reports a problem (belum, gagal, tidak...): the entry whose paraphrases do so
+        as the message does takes the first place and its score (the two swap scores; no score is made up)."""
+        if (
+            len(candidates) < 2
+            or candidates[0].score < PROBLEM_TIE_MIN_SCORE
+            or candidates[0].score - candidates[1].score > PROBLEM_TIE_POINTS
+        ):
+            return candidates
+        first, second = candidates[0], candidates[1]
+        shares = index.problem_share.get(first.faq_id, 0.0), index.problem_share.get(second.faq_id, 0.0)
+        if abs(shares[0] - shares[1]) < PROBLEM_SHARE_GAP:
+            return candidates
+        words = index.normalizer.words(text)
+        reports = any(w in self._slang.not_done or _DOUBLE.sub(r"\1", w) in self._slang.not_done for w in words)
+        if (shares[1] > shares[0]) != reports:
+            return candidates
+        return [Candidate(second.faq_id, first.score), Candidate(first.faq_id, second.score), *candidates[2:]]
 
     def _ranked(
         self, index: _Index, text: str, memo: dict[str, tuple[str, bool]], without: frozenset[str] = frozenset()

@@ -721,3 +721,12 @@ def test_a_fed_up_message_is_answered_about_its_problem(matcher: FaqMatcher, mes
 def test_plain_frustration_stays_frustration(matcher: FaqMatcher, message: str) -> None:
     result = matcher.match(message)
     assert result.faq_id == "frustration" and not result.frustrated, message
+
+
+def test_a_problem_or_a_plain_question_decides_between_close_incentive_entries(matcher: FaqMatcher) -> None:
+    # Close scores, same subject: reporting nothing wrong asks for the schedule; "belum" reports the missing money.
+    when = matcher.match("sertifikat udah ada, insentifnya kapan masuk")
+    assert when.faq_id == "incentive_schedule"
+    missing = matcher.match("sertifikat udah ada, insentifnya belum masuk")
+    assert missing.faq_id == "incentive_not_received"
+    assert when.candidates == sorted(when.candidates, key=lambda c: c.score, reverse=True)
