@@ -128,6 +128,7 @@ class Slang:
     direct: frozenset[str] = frozenset()  # a long message needs one of these (or "?") to be answered directly
     negations: frozenset[str] = frozenset()  # report a problem only before a `status` word (see _is_statement)
     status: frozenset[str] = frozenset()
+    mood: frozenset[str] = frozenset()  # words or phrases that say "I am fed up" (kecewa, penipuan, putus asa)
 
 
 @dataclass(frozen=True)
@@ -209,6 +210,7 @@ def load_slang(path: Path | None = None) -> Slang:
         direct=words("direct"),
         negations=words("negations"),
         status=words("status"),
+        mood=words("mood"),
     )
 
 
@@ -543,7 +545,6 @@ class FaqMatcher:
             return MatchResult("answer", [Candidate(talk, 100.0)], talk)
         memo: dict[str, tuple[str, bool]] = {}
         scores, ranked, evidence, best_part, parts = self._ranked(index, text, memo)
-        frustrated = False
         if any(i == FRUSTRATION_ID for i, _ in ranked[:2]) and index.affect_terms:
             # Frustration is a mood, not a topic: "udah seminggu sertifikat belum juga muncul, penipuan ya??" is
             # answered about the certificate (the bot says sorry first, and the status flow follows), if what is
@@ -559,7 +560,6 @@ class FaqMatcher:
                 and dict(ranked).get(concrete[0][0], 0.0) >= CONCRETE_SHARE_OF_MOOD * mood
             ):
                 scores, ranked, evidence, best_part, parts = plain[0], concrete, plain[2], plain[3], plain[4]
-                frustrated = mood >= SUGGEST_SCORE
         off_topic_first = bool(ranked) and ranked[0][0] == OFF_TOPIC_ID
         candidates = [Candidate(i, v) for i, v in ranked if i != OFF_TOPIC_ID][:CANDIDATES_KEPT]
         candidates = self._problem_or_question(index, text, candidates)
@@ -587,7 +587,16 @@ class FaqMatcher:
                 None,
             )
         statement = kind == "none" and _is_statement(text, self._slang)
-        return MatchResult(kind, candidates, scores.normalized, second, statement, frustrated and kind != "none")
+        # Sorry first when a message answered about its problem also says it is fed up (a `mood` word): whether
+        # the concrete entry won outright or only once the mood's words were set aside above.
+        frustrated = kind != "none" and candidates[0].faq_id != FRUSTRATION_ID and self._fed_up(index, text)
+        return MatchResult(kind, candidates, scores.normalized, second, statement, frustrated)
+
+    def _fed_up(self, index: _Index, text: str) -> bool:
+        if not self._slang.mood:
+            return False
+        words = f" {' '.join(index.normalizer.words(text))} "
+        return any(f" {mood} " in words for mood in self._slang.mood)
 
     def _problem_or_question(self, index: _Index, text: str, candidates: list[Candidate]) -> list[Candidate]:
         """A near tie between an entry about a problem and one about a plain question on the same subject
