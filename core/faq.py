@@ -62,6 +62,23 @@ SHORTLIST_POSTINGS = 48  # per word, the entries it votes for most, when shortli
 CANDIDATES_KEPT = 5
 
 OFF_TOPIC_ID = "_off_topic"
+FRUSTRATION_ID = "frustration"
+# A term is the frustration entry's (a mood word) when at least this share of its vote goes to that entry.
+AFFECT_VOTE_SHARE = 0.5
+# Without its mood words a frustrated message must still weigh this many "words only one entry uses" to be answered
+# about its concrete problem ("sertifikat belum muncul" does, "prakerja" alone does not).
+MIN_CONCRETE_EVIDENCE = 1.0
+# ... and its concrete entry must have scored, with them, at least this share of the frustration entry's score: a
+# message that is mostly mood ("pelayanan prakerja lambat sekali", 83 against helpdesk_info's 50) stays frustration.
+CONCRETE_SHARE_OF_MOOD = 0.65
+# Two entries within this many points whose paraphrases report a problem (a `not_done` word) in shares at least
+# PROBLEM_SHARE_GAP apart: the one that fits the message (reports a problem or not) comes first (see
+# FaqMatcher._problem_or_question).
+PROBLEM_TIE_POINTS = 10.0
+# ... when the first scores at least this: below it the message hardly names the subject, and on real_dev its
+# negations ("enggaknya gelombang baru", "tidak ditemukan gelombang") swapped next_wave for selection_result.
+PROBLEM_TIE_MIN_SCORE = 35.0
+PROBLEM_SHARE_GAP = 0.4
 MIN_ROOT_LENGTH = 4
 
 # Every prefix and suffix combination is tried; the shortest root the FAQ knows wins (see _Normalizer).
@@ -111,6 +128,7 @@ class Slang:
     direct: frozenset[str] = frozenset()  # a long message needs one of these (or "?") to be answered directly
     negations: frozenset[str] = frozenset()  # report a problem only before a `status` word (see _is_statement)
     status: frozenset[str] = frozenset()
+    mood: frozenset[str] = frozenset()  # words or phrases that say "I am fed up" (kecewa, penipuan, putus asa)
 
 
 @dataclass(frozen=True)
@@ -131,6 +149,8 @@ class MatchResult:
     # "none" for a message that asks nothing and reports no problem (an opinion, a story): thanked, not told it
     # was not understood.
     statement: bool = False
+    # The message is also fed up ("penipuan ya??") about the concrete problem it names: the reply says sorry first.
+    frustrated: bool = False
 
     @property
     def faq_id(self) -> str | None:
@@ -190,6 +210,7 @@ def load_slang(path: Path | None = None) -> Slang:
         direct=words("direct"),
         negations=words("negations"),
         status=words("status"),
+        mood=words("mood"),
     )
 
 
@@ -400,6 +421,18 @@ class _Index:
             self.votes[term] = dict(normalised)
             self.strongest_votes[term] = normalised[:SHORTLIST_POSTINGS]
 
+        # Per entry, the share of its paraphrases that report a problem (belum, gagal...): see _problem_or_question.
+        self.problem_share = {
+            self.ids[index]: sum(any(w in slang.not_done for w in ws) for ws in group) / len(group)
+            for index, group in enumerate(words_per_entry)
+            if group
+        }
+        # The words that mostly say "I am fed up" (kecewa, penipuan, php, sabar...): see FaqMatcher.match.
+        frustration = self.ids.index(FRUSTRATION_ID) if FRUSTRATION_ID in self.ids else -1
+        self.affect_terms = frozenset(
+            t for t, v in self.votes.items() if v.get(frustration, 0.0) >= AFFECT_VOTE_SHARE and frustration >= 0
+        )
+
         self.paraphrases = [
             [
                 _Paraphrase(terms, sum(self.weights[t] for t in terms), " ".join(sorted(terms)))
@@ -418,8 +451,13 @@ class _Index:
                     postings[term].append(number)
             self.postings.append(dict(postings))
 
-    def score(self, question: str, memo: dict[str, tuple[str, bool]] | None = None) -> _Scores:
+    def score(
+        self, question: str, memo: dict[str, tuple[str, bool]] | None = None, without: frozenset[str] = frozenset()
+    ) -> _Scores:
+        """The entries closest to the question; `without`: known terms left out (the frustration entry's words)."""
         known, unknown = self.normalizer.terms(question, memo)
+        if without:
+            known = [t for t in known if t not in without]
         normalized = " ".join(known + unknown)
         weights = {t: self.weights.get(t, 0.0) for t in known}
         total = sum(weights.values()) + self.unknown_weight * len(unknown)
@@ -506,26 +544,25 @@ class FaqMatcher:
         if talk is not None and talk in self._small_talk_ids:
             return MatchResult("answer", [Candidate(talk, 100.0)], talk)
         memo: dict[str, tuple[str, bool]] = {}
-        scores = index.score(text, memo)
-        merged: dict[str, float] = {c.faq_id: c.score for c in scores.candidates}
-        evidence = scores.evidence
-        # Long messages: each part is scored on its own too, weighted by whether it asks or complains; an entry's
-        # score is its best. A greeting or a story around the question no longer dilutes it.
-        parts = _parts(text, self._slang) if len(scores.normalized.split()) >= MIN_WORDS_TO_SEGMENT else []
-        best_part: dict[str, int] = {}
-        for number, (part, weight) in enumerate(parts):
-            part_scores = index.score(part, memo)
-            if part_scores.candidates and weight >= 1.0:
-                evidence = max(evidence, part_scores.evidence)
-            damp = min(1.0, part_scores.evidence / PART_FULL_EVIDENCE)
-            for c in part_scores.candidates:
-                value = round(c.score * weight * damp, 1)
-                if value > merged.get(c.faq_id, 0.0):
-                    merged[c.faq_id] = value
-                    best_part[c.faq_id] = number
-        ranked = sorted(merged.items(), key=lambda pair: pair[1], reverse=True)
+        scores, ranked, evidence, best_part, parts = self._ranked(index, text, memo)
+        if any(i == FRUSTRATION_ID for i, _ in ranked[:2]) and index.affect_terms:
+            # Frustration is a mood, not a topic: "udah seminggu sertifikat belum juga muncul, penipuan ya??" is
+            # answered about the certificate (the bot says sorry first, and the status flow follows), if what is
+            # left of the message without the mood's words still names a subject of its own.
+            mood = dict(ranked)[FRUSTRATION_ID]
+            plain = self._ranked(index, text, memo, index.affect_terms)
+            concrete = [(i, v) for i, v in plain[1] if i != FRUSTRATION_ID]
+            if (
+                concrete
+                and concrete[0][0] != OFF_TOPIC_ID
+                and concrete[0][1] >= SUGGEST_SCORE
+                and plain[2] >= MIN_CONCRETE_EVIDENCE
+                and dict(ranked).get(concrete[0][0], 0.0) >= CONCRETE_SHARE_OF_MOOD * mood
+            ):
+                scores, ranked, evidence, best_part, parts = plain[0], concrete, plain[2], plain[3], plain[4]
         off_topic_first = bool(ranked) and ranked[0][0] == OFF_TOPIC_ID
         candidates = [Candidate(i, v) for i, v in ranked if i != OFF_TOPIC_ID][:CANDIDATES_KEPT]
+        candidates = self._problem_or_question(index, text, candidates)
         kind = _decide(candidates, off_topic_first, evidence)
         if kind != "none" and scores.candidates and scores.candidates[0].faq_id == OFF_TOPIC_ID:
             # The message as a whole reads most like an off-topic example: one clause of it may offer its entry
@@ -550,7 +587,62 @@ class FaqMatcher:
                 None,
             )
         statement = kind == "none" and _is_statement(text, self._slang)
-        return MatchResult(kind, candidates, scores.normalized, second, statement)
+        # Sorry first when a message answered about its problem also says it is fed up (a `mood` word): whether
+        # the concrete entry won outright or only once the mood's words were set aside above.
+        frustrated = kind != "none" and candidates[0].faq_id != FRUSTRATION_ID and self._fed_up(index, text)
+        return MatchResult(kind, candidates, scores.normalized, second, statement, frustrated)
+
+    def _fed_up(self, index: _Index, text: str) -> bool:
+        if not self._slang.mood:
+            return False
+        words = f" {' '.join(index.normalizer.words(text))} "
+        return any(f" {mood} " in words for mood in self._slang.mood)
+
+    def _problem_or_question(self, index: _Index, text: str, candidates: list[Candidate]) -> list[Candidate]:
+        """A near tie between an entry about a problem and one about a plain question on the same subject
+        (incentive_not_received / incentive_schedule: "insentifnya kapan masuk" against "insentif belum masuk") is
+        decided by whether the message reports a problem (belum, gagal, tidak...): the entry whose paraphrases do so
+        as the message does takes the first place and its score (the two swap scores; no score is made up)."""
+        if (
+            len(candidates) < 2
+            or candidates[0].score < PROBLEM_TIE_MIN_SCORE
+            or candidates[0].score - candidates[1].score > PROBLEM_TIE_POINTS
+        ):
+            return candidates
+        first, second = candidates[0], candidates[1]
+        shares = index.problem_share.get(first.faq_id, 0.0), index.problem_share.get(second.faq_id, 0.0)
+        if abs(shares[0] - shares[1]) < PROBLEM_SHARE_GAP:
+            return candidates
+        words = index.normalizer.words(text)
+        reports = any(w in self._slang.not_done or _DOUBLE.sub(r"\1", w) in self._slang.not_done for w in words)
+        if (shares[1] > shares[0]) != reports:
+            return candidates
+        return [Candidate(second.faq_id, first.score), Candidate(first.faq_id, second.score), *candidates[2:]]
+
+    def _ranked(
+        self, index: _Index, text: str, memo: dict[str, tuple[str, bool]], without: frozenset[str] = frozenset()
+    ) -> tuple[_Scores, list[tuple[str, float]], float, dict[str, int], list[tuple[str, float]]]:
+        """The whole message's scores; every entry's best score over the message and its parts, best first; the
+        evidence; which part each entry's best came from; the parts."""
+        scores = index.score(text, memo, without)
+        merged: dict[str, float] = {c.faq_id: c.score for c in scores.candidates}
+        evidence = scores.evidence
+        # Long messages: each part is scored on its own too, weighted by whether it asks or complains; an entry's
+        # score is its best. A greeting or a story around the question no longer dilutes it.
+        parts = _parts(text, self._slang) if len(scores.normalized.split()) >= MIN_WORDS_TO_SEGMENT else []
+        best_part: dict[str, int] = {}
+        for number, (part, weight) in enumerate(parts):
+            part_scores = index.score(part, memo, without)
+            if part_scores.candidates and weight >= 1.0:
+                evidence = max(evidence, part_scores.evidence)
+            damp = min(1.0, part_scores.evidence / PART_FULL_EVIDENCE)
+            for c in part_scores.candidates:
+                value = round(c.score * weight * damp, 1)
+                if value > merged.get(c.faq_id, 0.0):
+                    merged[c.faq_id] = value
+                    best_part[c.faq_id] = number
+        ranked = sorted(merged.items(), key=lambda pair: pair[1], reverse=True)
+        return scores, ranked, evidence, best_part, parts
 
     def top(self, question: str, n: int = 5) -> list[Candidate]:
         """The best n entries with their scores, whatever the verdict (for the admin's "test a question")."""

@@ -698,3 +698,42 @@ def test_a_negated_status_is_still_a_problem(matcher: FaqMatcher) -> None:
     ):
         result = matcher.match(message)
         assert result.kind != "none" and result.faq_id == "certificate_missing", message
+
+
+@pytest.mark.parametrize(
+    ("message", "faq_id"),
+    [
+        ("udah seminggu sertifikat belum juga muncul, penipuan ya??", "certificate_missing"),
+        ("kecewa banget, sertifikat gak muncul2", "certificate_missing"),
+        ("kesal banget akun saya tidak bisa login dari kemarin", "account_access"),
+        ("udah sebulan insentif belum masuk, ini penipuan ya", "incentive_not_received"),  # won outright: still sorry
+    ],
+)
+def test_a_fed_up_message_is_answered_about_its_problem(matcher: FaqMatcher, message: str, faq_id: str) -> None:
+    # Frustration is the mood, the certificate the question: the concrete entry answers, flagged for an apology.
+    result = matcher.match(message)
+    assert result.kind == "answer" and result.faq_id == faq_id and result.frustrated, message
+
+
+@pytest.mark.parametrize(
+    "message",
+    ["kecewa banget sama prakerja", "pelayanan prakerja lambat sekali", "sabar ada batasnya sudah lama menunggu"],
+)
+def test_plain_frustration_stays_frustration(matcher: FaqMatcher, message: str) -> None:
+    result = matcher.match(message)
+    assert result.faq_id == "frustration" and not result.frustrated, message
+
+
+def test_a_problem_or_a_plain_question_decides_between_close_incentive_entries(matcher: FaqMatcher) -> None:
+    # Close scores, same subject: reporting nothing wrong asks for the schedule; "belum" reports the missing money.
+    when = matcher.match("sertifikat udah ada, insentifnya kapan masuk")
+    assert when.faq_id == "incentive_schedule"
+    missing = matcher.match("sertifikat udah ada, insentifnya belum masuk")
+    assert missing.faq_id == "incentive_not_received"
+    assert when.candidates == sorted(when.candidates, key=lambda c: c.score, reverse=True)
+
+
+def test_no_mood_word_no_apology(matcher: FaqMatcher) -> None:
+    # "cs" is in the frustration entry's paraphrases, but asking for customer service is not being fed up.
+    for message in ("tolong hubungkan ke customer service", "email pengaduan udh seminggu ga ada jawaban"):
+        assert not matcher.match(message).frustrated, message

@@ -438,6 +438,15 @@ async def test_frustration_gets_empathy_and_a_way_to_the_records(world: World) -
     assert replies[0].startswith("Maaf ya, Kak Dedi") and len(replies) > 1  # then their status
 
 
+async def test_a_fed_up_question_gets_sorry_then_its_own_answer(world: World) -> None:
+    # The certificate is the question, the mood is not: an apology first, then the certificate flow's records.
+    linked = world.chat()
+    await linked.identify(BY_NAME["Dedi Kurniawan"])
+    replies = await linked.send("udah seminggu sertifikat belum juga muncul, penipuan ya??")
+    assert replies[0] == text("faq_frustrated")
+    assert "Posisi sertifikat Kak Dedi Kurniawan" in replies[1]
+
+
 async def test_an_unhelpful_faq_answer_offers_other_answers_and_an_agent(world: World) -> None:
     chat = world.chat()
     await answered_question(chat)

@@ -54,6 +54,9 @@ async def answer_question(turn: Turn, participant_id: int | None) -> str | None:
     if result.kind == "answer" and best is not None and best.faq_id in SMALL_TALK:
         await _small_talk(turn, best.faq_id, participant_id)
         return None
+    if result.frustrated:
+        # Fed up about a concrete problem: sorry first, then its answer or its flow (the participant's status).
+        turn.say("faq_frustrated")
     # An entry picked from the buttons below is recorded against these words, not against its own title.
     state.question = redact_free_text(turn.event.text)[:MAX_KEPT_QUESTION]
     state.others = []
