@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import functools
+from collections.abc import Callable, Sequence
 from datetime import date
 from typing import Any, Protocol, cast
 
-from sqlalchemy import Connection, bindparam, select
+from sqlalchemy import Connection, Dialect, bindparam, select
 
 from core.calendar import WorkingCalendar, default_calendar, today_in_jakarta
 from core.db import Database
@@ -29,6 +30,7 @@ from core.models import (
     Training,
 )
 from core.rules import Rules, default_rules
+from core.writes import sqlalchemy_errors
 
 
 class StatusSource(Protocol):
@@ -77,8 +79,15 @@ _FACTS = (
 
 
 def _read_facts(conn: Connection, participant_id: int) -> ParticipantFacts | None:
+    if conn.dialect.driver == "pysqlite":  # a lane's sqlite3 connection (not aiosqlite's, on an in-memory database)
+        return _facts(*_read_sqlite(conn, participant_id))
     # Typed by position only: the row's parts go to the facts' constructors in their field order.
-    rows = cast("Sequence[tuple[Any, ...]]", conn.execute(_FACTS, {"pid": participant_id}).all())
+    return _facts(cast("Sequence[tuple[Any, ...]]", conn.execute(_FACTS, {"pid": participant_id}).all()), None)
+
+
+def _facts(rows: Sequence[tuple[Any, ...]], convert: _Conversions | None) -> ParticipantFacts | None:
+    """The facts from the rows; with `convert`, the values of each part kept are converted first (an enrollment's
+    columns repeat on every installment's row: converted once)."""
     if not rows:
         return None
     enrollments: dict[int, EnrollmentFacts] = {}
@@ -86,11 +95,11 @@ def _read_facts(conn: Connection, participant_id: int) -> ParticipantFacts | Non
     for row in rows:
         enrollment_id, seq = row[_ENR], row[_INS]
         if enrollment_id is not None and enrollment_id not in enrollments:
-            enrollments[enrollment_id] = EnrollmentFacts(*row[_ENR:_INS])
+            enrollments[enrollment_id] = EnrollmentFacts(*_part(row, 2, convert))
         if seq is not None and seq not in installments:
-            installments[seq] = InstallmentFacts(*row[_INS:])
+            installments[seq] = InstallmentFacts(*_part(row, 3, convert))
     first = rows[0]
-    participant_id, legal_name, phone, nik_last4, scheme, accepted_on, membership = first[:_PAY]
+    participant_id, legal_name, phone, nik_last4, scheme, accepted_on, membership = _part(first, 0, convert)
     return ParticipantFacts(
         participant_id,
         legal_name,
@@ -99,10 +108,52 @@ def _read_facts(conn: Connection, participant_id: int) -> ParticipantFacts | Non
         scheme,
         accepted_on,
         membership,
-        payout=PayoutFacts(*first[_PAY:_ENR]) if first[_PAY] is not None else None,
+        payout=PayoutFacts(*_part(first, 1, convert)) if first[_PAY] is not None else None,
         enrollments=tuple(enrollments.values()),
         installments=tuple(installments.values()),
     )
+
+
+_PARTS = ((0, _PAY), (_PAY, _ENR), (_ENR, _INS), (_INS, None))  # participant, payout account, enrollment, installment
+# Per part: where a value needs SQLAlchemy's conversion of what the driver returns (a date from SQLite's text…), and
+# that conversion.
+_Conversions = tuple[tuple[tuple[int, Callable[[Any], Any]], ...], ...]
+
+
+def _part(row: tuple[Any, ...], part: int, convert: _Conversions | None) -> Sequence[Any]:
+    start, end = _PARTS[part]
+    values = row[start:end]
+    if convert is None or not convert[part]:
+        return values
+    converted = list(values)
+    for i, process in convert[part]:
+        if converted[i] is not None:
+            converted[i] = process(converted[i])
+    return converted
+
+
+def _read_sqlite(conn: Connection, participant_id: int) -> tuple[list[tuple[Any, ...]], _Conversions]:
+    """`_FACTS` straight on the lane's sqlite3 connection, as the turn context (core/turn_context.py): SQLAlchemy's
+    execution of the cached statement and its result cost more than SQLite's own work. The rows come unconverted;
+    the conversions SQLAlchemy would apply are returned beside them. Read to the end: no statement stays open."""
+    sql, conversions = _sqlite_facts(conn.dialect)
+    params = (participant_id,)
+    with sqlalchemy_errors(conn, sql, params):
+        rows = conn.connection.driver_connection.execute(sql, params).fetchall()  # type: ignore[union-attr]
+    return rows, conversions
+
+
+@functools.cache
+def _sqlite_facts(dialect: Dialect) -> tuple[str, _Conversions]:
+    """`_FACTS` compiled by SQLAlchemy once: its text (one parameter, the participant id) and its conversions."""
+    compiled = _FACTS.compile(dialect=dialect)
+    assert compiled.positiontup == ["pid"], compiled.positiontup
+    processors = [c.type._cached_result_processor(dialect, None) for c in _FACTS.selected_columns]
+    conversions = tuple(
+        tuple((i - start, process) for i, process in enumerate(processors[start:end], start) if process is not None)
+        for start, end in _PARTS
+    )
+    return str(compiled), conversions
 
 
 class DatabaseStatusSource:

@@ -175,7 +175,9 @@ async def test_the_joined_query_reads_what_one_query_per_table_reads(db: Databas
     ids = [pid for pid, _ in created] + [many, bare, max(many, bare) + 1]
     for pid in ids:
         expected = await db.run(partial(_reference_facts, participant_id=pid))
-        assert await source.participant_facts(pid) == expected, pid
+        got = await source.participant_facts(pid)
+        # The reprs too: a value of another type can compare equal (1 == True).
+        assert got == expected and repr(got) == repr(expected), pid
     facts = await source.participant_facts(many)
     assert facts is not None
     assert [e.purchased_on for e in facts.enrollments] == [date(2020, 6, 1), date(2020, 6, 9), date(2020, 6, 9)]
