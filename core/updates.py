@@ -128,6 +128,20 @@ class _SqliteTexts:
     mark_done: _SqliteText
 
 
+def _execute(conn: Connection, name: str, params: dict[str, Any] | list[dict[str, Any]]) -> int:
+    """Run the hot statement `name` (`_Statements`), many times for a list of parameters; the rows changed by one.
+    On SQLite (a lane thread's connection, core.db) its SQL text straight on sqlite3, elsewhere SQLAlchemy's."""
+    many = isinstance(params, list)
+    if conn.dialect.name == "sqlite":
+        text: _SqliteText = getattr(_sqlite_texts(conn.dialect), name)
+        if isinstance(params, list):
+            text.executemany(conn, params)
+            return len(params)
+        return text.execute(conn, params)
+    result = conn.execute(getattr(_statements(conn.dialect.name), name), params)
+    return len(params) if many else int(result.rowcount)
+
+
 @functools.cache
 def _sqlite_texts(dialect: Any) -> _SqliteTexts:
     statements = _statements("sqlite")
@@ -146,18 +160,12 @@ class UpdateLedger:
         self.worker = worker[:64]
         self.lease = lease
         self._insert = sqlite.insert if db.is_sqlite else postgresql.insert
-        self._statements = _statements("sqlite" if db.is_sqlite else "postgresql")
 
     async def claim(self, update_id: int, now: datetime | None = None) -> Claim:
         moment = now or datetime.now(UTC)
 
         def claim(conn: Connection) -> Claim:
-            params = {"id": update_id, "worker": self.worker, "at": moment}
-            if conn.dialect.name == "sqlite":  # a lane thread's connection (core.db)
-                inserted = _sqlite_texts(conn.dialect).claim.execute(conn, params)
-            else:
-                inserted = conn.execute(self._statements.claim, params).rowcount
-            if inserted == 1:
+            if _execute(conn, "claim", {"id": update_id, "worker": self.worker, "at": moment}) == 1:
                 return Claim.NEW
             row = conn.execute(
                 select(ProcessedUpdate.status, ProcessedUpdate.claimed_at)
@@ -202,14 +210,7 @@ class UpdateLedger:
 
     async def done(self, update_id: int, now: datetime | None = None) -> None:
         params = {"id": update_id, "at": now or datetime.now(UTC)}
-
-        def done(conn: Connection) -> None:
-            if conn.dialect.name == "sqlite":
-                _sqlite_texts(conn.dialect).done.execute(conn, params)
-            else:
-                conn.execute(self._statements.done, params)
-
-        await self.db.run(done, write=True)
+        await self.db.run(lambda conn: _execute(conn, "done", params), write=True)
 
     async def record_done(self, update_id: int, now: datetime | None = None) -> None:
         """Handled without a claim: long polling has one consumer (Telegram refuses a second getUpdates), so it only
@@ -267,9 +268,9 @@ class UpdateLedger:
 
         def store(conn: Connection) -> None:
             if rows:
-                self._execute_many(conn, "store", rows)
+                _execute(conn, "store", rows)
             if done_rows:  # after the store: an update both stored and done here ends up done
-                self._execute_many(conn, "mark_done", done_rows)
+                _execute(conn, "mark_done", done_rows)
 
         await self.db.run(store, write=True)
 
@@ -304,14 +305,7 @@ class UpdateLedger:
         if not update_ids:
             return
         rows = self._done_rows(update_ids, now or datetime.now(UTC))
-        await self.db.run(lambda conn: self._execute_many(conn, "mark_done", rows), write=True)
-
-    def _execute_many(self, conn: Connection, name: str, rows: list[dict[str, Any]]) -> None:
-        """Long polling's store or done marks (`name`), one statement for all the rows."""
-        if conn.dialect.name == "sqlite":  # a lane thread's connection (core.db)
-            getattr(_sqlite_texts(conn.dialect), name).executemany(conn, rows)
-        else:
-            conn.execute(getattr(self._statements, name), rows)
+        await self.db.run(lambda conn: _execute(conn, "mark_done", rows), write=True)
 
     def _done_rows(self, update_ids: Sequence[int], moment: datetime) -> list[dict[str, Any]]:
         return [
