@@ -110,38 +110,56 @@ class _Lane:
     Cheaper per call than `asyncio.to_thread` (no executor future, lock and context copy per call), and a single
     connection per lane never waits for the file lock held by a sibling connection of ours. The write lane commits
     the jobs that queued up meanwhile together (group commit): each caller still hears back only after the commit
-    that holds its work.
+    that holds its work. The jobs a loop hands over in one pass of its callbacks go to the thread together, in one
+    queue item (`send`): one wake-up of the thread, and one GIL hand-over, for them all.
     """
 
     def __init__(self, engine: Engine, name: str, write: bool) -> None:
         self.engine = engine
         self.write = write
-        self.queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        self.queue: queue.SimpleQueue[list[_Job] | None] = queue.SimpleQueue()
+        self._unsent: dict[asyncio.AbstractEventLoop, list[_Job]] = {}  # per loop: handed over, not yet sent
         self.thread = threading.Thread(target=self._run, name=name, daemon=True)
         self.thread.start()
 
     def submit(self, work: Callable[[Connection], T]) -> asyncio.Future[T]:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
-        self.queue.put((loop, future, work))
+        unsent = self._unsent.get(loop)
+        if unsent is None:
+            unsent = self._unsent[loop] = []
+            loop.call_soon(self.send, loop)  # after the callbacks already ready: their jobs join this one
+        unsent.append((loop, future, work))
         return future
+
+    def send(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Hand the jobs `loop` submitted since the last send to the thread (a no-op when there are none)."""
+        jobs = self._unsent.pop(loop, None)
+        if jobs:
+            self.queue.put(jobs)
 
     def _run(self) -> None:
         conn: Connection | None = None
         running = True
-        while running and (first := self.queue.get()) is not None:
+        backlog: list[_Job] = []  # received, beyond the last group's MAX_GROUP
+        while backlog or running:
+            if not backlog:
+                first = self.queue.get()
+                if first is None:
+                    break
+                backlog = first
             # What queued up meanwhile goes too: the write lane commits it together, the read lane runs it one
             # transaction after another; either way the callers hear back in one wake-up of their loop.
-            jobs = [first]
-            while len(jobs) < MAX_GROUP:
+            while running and len(backlog) < MAX_GROUP:
                 try:
-                    job = self.queue.get_nowait()
+                    more = self.queue.get_nowait()
                 except queue.Empty:
                     break
-                if job is None:
+                if more is None:
                     running = False
                     break
-                jobs.append(job)
+                backlog.extend(more)
+            jobs, backlog = backlog[:MAX_GROUP], backlog[MAX_GROUP:]
             try:
                 conn = conn if conn is not None and not conn.invalidated else self.engine.connect()
                 if self.write and len(jobs) > 1:
@@ -207,6 +225,11 @@ class _Lanes:
         self.reads = _Lane(self.engine, "sqlite-reads", write=False)
         # Apart from reads: a write waiting for the file lock (an import) holds up no look-up.
         self.writes = _Lane(self.engine, "sqlite-writes", write=True)
+
+    def send(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Hand the jobs `loop` submitted so far to the threads now (before `stop`)."""
+        self.reads.send(loop)
+        self.writes.send(loop)
 
     def stop(self) -> None:
         """Ask both threads to finish the work queued so far and stop (without waiting for them)."""
@@ -329,6 +352,7 @@ class Database:
         if lanes is not None:
             assert self._unclosed is not None
             self._unclosed.detach()
+            lanes.send(asyncio.get_running_loop())  # jobs submitted just now still run before the threads stop
             await asyncio.to_thread(lanes.close)
         await self.engine.dispose()
 

@@ -9,7 +9,9 @@ within seconds.
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Sequence
+import sqlite3
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
@@ -19,6 +21,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from core.db import Database
 from core.models import ProcessedUpdate
+from core.writes import sqlalchemy_errors
 
 LEASE = timedelta(seconds=15)  # a worker renews it every LEASE / 3 while the update is in hand
 KEEP = timedelta(days=2)  # Telegram stops redelivering long before this
@@ -30,26 +33,123 @@ class Claim(StrEnum):
     BUSY = "busy"  # another worker is on it right now: ask Telegram to retry later
 
 
-# Every webhook update runs these two: built once with bound parameters instead of a new statement object per call
-# (SQLAlchemy then also skips building each one's cache key).
-_DONE = (
-    update(ProcessedUpdate)
-    .where(ProcessedUpdate.update_id == bindparam("id"))
-    .values(status="done", done_at=bindparam("at", type_=ProcessedUpdate.done_at.type))
-)
+# The hot statements, built once per dialect with bound parameters instead of a new statement object per call
+# (SQLAlchemy then also skips building each one's cache key): the webhook's claim and done for every update, long
+# polling's store and done marks for every batch.
+_STORE_KEYS = ("update_id", "status", "worker", "claimed_at", "payload")
+_DONE_KEYS = ("update_id", "status", "worker", "claimed_at", "done_at")
+
+
+@dataclass(frozen=True)
+class _Statements:
+    claim: Any
+    done: Any
+    store: Any
+    mark_done: Any
 
 
 @functools.cache
-def _claim_statement(insert: Callable[[type[ProcessedUpdate]], Any]) -> Any:
-    return (
-        insert(ProcessedUpdate)
+def _statements(dialect_name: str) -> _Statements:
+    insert = sqlite.insert if dialect_name == "sqlite" else postgresql.insert
+    upsert = insert(ProcessedUpdate)
+    return _Statements(
+        claim=insert(ProcessedUpdate)
         .values(
             update_id=bindparam("id"),
             status="processing",
             worker=bindparam("worker"),
             claimed_at=bindparam("at", type_=ProcessedUpdate.claimed_at.type),
         )
-        .on_conflict_do_nothing(index_elements=["update_id"])
+        .on_conflict_do_nothing(index_elements=["update_id"]),
+        done=update(ProcessedUpdate)
+        .where(ProcessedUpdate.update_id == bindparam("id"))
+        .values(status="done", done_at=bindparam("at", type_=ProcessedUpdate.done_at.type)),
+        store=insert(ProcessedUpdate).on_conflict_do_nothing(index_elements=["update_id"]),
+        mark_done=upsert.on_conflict_do_update(
+            index_elements=["update_id"], set_={"status": "done", "done_at": upsert.excluded.done_at, "payload": None}
+        ),
+    )
+
+
+@dataclass(frozen=True)
+class _SqliteText:
+    """A statement compiled once by SQLAlchemy into SQL text, run straight on the lane's sqlite3 connection (as
+    core/writes.py runs its INSERTs): SQLAlchemy's execute — its executemany above all — cost more than the ledger's
+    few rows. SQLAlchemy is told a transaction is open, so the lane's commit (or rollback) covers these rows too;
+    the driver's errors are raised as SQLAlchemy's."""
+
+    sql: str
+    names: tuple[str, ...]  # the parameters, in the statement's order
+    constants: dict[str, Any]  # the values the statement itself holds (status="done"…), by parameter
+    processors: tuple[Callable[[Any], Any] | None, ...]  # per parameter: SQLAlchemy's conversion of its value
+
+    @classmethod
+    def of(cls, statement: Any, dialect: Any, keys: Sequence[str] | None = None) -> _SqliteText:
+        compiled = statement.compile(dialect=dialect, column_keys=list(keys) if keys is not None else None)
+        names = tuple(compiled.positiontup or ())
+        binds = compiled.binds
+        constants = {n: binds[n].effective_value for n in names if not binds[n].required}
+        processors = tuple(compiled._bind_processors.get(n) for n in names)
+        return cls(str(compiled), names, constants, processors)
+
+    def _row(self, values: Mapping[str, Any]) -> tuple[Any, ...]:
+        return tuple(
+            value if process is None or value is None else process(value)
+            for value, process in zip(
+                (values[n] if n in values else self.constants[n] for n in self.names), self.processors, strict=True
+            )
+        )
+
+    def execute(self, conn: Connection, values: Mapping[str, Any]) -> int:
+        """Run it once; the rows it changed."""
+        row = self._row(values)
+        with sqlalchemy_errors(conn, self.sql, row):
+            return int(_driver(conn).execute(self.sql, row).rowcount)
+
+    def executemany(self, conn: Connection, rows: Iterable[Mapping[str, Any]]) -> None:
+        params = [self._row(values) for values in rows]
+        with sqlalchemy_errors(conn, self.sql, params):
+            _driver(conn).executemany(self.sql, params)
+
+
+def _driver(conn: Connection) -> sqlite3.Connection:
+    if not conn.in_transaction():
+        conn.begin()
+    driver = conn.connection.driver_connection
+    assert isinstance(driver, sqlite3.Connection)
+    return driver
+
+
+@dataclass(frozen=True)
+class _SqliteTexts:
+    claim: _SqliteText
+    done: _SqliteText
+    store: _SqliteText
+    mark_done: _SqliteText
+
+
+def _execute(conn: Connection, name: str, params: dict[str, Any] | list[dict[str, Any]]) -> int:
+    """Run the hot statement `name` (`_Statements`), many times for a list of parameters; the rows changed by one.
+    On SQLite (a lane thread's connection, core.db) its SQL text straight on sqlite3, elsewhere SQLAlchemy's."""
+    many = isinstance(params, list)
+    if conn.dialect.name == "sqlite":
+        text: _SqliteText = getattr(_sqlite_texts(conn.dialect), name)
+        if isinstance(params, list):
+            text.executemany(conn, params)
+            return len(params)
+        return text.execute(conn, params)
+    result = conn.execute(getattr(_statements(conn.dialect.name), name), params)
+    return len(params) if many else int(result.rowcount)
+
+
+@functools.cache
+def _sqlite_texts(dialect: Any) -> _SqliteTexts:
+    statements = _statements("sqlite")
+    return _SqliteTexts(
+        claim=_SqliteText.of(statements.claim, dialect),
+        done=_SqliteText.of(statements.done, dialect),
+        store=_SqliteText.of(statements.store, dialect, _STORE_KEYS),
+        mark_done=_SqliteText.of(statements.mark_done, dialect, _DONE_KEYS),
     )
 
 
@@ -60,21 +160,12 @@ class UpdateLedger:
         self.worker = worker[:64]
         self.lease = lease
         self._insert = sqlite.insert if db.is_sqlite else postgresql.insert
-        # Long polling's two statements, built once (each call would otherwise build one and its cache key).
-        self._store = self._insert(ProcessedUpdate).on_conflict_do_nothing(index_elements=["update_id"])
-        insert = self._insert(ProcessedUpdate)
-        self._mark_done = insert.on_conflict_do_update(
-            index_elements=["update_id"], set_={"status": "done", "done_at": insert.excluded.done_at, "payload": None}
-        )
 
     async def claim(self, update_id: int, now: datetime | None = None) -> Claim:
         moment = now or datetime.now(UTC)
 
         def claim(conn: Connection) -> Claim:
-            inserted = conn.execute(
-                _claim_statement(self._insert), {"id": update_id, "worker": self.worker, "at": moment}
-            )
-            if inserted.rowcount == 1:
+            if _execute(conn, "claim", {"id": update_id, "worker": self.worker, "at": moment}) == 1:
                 return Claim.NEW
             row = conn.execute(
                 select(ProcessedUpdate.status, ProcessedUpdate.claimed_at)
@@ -119,7 +210,7 @@ class UpdateLedger:
 
     async def done(self, update_id: int, now: datetime | None = None) -> None:
         params = {"id": update_id, "at": now or datetime.now(UTC)}
-        await self.db.run(lambda conn: conn.execute(_DONE, params), write=True)
+        await self.db.run(lambda conn: _execute(conn, "done", params), write=True)
 
     async def record_done(self, update_id: int, now: datetime | None = None) -> None:
         """Handled without a claim: long polling has one consumer (Telegram refuses a second getUpdates), so it only
@@ -177,9 +268,9 @@ class UpdateLedger:
 
         def store(conn: Connection) -> None:
             if rows:
-                conn.execute(self._store, rows)
+                _execute(conn, "store", rows)
             if done_rows:  # after the store: an update both stored and done here ends up done
-                conn.execute(self._mark_done, done_rows)
+                _execute(conn, "mark_done", done_rows)
 
         await self.db.run(store, write=True)
 
@@ -214,7 +305,7 @@ class UpdateLedger:
         if not update_ids:
             return
         rows = self._done_rows(update_ids, now or datetime.now(UTC))
-        await self.db.run(lambda conn: conn.execute(self._mark_done, rows), write=True)
+        await self.db.run(lambda conn: _execute(conn, "mark_done", rows), write=True)
 
     def _done_rows(self, update_ids: Sequence[int], moment: datetime) -> list[dict[str, Any]]:
         return [
