@@ -8,7 +8,7 @@ import contextlib
 import queue
 import threading
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -97,6 +97,17 @@ def make_sync_sqlite_engine(path: Path) -> Engine:
     engine = create_engine(f"sqlite:///{path}")
     event.listen(engine, "connect", _sqlite_pragmas)
     return engine
+
+
+@contextlib.contextmanager
+def sqlalchemy_errors(conn: Connection, sql: str, params: Any) -> Iterator[None]:
+    """Around SQL run straight on a lane's sqlite3 connection (turn context, /status records, update ledger, grouped
+    rows): the driver's errors as SQLAlchemy raises them (IntegrityError, OperationalError…), which callers catch."""
+    dbapi_error = conn.dialect.loaded_dbapi.Error
+    try:
+        yield
+    except dbapi_error as exc:
+        raise DBAPIError.instance(sql, params, exc, dbapi_error) from exc
 
 
 _Job = tuple[asyncio.AbstractEventLoop, "asyncio.Future[Any]", Callable[[Connection], Any]]

@@ -10,7 +10,7 @@ from typing import Any, Protocol, cast
 from sqlalchemy import Connection, Dialect, bindparam, select
 
 from core.calendar import WorkingCalendar, default_calendar, today_in_jakarta
-from core.db import Database
+from core.db import Database, sqlalchemy_errors
 from core.diagnosis import (
     DiagnosisEngine,
     EnrollmentFacts,
@@ -30,7 +30,6 @@ from core.models import (
     Training,
 )
 from core.rules import Rules, default_rules
-from core.writes import sqlalchemy_errors
 
 
 class StatusSource(Protocol):

@@ -14,10 +14,9 @@ from typing import Any
 
 from sqlalchemy import Connection, Dialect, bindparam, select
 
-from core.db import Database
+from core.db import Database, sqlalchemy_errors
 from core.faq_store import revision_query
 from core.models import Case, TelegramLink
-from core.writes import sqlalchemy_errors
 
 _LINK = select(TelegramLink.participant_id).where(TelegramLink.telegram_user_id == bindparam("user"))
 _BLOCKED = select(TelegramLink.blocked_at.is_not(None)).where(TelegramLink.telegram_user_id == bindparam("user"))

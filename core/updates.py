@@ -19,9 +19,8 @@ from typing import Any
 from sqlalchemy import Connection, bindparam, delete, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
-from core.db import Database
+from core.db import Database, sqlalchemy_errors
 from core.models import ProcessedUpdate
-from core.writes import sqlalchemy_errors
 
 LEASE = timedelta(seconds=15)  # a worker renews it every LEASE / 3 while the update is in hand
 KEEP = timedelta(days=2)  # Telegram stops redelivering long before this

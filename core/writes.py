@@ -9,17 +9,15 @@ committed, so nothing it reported is lost if the process dies afterwards.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import Connection, Table, insert
-from sqlalchemy.exc import DBAPIError
 
-from core.db import Database
+from core.db import Database, sqlalchemy_errors
 
 log = logging.getLogger(__name__)
 MAX_BATCH = 500  # rows per transaction: keeps one flush short even after a stall
@@ -167,16 +165,6 @@ def _insert_sqlite(
             ((new_id,),) = sqlite.execute(plain.sql, row).fetchall()
             ids.append(int(new_id))
         return ids
-
-
-@contextlib.contextmanager
-def sqlalchemy_errors(conn: Connection, sql: str, params: Any) -> Iterator[None]:
-    """The driver's errors as SQLAlchemy raises them (IntegrityError, OperationalError…): callers catch those."""
-    dbapi_error = conn.dialect.loaded_dbapi.Error
-    try:
-        yield
-    except dbapi_error as exc:
-        raise DBAPIError.instance(sql, params, exc, dbapi_error) from exc
 
 
 def _settle(row: _Row, outcome: int | BaseException | None) -> None:
