@@ -15,7 +15,7 @@ import math
 import os
 import time
 import weakref
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Collection, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -275,12 +275,17 @@ _doorbells: weakref.WeakSet[Doorbell] = weakref.WeakSet()
 _QUEUED = "outbox_lanes"  # Session.info key: the lanes this transaction queued messages in
 
 
+def _ring(lanes: Collection[str] | None = None) -> None:
+    """This process's doorbells of `lanes` (None: all of them)."""
+    for bell in list(_doorbells):
+        if lanes is None or bell.lane in lanes:
+            bell.ring()
+
+
 def _committed(session: Session) -> None:
     lanes = session.info.pop(_QUEUED, None)
     if lanes:
-        for bell in list(_doorbells):
-            if bell.lane in lanes:
-                bell.ring()
+        _ring(lanes)
 
 
 def _rolled_back(session: Session) -> None:
@@ -310,7 +315,7 @@ class _Listener:
     then look every `idle` seconds until the leader, which loses its lock with the server, restarts them)."""
 
     def __init__(self, conn: AsyncConnection, driver: Any) -> None:
-        self.conn, self.driver, self.alive = conn, driver, True
+        self.conn, self.alive = conn, True
         driver.add_termination_listener(self._closed)
 
     @classmethod
@@ -327,15 +332,11 @@ class _Listener:
         return listener
 
     def _notified(self, _conn: Any, _pid: int, _channel: str, payload: str) -> None:
-        lanes = set(payload.split(","))
-        for bell in list(_doorbells):
-            if bell.lane in lanes:
-                bell.ring()
+        _ring(set(payload.split(",")))
 
     def _closed(self, _conn: Any) -> None:
         self.alive = False
-        for bell in list(_doorbells):  # wake the senders: a pause started while listening waits OTHERS_POLL
-            bell.ring()
+        _ring()  # wake the senders: a pause started while listening waits OTHERS_POLL
 
     async def close(self) -> None:
         self.alive = False
